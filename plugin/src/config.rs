@@ -1,0 +1,415 @@
+//! The gateway configuration: one TOML file, environment overrides, and the embedded default.
+//!
+//! Environment overrides: `NTA7516__<SECTION>__<KEY>=value` sets `[section] key = value` (the value is
+//! read as TOML when it parses, as a string otherwise), e.g. `NTA7516__STORAGE__URL=postgres://…`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Requirement;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub hook: HookConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub hold: HoldConfig,
+    #[serde(default)]
+    pub organisation: OrganisationConfig,
+    #[serde(default)]
+    pub exemptions: ExemptionsConfig,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub sms: SmsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listen address for the hook, portal, admin API and metrics.
+    pub listen: SocketAddr,
+    /// The address recipients use to reach the portal.
+    pub public_url: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8470".parse().expect("static address"),
+            public_url: "http://127.0.0.1:8470".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Bearer token Stalwart sends (`Authorization: Bearer …`).
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// How long the hook may wait for a SmartTLS verdict before treating it as unknown (held).
+    #[serde(default = "default_budget")]
+    pub tls_budget_ms: u64,
+}
+
+fn default_budget() -> u64 {
+    3_000
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+}
+
+fn default_pool() -> u32 {
+    8
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: "sqlite://data/gateway.db".into(),
+            max_connections: default_pool(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldConfig {
+    /// 32-byte master key, hex (64 characters). Wraps the per-message keys.
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    /// Held content is deleted after this many days (NTA 7516 practice: at most 90).
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+fn default_retention() -> u32 {
+    90
+}
+
+impl Default for HoldConfig {
+    fn default() -> Self {
+        HoldConfig {
+            master_key: None,
+            master_key_file: None,
+            retention_days: default_retention(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationConfig {
+    /// Domains whose mail stays inside the organisation (internal mail is exempt).
+    #[serde(default)]
+    pub local_domains: Vec<String>,
+    /// Sender groups: address or `@domain` → group name (offered to the policy).
+    #[serde(default)]
+    pub sender_groups: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptionsConfig {
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub domain: String,
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Sieve policy file (`vnd.nta7516`). Without one, `default` applies to every external recipient.
+    pub file: Option<PathBuf>,
+    /// `require_2fa` (NTA 7516 default) or `exempt` (opt-in organisations).
+    #[serde(default = "default_requirement")]
+    pub default: String,
+    /// Days a successful verification exempts the recipient.
+    #[serde(default = "default_verified_days")]
+    pub verified_days: u32,
+}
+
+fn default_requirement() -> String {
+    "require_2fa".into()
+}
+fn default_verified_days() -> u32 {
+    90
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            file: None,
+            default: default_requirement(),
+            verified_days: default_verified_days(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `log` (development: codes are written to the log) or `sns` (AWS SNS).
+    pub mode: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig { mode: "log".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment override {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file and applies environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path, std::env::vars())
+    }
+
+    /// Parses TOML text (errors carry line and column) and applies `NTA7516__…` overrides from `env`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: toml_error(text, &e),
+        })?;
+        apply_env(&mut value, env)?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.into(),
+                message: e.message().to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded default: SQLite under `data_dir`, loopback, SMS to the log. Secrets are generated on
+    /// first start and kept in `data_dir/secrets.toml`.
+    pub fn embedded(data_dir: &Path) -> Config {
+        let mut c: Config = toml::from_str("").expect("empty config has defaults");
+        c.storage.url = format!("sqlite://{}", data_dir.join("gateway.db").display());
+        c.hook.token_file = Some(data_dir.join("hook-token"));
+        c.hold.master_key_file = Some(data_dir.join("master.key"));
+        c
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if Requirement::parse(&self.policy.default)
+            .filter(|r| matches!(r, Requirement::Exempt | Requirement::Require2fa))
+            .is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "policy.default must be \"require_2fa\" or \"exempt\", not {:?}",
+                self.policy.default
+            )));
+        }
+        if !(self.storage.url.starts_with("sqlite:") || self.storage.url.starts_with("postgres")) {
+            return Err(ConfigError::Invalid(format!(
+                "storage.url must start with sqlite: or postgres://, not {:?}",
+                self.storage.url
+            )));
+        }
+        if !matches!(self.sms.mode.as_str(), "log" | "sns") {
+            return Err(ConfigError::Invalid(format!(
+                "sms.mode must be \"log\" or \"sns\", not {:?}",
+                self.sms.mode
+            )));
+        }
+        if self.hold.retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "hold.retention_days must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn default_requirement(&self) -> Requirement {
+        Requirement::parse(&self.policy.default).unwrap_or(Requirement::Require2fa)
+    }
+
+    /// The sender's group from `organisation.sender_groups` (exact address first, then `@domain`).
+    pub fn sender_group(&self, sender: &str) -> Option<&str> {
+        let groups = &self.organisation.sender_groups;
+        groups.get(sender).map(String::as_str).or_else(|| {
+            let domain = sender.rsplit_once('@')?.1;
+            groups.get(&format!("@{domain}")).map(String::as_str)
+        })
+    }
+
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.organisation
+            .local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+fn apply_env(
+    root: &mut toml::Value,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        let Some(path) = var.strip_prefix("NTA7516__") else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        if keys.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var,
+                message: "empty key segment".into(),
+            });
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let mut node = &mut *root;
+        for key in &keys[..keys.len() - 1] {
+            let table = node.as_table_mut().ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: format!("{key} is not a table"),
+            })?;
+            node = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+        let table = node.as_table_mut().ok_or_else(|| ConfigError::Env {
+            var: var.clone(),
+            message: "parent is not a table".into(),
+        })?;
+        table.insert(keys[keys.len() - 1].clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_has_line_and_column() {
+        let err = Config::parse(
+            "[server]\nlisten = 12 12\n",
+            Path::new("x.toml"),
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse(
+            "[hold]\nretention = 3\n",
+            Path::new("x.toml"),
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `retention`"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        let env = vec![
+            (
+                "NTA7516__STORAGE__URL".to_string(),
+                "postgres://u@h/db".to_string(),
+            ),
+            (
+                "NTA7516__HOLD__RETENTION_DAYS".to_string(),
+                "30".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let c = Config::parse("", Path::new("x.toml"), env.into_iter()).unwrap();
+        assert_eq!(c.storage.url, "postgres://u@h/db");
+        assert_eq!(c.hold.retention_days, 30);
+    }
+
+    #[test]
+    fn bad_default_requirement_is_refused() {
+        let err = Config::parse(
+            "[policy]\ndefault = \"deliver\"\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("policy.default"), "{err}");
+    }
+
+    #[test]
+    fn sender_groups_match_address_then_domain() {
+        let c = Config::parse(
+            "[organisation.sender_groups]\n\"@zorg.test\" = \"nta\"\n\"boss@zorg.test\" = \"gdpr\"\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(c.sender_group("boss@zorg.test"), Some("gdpr"));
+        assert_eq!(c.sender_group("alice@zorg.test"), Some("nta"));
+        assert_eq!(c.sender_group("x@other.test"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Holding messages: the encrypted copy of a message kept until its recipients pass 2FA.
+//!
+//! The original bytes are rebuilt from the hook body ([`crate::stalwart::hook::Message::rebuild`]);
+//! [`crypto`] seals them with a fresh per-message key that a master key wraps.
+
+pub mod crypto;
+pub mod retention;
+
+pub use crypto::{MasterKey, Sealed};

@@ -1,0 +1,18 @@
+//! The retention job: held content is deleted once its period (default 90 days) has passed.
+
+use std::time::Duration;
+
+use crate::store::Store;
+
+/// Runs [`Store::purge_expired`] now and then every `every`, until the task is dropped.
+pub async fn run(store: Store, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match store.purge_expired(crate::time::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "retention: held content deleted"),
+            Err(e) => tracing::warn!(error = %e, "retention job failed; will retry"),
+        }
+    }
+}

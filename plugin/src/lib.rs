@@ -1,0 +1,116 @@
+//! # stalwart-nta7516
+//!
+//! An NTA 7516 secure-mail gateway that runs next to the Stalwart mail server. Stalwart calls the gateway's
+//! MTA hook at the DATA stage of every authenticated submission; the gateway decides per recipient whether
+//! the message goes out now (the recipient's servers pass SmartTLS and no 2FA is needed), waits for the
+//! recipient's 2FA, goes to the portal, or is refused — and holds what must wait, encrypted, before it
+//! answers. Every error ends in "held" or "temporary failure", never in an insecure delivery.
+//!
+//! Layout (one job per module):
+//! - [`stalwart`]: wire types of Stalwart's hook protocol, nothing else;
+//! - [`policy`]: the typed decision pipeline and its seams (policy, TLS verdicts);
+//! - [`submission`]: one hook call, from facts to decisions to the hook answer;
+//! - [`hold`]: envelope encryption of held content and the retention job;
+//! - [`store`]: the database (SQLite or PostgreSQL through sqlx);
+//! - [`http`]: the axum routes; [`config`]: the TOML configuration; [`metrics`]: Prometheus.
+
+pub mod config;
+pub mod hold;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod policy;
+pub mod secrets;
+pub mod stalwart;
+pub mod store;
+pub mod submission;
+pub mod time;
+
+use std::sync::{Arc, RwLock};
+
+use config::Config;
+use hold::MasterKey;
+use metrics::Metrics;
+use policy::{Policy, TlsVerdicts};
+use store::Store;
+
+/// The running gateway: configuration, storage, keys and the two decision seams. Shared by every handler.
+pub struct Gateway {
+    pub config: Config,
+    pub store: Store,
+    pub master: MasterKey,
+    pub hook_token: String,
+    pub tls: Arc<dyn TlsVerdicts>,
+    policy: RwLock<Arc<dyn Policy>>,
+    pub metrics: Metrics,
+    /// Secrets created on this start (embedded default), named for the start-up banner.
+    pub generated: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Key(#[from] hold::crypto::KeyError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+}
+
+impl Gateway {
+    /// Opens the store (running migrations) and loads the secrets. With `generate_secrets`, missing
+    /// secret files are created (the embedded default); otherwise a missing secret is an error.
+    pub async fn start(
+        config: Config,
+        tls: Arc<dyn TlsVerdicts>,
+        policy: Arc<dyn Policy>,
+        generate_secrets: bool,
+    ) -> Result<Arc<Gateway>, StartError> {
+        let hook_token = secrets::resolve(
+            "hook token",
+            config.hook.token.as_deref(),
+            config.hook.token_file.as_deref(),
+            generate_secrets,
+            secrets::new_token,
+        )?;
+        let master_hex = secrets::resolve(
+            "hold master key",
+            config.hold.master_key.as_deref(),
+            config.hold.master_key_file.as_deref(),
+            generate_secrets,
+            || MasterKey::generate_hex().map_err(|e| e.to_string()),
+        )?;
+        let master = MasterKey::from_hex(&master_hex.value)?;
+        let generated = [
+            ("hook token", hook_token.generated),
+            ("hold master key", master_hex.generated),
+        ]
+        .into_iter()
+        .filter_map(|(what, g)| g.then_some(what))
+        .collect();
+        let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
+        Ok(Arc::new(Gateway {
+            config,
+            store,
+            master,
+            hook_token: hook_token.value,
+            tls,
+            policy: RwLock::new(policy),
+            metrics: Metrics::default(),
+            generated,
+        }))
+    }
+
+    /// The active policy.
+    pub fn policy(&self) -> Arc<dyn Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new policy (after it compiled).
+    pub fn set_policy(&self, policy: Arc<dyn Policy>) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+}

@@ -1,0 +1,133 @@
+//! `stalwart-nta7516`: the gateway binary. See the crate docs of `stalwart_nta7516`.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+use stalwart_nta7516::{
+    config::Config,
+    hold,
+    policy::{DefaultPolicy, NoSmartTls},
+    Gateway,
+};
+
+mod cli;
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, data_dir } => serve(config, data_dir).await,
+            Command::CheckConfig { config } => Config::load(&config)
+                .map(|_| println!("{}: valid", config.display()))
+                .map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    config_path: Option<std::path::PathBuf>,
+    data_dir: std::path::PathBuf,
+) -> Result<(), String> {
+    let embedded = config_path.is_none();
+    let config = match &config_path {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::embedded(&data_dir),
+    };
+    let gw = Gateway::start(
+        config,
+        Arc::new(NoSmartTls),
+        Arc::new(DefaultPolicy),
+        embedded,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(gw.config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", gw.config.server.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    banner(&gw, embedded, &data_dir, addr);
+    tokio::spawn(hold::retention::run(
+        gw.store.clone(),
+        Duration::from_secs(3600),
+    ));
+    axum::serve(listener, stalwart_nta7516::http::router(gw.clone()))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    gw.store.close().await;
+    Ok(())
+}
+
+fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::net::SocketAddr) {
+    eprintln!(
+        "stalwart-nta7516 {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!("  MTA hook:  POST http://{addr}/v1/mta-hook   (Authorization: Bearer <hook token>)");
+    eprintln!("  health:    GET  http://{addr}/healthz   metrics: GET http://{addr}/metrics");
+    if embedded {
+        eprintln!(
+            "  embedded default: SQLite and secrets under {}",
+            data_dir.display()
+        );
+    }
+    if gw.generated.contains(&"hook token") {
+        eprintln!(
+            "  generated hook token (first start; kept in {}):",
+            data_dir.join("hook-token").display()
+        );
+        eprintln!("      {}", gw.hook_token);
+    }
+    if gw.generated.contains(&"hold master key") {
+        eprintln!(
+            "  generated hold master key in {} — back it up: held messages cannot be read without it",
+            data_dir.join("master.key").display()
+        );
+    }
+    if gw.config.sms.mode == "log" {
+        eprintln!();
+        eprintln!(
+            "  ################################################################################"
+        );
+        eprintln!(
+            "  ##  DEVELOPMENT MODE: SMS codes are NOT sent. They are written to this log.    ##"
+        );
+        eprintln!(
+            "  ##  Configure [sms] mode = \"sns\" before any real recipient uses the gateway.  ##"
+        );
+        eprintln!(
+            "  ################################################################################"
+        );
+        eprintln!();
+        tracing::warn!(
+            "SMS development sink active: verification codes go to the log, not to phones"
+        );
+    }
+}

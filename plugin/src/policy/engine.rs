@@ -1,0 +1,95 @@
+//! The policy seam: the admin's rules that set 2FA requirements and exemptions per recipient.
+//! The Sieve `vnd.nta7516` engine is the real implementation; [`DefaultPolicy`] decides nothing, so the
+//! configured default requirement applies.
+
+use serde::Serialize;
+
+/// Strictness order: `Exempt < Require2fa < Portal < Reject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    Exempt,
+    Require2fa,
+    Portal,
+    Reject,
+}
+
+impl Requirement {
+    pub fn code(self) -> &'static str {
+        match self {
+            Requirement::Exempt => "exempt",
+            Requirement::Require2fa => "require_2fa",
+            Requirement::Portal => "portal",
+            Requirement::Reject => "reject",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "exempt" => Requirement::Exempt,
+            "require_2fa" => Requirement::Require2fa,
+            "portal" => Requirement::Portal,
+            "reject" => Requirement::Reject,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyReason {
+    pub requirement: Requirement,
+    pub text: String,
+}
+
+/// What the policy said for one recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyVerdict {
+    /// The strictest requirement recorded; `None` when the policy decided nothing.
+    pub requirement: Option<Requirement>,
+    pub reasons: Vec<PolicyReason>,
+    /// Sender groups the policy assigned (`nta_group`).
+    pub groups: Vec<String>,
+    /// A runtime error or CPU overrun: the pipeline treats it as "2FA required".
+    pub error: Option<String>,
+}
+
+/// Facts about one recipient, offered to the policy.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFacts {
+    pub tls: Option<String>,
+    pub tls_grade: Option<String>,
+    pub peer_provider: Option<String>,
+    pub verified_until: Option<i64>,
+    pub phone_known: bool,
+    pub sender_group: Option<String>,
+    pub recipient_domain: String,
+    pub size: usize,
+}
+
+/// Evaluates the admin's policy. Called once per message with every external recipient, so the message is
+/// parsed once; each recipient is evaluated on its own.
+pub trait Policy: Send + Sync + 'static {
+    fn evaluate(
+        &self,
+        raw_message: &[u8],
+        sender: &str,
+        recipients: &[(&str, PolicyFacts)],
+    ) -> Vec<PolicyVerdict>;
+}
+
+/// No policy configured: no decision, so the configured default requirement applies.
+pub struct DefaultPolicy;
+
+impl Policy for DefaultPolicy {
+    fn evaluate(
+        &self,
+        _raw: &[u8],
+        _sender: &str,
+        recipients: &[(&str, PolicyFacts)],
+    ) -> Vec<PolicyVerdict> {
+        recipients
+            .iter()
+            .map(|_| PolicyVerdict::default())
+            .collect()
+    }
+}

@@ -1,0 +1,8 @@
+//! Wire formats of Stalwart's extension points, and nothing else.
+//!
+//! Every byte the gateway exchanges with Stalwart over HTTP is typed here, with the exact serde rules
+//! Stalwart uses (see `CONTRACT.md` §1.4–1.5 in the project's shared notes): lower-case actions,
+//! `enhanced_status` in snake case, `modifications`/`parameters` omitted rather than `null`, and
+//! parameter values that are only strings.
+
+pub mod hook;

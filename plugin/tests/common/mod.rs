@@ -1,0 +1,358 @@
+//! Test harness: a real gateway on a loopback port, over SQLite (temp dir) or a real PostgreSQL server
+//! (`NTA7516_TEST_POSTGRES_URL`, started by `.ci/run`; one fresh database per test).
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Bytes, Method, Request, StatusCode};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use sqlx::Connection;
+use stalwart_nta7516::{
+    config::Config,
+    policy::{BoxFuture, DefaultPolicy, Policy, TlsFacts, TlsStatus, TlsVerdicts},
+    Gateway,
+};
+
+pub const TOKEN: &str = "test-hook-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the same test body against both backends. The PostgreSQL variant needs
+/// `NTA7516_TEST_POSTGRES_URL`; under CI (`CI` set) its absence is a failure, locally it is skipped loudly.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() {
+                   if !$crate::common::postgres_available() { return; }
+                   super::$name($crate::common::Backend::Postgres).await
+               } )*
+        }
+    };
+}
+
+pub fn postgres_available() -> bool {
+    if std::env::var("NTA7516_TEST_POSTGRES_URL").is_ok() {
+        return true;
+    }
+    if std::env::var("CI").is_ok() {
+        panic!("CI is set but NTA7516_TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI");
+    }
+    eprintln!("SKIPPED: PostgreSQL variant (set NTA7516_TEST_POSTGRES_URL to run it)");
+    false
+}
+
+/// A fresh database on the test PostgreSQL server; returns its URL.
+pub async fn fresh_postgres_db() -> String {
+    let base = std::env::var("NTA7516_TEST_POSTGRES_URL").expect("NTA7516_TEST_POSTGRES_URL");
+    let name = format!(
+        "t_{}",
+        stalwart_nta7516::ids::new_id("db").replace('-', "_")
+    );
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+    format!("{prefix}/{name}")
+}
+
+/// A TLS-verdict table for tests of the pipeline seam (the SmartTLS crate has its own tests against real
+/// servers, and the hook tests that need real probes use it).
+pub struct TableTls(pub HashMap<String, TlsStatus>);
+
+impl TableTls {
+    pub fn new(entries: &[(&str, TlsStatus)]) -> Arc<Self> {
+        Arc::new(TableTls(
+            entries.iter().map(|(d, s)| (d.to_string(), *s)).collect(),
+        ))
+    }
+}
+
+impl TlsVerdicts for TableTls {
+    fn verdict<'a>(&'a self, domain: &'a str, _budget: Duration) -> BoxFuture<'a, TlsFacts> {
+        let status = self.0.get(domain).copied().unwrap_or(TlsStatus::Unknown);
+        Box::pin(async move {
+            TlsFacts {
+                status,
+                grade: None,
+                reasons: if status == TlsStatus::Insecure {
+                    vec!["starttls_missing".into()]
+                } else {
+                    vec![]
+                },
+                nta_peer: None,
+            }
+        })
+    }
+}
+
+pub struct TestGateway {
+    pub gw: Arc<Gateway>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub struct Builder {
+    backend: Backend,
+    config_toml: String,
+    tls: Arc<dyn TlsVerdicts>,
+    policy: Arc<dyn Policy>,
+}
+
+impl Builder {
+    pub fn new(backend: Backend) -> Self {
+        Builder {
+            backend,
+            config_toml: String::new(),
+            tls: TableTls::new(&[]),
+            policy: Arc::new(DefaultPolicy),
+        }
+    }
+    /// Extra TOML appended to the base test configuration.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config_toml.push_str(toml);
+        self.config_toml.push('\n');
+        self
+    }
+    pub fn tls(mut self, tls: Arc<dyn TlsVerdicts>) -> Self {
+        self.tls = tls;
+        self
+    }
+    pub fn policy(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+    pub async fn start(self) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("gateway.db").display()),
+            Backend::Postgres => fresh_postgres_db().await,
+        };
+        let base = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\n\
+             [hook]\ntoken = \"{TOKEN}\"\n[storage]\nurl = \"{url}\"\n\
+             [hold]\nmaster_key_file = \"{}\"\n",
+            dir.path().join("master.key").display(),
+        );
+        let mut merged: toml::Table = toml::from_str(&base).unwrap();
+        merge(
+            &mut merged,
+            toml::from_str(&self.config_toml).expect("test TOML"),
+        );
+        let text = toml::to_string(&merged).unwrap();
+        let config =
+            Config::parse(&text, Path::new("test.toml"), std::iter::empty()).expect("test config");
+        let gw = Gateway::start(config, self.tls, self.policy, true)
+            .await
+            .expect("gateway starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = stalwart_nta7516::http::router(gw.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        TestGateway {
+            gw,
+            addr,
+            dir,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            server,
+        }
+    }
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+pub struct HttpReply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl TestGateway {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> HttpReply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("HTTP request");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        HttpReply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn hook(&self, body: &serde_json::Value) -> HttpReply {
+        self.request(
+            Method::POST,
+            "/v1/mta-hook",
+            Some(TOKEN),
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        self.gw.store.count(table).await.expect("count")
+    }
+
+    /// Row counts of every table that would show something stored.
+    pub async fn stored(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for t in [
+            "held_messages",
+            "holds",
+            "challenges",
+            "decisions",
+            "recipients",
+        ] {
+            out.push((t.to_string(), self.count(t).await));
+        }
+        out
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+pub fn fixture_names(prefix: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A DATA-stage hook request as Stalwart would send it for a UTF-8 message.
+pub fn hook_request(
+    from: &str,
+    to: &[&str],
+    headers: &[(&str, &str)],
+    body: &str,
+) -> serde_json::Value {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), format!(" {v}\r\n")))
+        .collect();
+    let size = headers
+        .iter()
+        .map(|(n, v)| n.len() + 1 + v.len())
+        .sum::<usize>()
+        + 2
+        + body.len();
+    serde_json::json!({
+        "context": {
+            "stage": "data",
+            "client": {"ip": "127.0.0.1", "port": 50000, "ptr": null, "helo": "client", "activeConnections": 1},
+            "sasl": {"login": from},
+            "server": {"name": "Stalwart v0.15.5", "port": 587, "ip": "127.0.0.1"},
+            "queue": {"id": "4bedcdc36e006bf"},
+            "protocol": {"version": 1}
+        },
+        "envelope": {
+            "from": {"address": from},
+            "to": to.iter().map(|a| serde_json::json!({"address": a})).collect::<Vec<_>>()
+        },
+        "message": {"headers": headers, "contents": body, "size": size}
+    })
+}
+
+/// The original bytes of a hook request's message (headers + CRLF + body).
+pub fn original_bytes(req: &serde_json::Value) -> Vec<u8> {
+    let msg = &req["message"];
+    let mut out = Vec::new();
+    for h in msg["headers"].as_array().unwrap() {
+        out.extend_from_slice(h[0].as_str().unwrap().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(h[1].as_str().unwrap().as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(msg["contents"].as_str().unwrap().as_bytes());
+    out
+}
