@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// HTTP listen address for the hook, portal, admin API and metrics.
     pub listen: SocketAddr,
@@ -53,8 +53,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HookConfig {
     /// Bearer token Stalwart sends (`Authorization: Bearer …`).
     pub token: Option<String>,
@@ -68,8 +68,18 @@ fn default_budget() -> u64 {
     3_000
 }
 
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            token: None,
+            token_file: None,
+            tls_budget_ms: default_budget(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:pass@host/db`.
     pub url: String,
@@ -91,7 +101,7 @@ impl Default for StorageConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HoldConfig {
     /// 32-byte master key, hex (64 characters). Wraps the per-message keys.
     pub master_key: Option<String>,
@@ -116,7 +126,7 @@ impl Default for HoldConfig {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OrganisationConfig {
     /// Domains whose mail stays inside the organisation (internal mail is exempt).
     #[serde(default)]
@@ -127,7 +137,7 @@ pub struct OrganisationConfig {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExemptionsConfig {
     #[serde(default)]
     pub addresses: Vec<String>,
@@ -143,7 +153,7 @@ pub struct PeerConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Sieve policy file (`vnd.nta7516`). Without one, `default` applies to every external recipient.
     pub file: Option<PathBuf>,
@@ -173,7 +183,7 @@ impl Default for PolicyConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
     /// `log` (development: codes are written to the log) or `sns` (AWS SNS).
     pub mode: String,
@@ -216,29 +226,59 @@ impl Config {
         path: &Path,
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        // First from the text itself, so errors point at its lines and columns.
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
             message: toml_error(text, &e),
         })?;
-        apply_env(&mut value, env)?;
-        let config: Config = value
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
+        let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("NTA7516__")).collect();
+        if !env.is_empty() {
+            let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 path: path.into(),
-                message: e.message().to_string(),
+                message: toml_error(text, &e),
             })?;
+            let names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+            apply_env(&mut value, env.into_iter())?;
+            config = value
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Env {
+                    var: names.join(", "),
+                    message: e.message().to_string(),
+                })?;
+        }
         config.validate()?;
         Ok(config)
     }
 
     /// The embedded default: SQLite under `data_dir`, loopback, SMS to the log. Secrets are generated on
-    /// first start and kept in `data_dir/secrets.toml`.
-    pub fn embedded(data_dir: &Path) -> Config {
-        let mut c: Config = toml::from_str("").expect("empty config has defaults");
-        c.storage.url = format!("sqlite://{}", data_dir.join("gateway.db").display());
-        c.hook.token_file = Some(data_dir.join("hook-token"));
-        c.hold.master_key_file = Some(data_dir.join("master.key"));
-        c
+    /// first start and kept in `data_dir` (`hook-token`, `master.key`). Environment overrides apply.
+    pub fn embedded(
+        data_dir: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut base = toml::Table::new();
+        let mut table = |section: &str, key: &str, value: String| {
+            let mut t = toml::Table::new();
+            t.insert(key.into(), toml::Value::String(value));
+            base.insert(section.into(), toml::Value::Table(t));
+        };
+        table(
+            "storage",
+            "url",
+            format!("sqlite://{}", data_dir.join("gateway.db").display()),
+        );
+        table(
+            "hook",
+            "token_file",
+            data_dir.join("hook-token").display().to_string(),
+        );
+        table(
+            "hold",
+            "master_key_file",
+            data_dir.join("master.key").display().to_string(),
+        );
+        let text = toml::to_string(&base).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Self::parse(&text, Path::new("(embedded default)"), env)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -386,6 +426,20 @@ mod tests {
         let c = Config::parse("", Path::new("x.toml"), env.into_iter()).unwrap();
         assert_eq!(c.storage.url, "postgres://u@h/db");
         assert_eq!(c.hold.retention_days, 30);
+    }
+
+    #[test]
+    fn embedded_default_is_loopback_sqlite_and_log_sms() {
+        let c = Config::embedded(Path::new("data"), std::iter::empty()).unwrap();
+        assert!(c.server.listen.ip().is_loopback());
+        assert_eq!(c.storage.url, "sqlite://data/gateway.db");
+        assert_eq!(c.sms.mode, "log");
+        let env = vec![(
+            "NTA7516__SERVER__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        )];
+        let c = Config::embedded(Path::new("data"), env.into_iter()).unwrap();
+        assert_eq!(c.server.listen.port(), 0);
     }
 
     #[test]

@@ -56,7 +56,7 @@ async fn serve(
     let embedded = config_path.is_none();
     let config = match &config_path {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::embedded(&data_dir),
+        None => Config::embedded(&data_dir, std::env::vars()).map_err(|e| e.to_string())?,
     };
     let gw = Gateway::start(
         config,

@@ -1,0 +1,132 @@
+//! The binary itself: `serve` with no configuration runs the embedded default, announces the SMS
+//! development sink, generates its secrets once and answers the hook with them; `check-config` reports
+//! errors with line and column.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stalwart-nta7516");
+
+#[test]
+fn serve_without_config_runs_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("NTA7516__SERVER__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut banner = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("SMS development sink active") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert!(
+        banner.contains("listening on http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("DEVELOPMENT MODE: SMS codes are NOT sent"),
+        "{banner}"
+    );
+    let token = std::fs::read_to_string(dir.path().join("data/hook-token")).unwrap();
+    assert!(
+        banner.contains(token.trim()),
+        "the generated token is printed once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/master.key"))
+            .unwrap()
+            .trim()
+            .len(),
+        64
+    );
+    assert!(dir.path().join("data/gateway.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "secret files are private");
+    }
+
+    // Second start: same secrets, not printed again. The address is taken, so it stops right after
+    // loading them.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env(
+            "NTA7516__SERVER__LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let again = String::from_utf8_lossy(&out.stderr);
+    assert!(!again.contains(token.trim()), "{again}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/hook-token")).unwrap(),
+        token
+    );
+}
+
+#[test]
+fn check_config_reports_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8470\"\n[hold]\nretention_days = \"ninety\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("retention_days") || err.contains("line 4"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "[server]\nlisten = 8470 8470\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2, column"));
+
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.example.toml");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
