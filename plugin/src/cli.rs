@@ -27,6 +27,30 @@ pub enum Command {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Probe a recipient domain's mail servers with SmartTLS and print the report (exit 0 = secure,
+    /// 1 = insecure or unknown, 2 = usage or configuration error).
+    Probe {
+        /// The recipient domain, e.g. `example.nl`.
+        domain: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Take the [smarttls] settings from this gateway configuration; the flags below override them.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// DNS resolver to query (default: the system's), e.g. 127.0.0.1:5353.
+        #[arg(long, value_name = "IP:PORT")]
+        resolver: Option<std::net::SocketAddr>,
+        /// DNSSEC trust anchor file (DNSKEY/DS records in zone-file syntax) instead of the IANA root keys.
+        #[arg(long, value_name = "FILE")]
+        trust_anchor: Option<PathBuf>,
+        /// Extra trusted root certificates (PEM), e.g. a private PKI.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// SMTP port to probe instead of 25.
+        #[arg(long, value_name = "N")]
+        smtp_port: Option<u16>,
+    },
     /// Check a configuration file and exit (0 = valid).
     CheckConfig {
         #[arg(long, short)]

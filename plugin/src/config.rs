@@ -8,11 +8,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::policy::Requirement;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -33,9 +33,31 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub sms: SmsConfig,
+    /// SmartTLS probing of recipient mail servers (resolver, trust anchor, extra CA roots, ports, TTLs).
+    #[serde(default)]
+    pub smarttls: SmartTlsSection,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[smarttls]`: `enabled = false` switches probing off (every external recipient is then held); the other
+/// keys are the SmartTLS prober's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmartTlsSection {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub probe: nta7516_smarttls::SmartTlsConfig,
+}
+
+impl Default for SmartTlsSection {
+    fn default() -> Self {
+        SmartTlsSection {
+            enabled: true,
+            probe: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// HTTP listen address for the hook, portal, admin API and metrics.
@@ -53,7 +75,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HookConfig {
     /// Bearer token Stalwart sends (`Authorization: Bearer …`).
@@ -78,7 +100,7 @@ impl Default for HookConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:pass@host/db`.
@@ -100,7 +122,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HoldConfig {
     /// 32-byte master key, hex (64 characters). Wraps the per-message keys.
@@ -125,7 +147,7 @@ impl Default for HoldConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrganisationConfig {
     /// Domains whose mail stays inside the organisation (internal mail is exempt).
@@ -136,7 +158,7 @@ pub struct OrganisationConfig {
     pub sender_groups: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExemptionsConfig {
     #[serde(default)]
@@ -145,14 +167,14 @@ pub struct ExemptionsConfig {
     pub domains: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub domain: String,
     pub provider: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Sieve policy file (`vnd.nta7516`). Without one, `default` applies to every external recipient.
@@ -182,7 +204,7 @@ impl Default for PolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
     /// `log` (development: codes are written to the log) or `sns` (AWS SNS).
@@ -440,6 +462,30 @@ mod tests {
         )];
         let c = Config::embedded(Path::new("data"), env.into_iter()).unwrap();
         assert_eq!(c.server.listen.port(), 0);
+    }
+
+    #[test]
+    fn smarttls_section_takes_the_probe_settings() {
+        let c = Config::parse(
+            "[smarttls]\nresolver = \"127.0.0.1:5353\"\nsmtp_port = 2525\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert!(c.smarttls.enabled);
+        assert_eq!(c.smarttls.probe.smtp_port, 2525);
+        assert_eq!(
+            c.smarttls.probe.resolver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        let err = Config::parse(
+            "[smarttls]\nsmtp_prot = 1\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp_prot"), "{err}");
     }
 
     #[test]

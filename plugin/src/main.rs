@@ -6,7 +6,7 @@ use clap::Parser;
 use stalwart_nta7516::{
     config::Config,
     hold,
-    policy::{DefaultPolicy, NoSmartTls},
+    policy::{smarttls::SmartTlsVerdicts, DefaultPolicy, NoSmartTls, TlsVerdicts},
     Gateway,
 };
 
@@ -35,6 +35,38 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, data_dir } => serve(config, data_dir).await,
+            Command::Probe {
+                domain,
+                json,
+                config,
+                resolver,
+                trust_anchor,
+                ca_file,
+                smtp_port,
+            } => {
+                let mut settings = match &config {
+                    Some(path) => {
+                        Config::load(path)
+                            .map_err(|e| e.to_string())?
+                            .smarttls
+                            .probe
+                    }
+                    None => Default::default(),
+                };
+                if resolver.is_some() {
+                    settings.resolver = resolver;
+                }
+                if trust_anchor.is_some() {
+                    settings.trust_anchor_file = trust_anchor;
+                }
+                if ca_file.is_some() {
+                    settings.ca_file = ca_file;
+                }
+                if let Some(port) = smtp_port {
+                    settings.smtp_port = port;
+                }
+                return probe(&domain, json, settings).await;
+            }
             Command::CheckConfig { config } => Config::load(&config)
                 .map(|_| println!("{}: valid", config.display()))
                 .map_err(|e| e.to_string()),
@@ -58,14 +90,17 @@ async fn serve(
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::embedded(&data_dir, std::env::vars()).map_err(|e| e.to_string())?,
     };
-    let gw = Gateway::start(
-        config,
-        Arc::new(NoSmartTls),
-        Arc::new(DefaultPolicy),
-        embedded,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let tls: Arc<dyn TlsVerdicts> = if config.smarttls.enabled {
+        let prober = nta7516_smarttls::SmartTls::new(config.smarttls.probe.clone())
+            .map_err(|e| format!("SmartTLS: {e}"))?;
+        Arc::new(SmartTlsVerdicts(prober))
+    } else {
+        tracing::warn!("SmartTLS is disabled: every external recipient will be held");
+        Arc::new(NoSmartTls)
+    };
+    let gw = Gateway::start(config, tls, Arc::new(DefaultPolicy), embedded)
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(gw.config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", gw.config.server.listen))?;
@@ -83,6 +118,32 @@ async fn serve(
         .map_err(|e| e.to_string())?;
     gw.store.close().await;
     Ok(())
+}
+
+/// `probe`: exit 0 when secure, 1 when not, 2 on a usage error.
+async fn probe(
+    domain: &str,
+    json: bool,
+    settings: nta7516_smarttls::SmartTlsConfig,
+) -> Result<(), String> {
+    let prober = nta7516_smarttls::SmartTls::new(settings)
+        .unwrap_or_else(|e| usage_error(&format!("SmartTLS: {e}")));
+    let report = prober.probe_uncached(domain).await;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", nta7516_smarttls::render_text(&report));
+    }
+    if report.verdict.is_deliverable() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+fn usage_error(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
 }
 
 fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::net::SocketAddr) {

@@ -6,6 +6,7 @@
 //! [`Outcome::Deliver`].
 
 pub mod engine;
+pub mod smarttls;
 pub mod tls;
 
 use serde::Serialize;

@@ -1,0 +1,198 @@
+//! A real authoritative DNS server (hickory-server, in process) with DNSSEC-signed zones.
+//!
+//! Zones are signed with Ed25519 and NSEC. "Anchored" zones have their key in the trust-anchor
+//! text handed to the prober, so their answers validate as secure; "unanchored" zones are signed
+//! with a key nobody trusts, so every answer from them is bogus.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::dnssec::NxProofKind;
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
+use hickory_server::proto::dnssec::rdata::DNSKEY;
+use hickory_server::proto::dnssec::{DnssecSigner, SigningKey};
+use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, NS, SOA, TLSA, TXT};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+
+/// Records of one zone.
+#[derive(Clone)]
+pub struct ZoneBuilder {
+    origin: Name,
+    records: Vec<Record>,
+}
+
+fn abs(name: &str) -> Name {
+    let n = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    Name::from_str(&n).expect("valid name")
+}
+
+impl ZoneBuilder {
+    /// An empty zone (SOA and NS are added when signing).
+    pub fn new(origin: &str) -> Self {
+        ZoneBuilder {
+            origin: abs(origin),
+            records: vec![],
+        }
+    }
+    /// The origin, without trailing dot.
+    pub fn origin(&self) -> String {
+        self.origin.to_ascii().trim_end_matches('.').to_string()
+    }
+    /// Adds any record.
+    pub fn record(&mut self, name: &str, rdata: RData) -> &mut Self {
+        self.records.push(Record::from_rdata(abs(name), 300, rdata));
+        self
+    }
+    /// A or AAAA.
+    pub fn addr(&mut self, name: &str, ip: IpAddr) -> &mut Self {
+        match ip {
+            IpAddr::V4(v4) => self.record(name, RData::A(A(v4))),
+            IpAddr::V6(v6) => self.record(name, RData::AAAA(AAAA(v6))),
+        }
+    }
+    /// MX (`host` "." makes a null MX).
+    pub fn mx(&mut self, name: &str, preference: u16, host: &str) -> &mut Self {
+        let exchange = if host == "." { Name::root() } else { abs(host) };
+        self.record(name, RData::MX(MX::new(preference, exchange)))
+    }
+    /// TLSA with hex data.
+    pub fn tlsa(
+        &mut self,
+        name: &str,
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data_hex: &str,
+    ) -> &mut Self {
+        let data = hex::decode(data_hex).expect("hex");
+        self.record(
+            name,
+            RData::TLSA(TLSA::new(
+                CertUsage::from(usage),
+                Selector::from(selector),
+                Matching::from(matching),
+                data,
+            )),
+        )
+    }
+    /// TXT.
+    pub fn txt(&mut self, name: &str, text: &str) -> &mut Self {
+        self.record(name, RData::TXT(TXT::new(vec![text.to_string()])))
+    }
+}
+
+/// A running DNS server; stops when dropped.
+pub struct TestDns {
+    /// Address (UDP and TCP).
+    pub addr: SocketAddr,
+    /// Trust anchors (zone-file DNSKEY lines) of the anchored zones.
+    pub anchors: String,
+    _server: Server<Catalog>,
+}
+
+fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKEY) {
+    let origin = zone.origin.clone();
+    let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
+    let key = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
+    let public = key.to_public_key().expect("public key");
+    let dnskey = DNSKEY::from_key(&public);
+    let signer = DnssecSigner::new(
+        dnskey.clone(),
+        Box::new(key),
+        origin.clone(),
+        Duration::from_secs(7 * 86400),
+    );
+    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+        Some(NxProofKind::Nsec),
+    );
+    let ns = Name::from_str("ns")
+        .expect("ns")
+        .append_domain(&origin)
+        .expect("ns name");
+    let serial = 1;
+    z.upsert_mut(
+        Record::from_rdata(
+            origin.clone(),
+            300,
+            RData::SOA(SOA::new(
+                ns.clone(),
+                abs(&format!("hostmaster.{}", origin.to_ascii())),
+                serial,
+                3600,
+                600,
+                86400,
+                60,
+            )),
+        ),
+        serial,
+    );
+    z.upsert_mut(
+        Record::from_rdata(origin.clone(), 300, RData::NS(NS(ns.clone()))),
+        serial,
+    );
+    z.upsert_mut(
+        Record::from_rdata(ns, 300, RData::A(A::new(127, 0, 0, 1))),
+        serial,
+    );
+    for r in &zone.records {
+        z.upsert_mut(r.clone(), serial);
+    }
+    z.add_zone_signing_key_mut(signer).expect("add key");
+    z.secure_zone_mut().expect("sign zone");
+    (z, dnskey)
+}
+
+/// Starts a server on 127.0.0.1 (UDP and TCP on the same free port) for the zones.
+pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> TestDns {
+    let mut catalog = Catalog::new();
+    let mut anchors = String::new();
+    for (zone, anchor) in anchored
+        .iter()
+        .map(|z| (z, true))
+        .chain(unanchored.iter().map(|z| (z, false)))
+    {
+        let (handler, dnskey) = sign(zone);
+        if anchor {
+            anchors.push_str(&format!(
+                "{} 3600 IN DNSKEY {}\n",
+                zone.origin.to_ascii(),
+                dnskey
+            ));
+        }
+        catalog.upsert(
+            LowerName::from(zone.origin.clone()),
+            vec![Arc::new(handler)],
+        );
+    }
+    let mut server = Server::new(catalog);
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
+        let port = udp.local_addr().expect("addr").port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().expect("addr");
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(5), 64);
+    TestDns {
+        addr,
+        anchors,
+        _server: server,
+    }
+}
