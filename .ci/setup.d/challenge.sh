@@ -7,9 +7,9 @@ if [ ! -x .ci/venv/bin/moto_server ]; then
   python3 -m venv .ci/venv
   .ci/venv/bin/pip install -q --disable-pip-version-check moto flask flask-cors
 fi
-if ! command -v chromium >/dev/null; then
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
   if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core
 fi
