@@ -125,6 +125,22 @@ impl Chrome {
             .to_string()
     }
 
+    /// Waits until the page (after a click's navigation) contains `text` and its URL ends with `suffix`.
+    pub async fn wait_for(&self, text: &str, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (src, url) = (self.source().await, self.url().await);
+            if src.contains(text) && url.split('?').next().unwrap_or("").ends_with(suffix) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "page {url} never showed {text:?} / {suffix:?}: {src}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn find(&self, css: &str) -> String {
         let v = self
             .call(
