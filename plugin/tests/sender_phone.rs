@@ -140,4 +140,33 @@ async fn invalid_subject_tag(b: Backend) {
     );
 }
 
-both_backends!(phone_by_link, phone_by_subject_tag, invalid_subject_tag);
+/// An unclaimed hold expires: its content is deleted and the sender is told it was not collected.
+async fn expiry_notice_to_sender(b: Backend) {
+    let env = Env::new(b, None, "").await;
+    let gw = env.start().await;
+    gw.set_phone(BOB, "+31622220012").await;
+    let id = held(&gw, &msg("Uitslag", "<expire@zorg.test>")).await;
+    env.notify.wait_for(1, 10).await; // the recipient's notice
+    let later = stalwart_nta7516::time::now() + 91 * 86_400;
+    assert_eq!(gw.gw.store.purge_expired(later).await.unwrap(), 1);
+    gw.gw.wake.notify_one();
+    let mails = env.notify.wait_for(2, 10).await;
+    let notice = &mails[1];
+    assert_eq!(notice.rcpt_to, vec![SENDER.to_string()]);
+    let text = String::from_utf8_lossy(&notice.data);
+    assert!(
+        text.contains("Not collected") && text.contains(&id) && text.contains(BOB),
+        "{text}"
+    );
+    assert!(!text.contains("Inhoud"));
+    assert_eq!(gw.hold(&id, BOB).await.0, "expired");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(env.notify.messages().len(), 2, "one notice only");
+}
+
+both_backends!(
+    phone_by_link,
+    phone_by_subject_tag,
+    invalid_subject_tag,
+    expiry_notice_to_sender
+);
