@@ -310,6 +310,50 @@ async fn release_listener_down(b: Backend) {
     assert_eq!(qid.as_deref(), Some(got[0].queue_id.as_str()));
 }
 
+/// Faults 2b: Stalwart refuses the release (its rate limiters answer 451 after the data): the message
+/// stays held, is retried, and is delivered once when Stalwart accepts it.
+async fn release_refused_then_accepted(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110007";
+    gw.set_phone(BOB, phone).await;
+    let req = message(BOB, "<refused@zorg.test>", "x");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    env.release
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    support::eventually(10, "a refused release attempt", || async {
+        let h = gw.hold(&id, BOB).await;
+        (h.2 >= 1 && h.0 == "releasing").then_some(())
+    })
+    .await;
+    assert!(env.release.messages().is_empty());
+    assert!(
+        gw.gw
+            .store
+            .held(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+            .is_some(),
+        "content kept"
+    );
+    env.release
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    gw.wait_hold(&id, BOB, "released", 15).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 1, "delivered exactly once");
+    assert_eq!(got[0].data, original);
+}
+
 /// Faults 3: the gateway restarts between hold and code entry. The link in the mail still works, the
 /// message is released once, no notification is sent twice.
 async fn restart_between_hold_and_code(b: Backend) {
@@ -369,6 +413,7 @@ both_backends!(
     portal_for_insecure_recipient,
     sns_down,
     release_listener_down,
+    release_refused_then_accepted,
     restart_between_hold_and_code,
     insecure_at_release_goes_to_portal,
 );

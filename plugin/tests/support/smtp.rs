@@ -34,6 +34,8 @@ pub struct SmtpServer {
     pub addr: SocketAddr,
     pub ca_file: PathBuf,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// While set, every message is refused after its data (`451 4.7.28`, like Stalwart's rate limiters).
+    pub refuse: Arc<std::sync::atomic::AtomicBool>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -58,6 +60,7 @@ impl SmtpServer {
             addr: "127.0.0.1:0".parse().unwrap(),
             ca_file,
             received: Arc::default(),
+            refuse: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
             _dir: dir,
@@ -75,6 +78,7 @@ impl SmtpServer {
             addr: "127.0.0.1:0".parse().unwrap(),
             ca_file,
             received: Arc::default(),
+            refuse: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
             _dir: dir,
@@ -87,15 +91,17 @@ impl SmtpServer {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
         let received = self.received.clone();
+        let refuse = self.refuse.clone();
         let acceptor = self.acceptor.clone();
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (received, acceptor) = (received.clone(), acceptor.clone());
+                let (received, acceptor, refuse) =
+                    (received.clone(), acceptor.clone(), refuse.clone());
                 tokio::spawn(async move {
-                    let _ = session(tcp, acceptor, received).await;
+                    let _ = session(tcp, acceptor, received, refuse).await;
                 });
             }
         }));
@@ -156,6 +162,7 @@ async fn session(
     tcp: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
     received: Arc<Mutex<Vec<Received>>>,
+    refuse: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<()> {
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
     let mut tls = false;
@@ -265,6 +272,14 @@ async fn session(
                         l.remove(0);
                     }
                     data.extend_from_slice(&l);
+                }
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    from = None;
+                    rcpts.clear();
+                    io.get_mut()
+                        .write_all(b"451 4.7.28 Rate limit exceeded, try again later\r\n")
+                        .await?;
+                    continue;
                 }
                 count += 1;
                 let id: [u8; 8] = rand_bytes();
