@@ -36,16 +36,37 @@ pub struct Config {
     /// SmartTLS probing of recipient mail servers (resolver, trust anchor, extra CA roots, ports, TTLs).
     #[serde(default)]
     pub smarttls: SmartTlsSection,
+    /// Stalwart's `nta-release` and `nta-notify` listeners. Without this section nothing is released or
+    /// notified (held messages stay held).
+    #[serde(default)]
+    pub stalwart: Option<StalwartConfig>,
+    #[serde(default)]
+    pub portal: PortalConfig,
 }
 
 /// `[smarttls]`: `enabled = false` switches probing off (every external recipient is then held); the other
-/// keys are the SmartTLS prober's own settings.
+/// keys are the SmartTLS prober's own settings, unknown keys refused.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(try_from = "toml::Table")]
 pub struct SmartTlsSection {
     pub enabled: bool,
-    #[serde(flatten)]
     pub probe: nta7516_smarttls::SmartTlsConfig,
+}
+
+impl TryFrom<toml::Table> for SmartTlsSection {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        let enabled = match table.remove("enabled") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => return Err(format!("smarttls.enabled must be true or false, not {other}")),
+        };
+        let probe = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[smarttls]: {}", e.message()))?;
+        Ok(SmartTlsSection { enabled, probe })
+    }
 }
 
 impl Default for SmartTlsSection {
@@ -209,11 +230,156 @@ impl Default for PolicyConfig {
 pub struct SmsConfig {
     /// `log` (development: codes are written to the log) or `sns` (AWS SNS).
     pub mode: String,
+    /// AWS region of the SNS endpoint.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Alphanumeric sender id shown on the phone (`AWS.SNS.SMS.SenderID`), when set.
+    pub sender_id: Option<String>,
+    /// Overrides the SNS endpoint (tests, VPC endpoints).
+    pub endpoint_url: Option<String>,
+    /// Static credentials; without them `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+    /// `AWS_SESSION_TOKEN` from the environment are used.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Per-request timeout towards SNS.
+    #[serde(default = "default_sms_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_region() -> String {
+    "eu-west-1".into()
+}
+fn default_sms_timeout() -> u64 {
+    5_000
 }
 
 impl Default for SmsConfig {
     fn default() -> Self {
-        SmsConfig { mode: "log".into() }
+        SmsConfig {
+            mode: "log".into(),
+            region: default_region(),
+            sender_id: None,
+            endpoint_url: None,
+            access_key_id: None,
+            secret_access_key: None,
+            secret_access_key_file: None,
+            timeout_ms: default_sms_timeout(),
+        }
+    }
+}
+
+/// How the gateway submits to Stalwart: released messages to `release`, its own notification mails to
+/// `notify`, both with SMTP AUTH as the gateway's service account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StalwartConfig {
+    /// `host:port` of the `nta-release` listener.
+    pub release: String,
+    /// `host:port` of the `nta-notify` listener.
+    pub notify: String,
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Upgrade with STARTTLS and verify Stalwart's certificate (refuse to authenticate otherwise).
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    /// PEM file with the CA(s) that sign Stalwart's certificate; the Mozilla roots otherwise.
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify in Stalwart's certificate; the host part of the address otherwise.
+    pub tls_server_name: Option<String>,
+    /// EHLO name.
+    #[serde(default = "default_helo")]
+    pub helo: String,
+    /// Envelope and header sender of notification mails.
+    pub notify_from: String,
+    /// Display name of notification mails.
+    #[serde(default = "default_notify_name")]
+    pub notify_name: String,
+    /// First retry delay after a failed submission; doubled per attempt up to `retry_max_secs`.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Connect/command timeout.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_helo() -> String {
+    "nta7516-gateway".into()
+}
+fn default_notify_name() -> String {
+    "Beveiligde e-mail / Secure mail".into()
+}
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3_600
+}
+fn default_smtp_timeout() -> u64 {
+    30_000
+}
+
+/// Recipient verification: codes, tries, rate limits and the background worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Validity of an SMS code.
+    #[serde(default = "default_code_lifetime")]
+    pub code_lifetime_secs: i64,
+    /// Wrong codes before the challenge locks.
+    #[serde(default = "default_tries")]
+    pub max_tries: i64,
+    /// Window of the SMS rate limits below.
+    #[serde(default = "default_rate_window")]
+    pub rate_window_secs: i64,
+    #[serde(default = "default_sms_per_recipient")]
+    pub sms_per_recipient: i64,
+    #[serde(default = "default_sms_per_phone")]
+    pub sms_per_phone: i64,
+    #[serde(default = "default_sms_per_ip")]
+    pub sms_per_ip: i64,
+    /// Lifetime of the portal session after a successful code.
+    #[serde(default = "default_session")]
+    pub session_secs: i64,
+    /// How often the notification/release worker looks for work when nothing wakes it.
+    #[serde(default = "default_worker_interval")]
+    pub worker_interval_ms: u64,
+}
+
+fn default_code_lifetime() -> i64 {
+    300
+}
+fn default_tries() -> i64 {
+    5
+}
+fn default_rate_window() -> i64 {
+    3_600
+}
+fn default_sms_per_recipient() -> i64 {
+    5
+}
+fn default_sms_per_phone() -> i64 {
+    5
+}
+fn default_sms_per_ip() -> i64 {
+    20
+}
+fn default_session() -> i64 {
+    1_800
+}
+fn default_worker_interval() -> u64 {
+    5_000
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
     }
 }
 
@@ -324,6 +490,24 @@ impl Config {
                 "sms.mode must be \"log\" or \"sns\", not {:?}",
                 self.sms.mode
             )));
+        }
+        if let Some(s) = &self.stalwart {
+            if s.password.is_none() && s.password_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "stalwart.password or stalwart.password_file is required".into(),
+                ));
+            }
+            if !s.notify_from.contains('@') {
+                return Err(ConfigError::Invalid(format!(
+                    "stalwart.notify_from must be a mail address, not {:?}",
+                    s.notify_from
+                )));
+            }
+        }
+        if self.portal.max_tries < 1 || self.portal.code_lifetime_secs < 1 {
+            return Err(ConfigError::Invalid(
+                "portal.max_tries and portal.code_lifetime_secs must be at least 1".into(),
+            ));
         }
         if self.hold.retention_days == 0 {
             return Err(ConfigError::Invalid(

@@ -12,15 +12,20 @@
 //! - [`submission`]: one hook call, from facts to decisions to the hook answer;
 //! - [`hold`]: envelope encryption of held content and the retention job;
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx);
+//! - [`challenge`]: recipient 2FA (tokens, codes, rate limits, SMS, notification mails, the worker);
+//! - [`portal`]: the recipient's and sender's web pages; [`smtp`]: the submission client to Stalwart;
 //! - [`http`]: the axum routes; [`config`]: the TOML configuration; [`metrics`]: Prometheus.
 
+pub mod challenge;
 pub mod config;
 pub mod hold;
 pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod policy;
+pub mod portal;
 pub mod secrets;
+pub mod smtp;
 pub mod stalwart;
 pub mod store;
 pub mod submission;
@@ -45,6 +50,12 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Secrets created on this start (embedded default), named for the start-up banner.
     pub generated: Vec<&'static str>,
+    /// Keys for link tokens, code hashes and CSRF values (derived from the master key).
+    pub keys: challenge::Keys,
+    /// The SMS sender (`[sms] mode`).
+    pub sms: Arc<dyn challenge::sms::SmsSender>,
+    /// Wakes the notification/release worker (after a hook commit, a verification, a phone number).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +66,8 @@ pub enum StartError {
     Key(#[from] hold::crypto::KeyError),
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
+    #[error("SMS configuration: {0}")]
+    Sms(String),
 }
 
 impl Gateway {
@@ -89,7 +102,12 @@ impl Gateway {
         .filter_map(|(what, g)| g.then_some(what))
         .collect();
         let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
+        let keys = challenge::Keys::derive(&master_hex.value);
+        let sms = challenge::sms::from_config(&config.sms).map_err(StartError::Sms)?;
         Ok(Arc::new(Gateway {
+            keys,
+            sms,
+            wake: Arc::new(tokio::sync::Notify::new()),
             config,
             store,
             master,

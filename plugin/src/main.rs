@@ -110,7 +110,10 @@ async fn serve(
         gw.store.clone(),
         Duration::from_secs(3600),
     ));
-    axum::serve(listener, stalwart_nta7516::http::router(gw.clone()))
+    tokio::spawn(stalwart_nta7516::challenge::worker::run(gw.clone()));
+    let app = stalwart_nta7516::http::router(gw.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -152,6 +155,10 @@ fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::n
         env!("CARGO_PKG_VERSION")
     );
     eprintln!("  MTA hook:  POST http://{addr}/v1/mta-hook   (Authorization: Bearer <hook token>)");
+    eprintln!(
+        "  portal:    {}/p/<link token>   (links arrive by mail)",
+        gw.config.server.public_url
+    );
     eprintln!("  health:    GET  http://{addr}/healthz   metrics: GET http://{addr}/metrics");
     if embedded {
         eprintln!(

@@ -291,6 +291,19 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             });
         }
     };
+    // The sender's `[sms:+316…]` subject tag is removed from the held copy (see challenge::phone).
+    let (raw, tag_phone) = match crate::challenge::phone::subject_tag(&raw) {
+        crate::challenge::phone::SubjectTag::None => (raw, None),
+        crate::challenge::phone::SubjectTag::Valid(phone, stripped) => (stripped, Some(phone)),
+        crate::challenge::phone::SubjectTag::Invalid(number, stripped) => {
+            tracing::warn!(
+                sender,
+                number,
+                "invalid [sms:] subject tag removed; number ignored"
+            );
+            (stripped, None)
+        }
+    };
     let sha = sha256_hex(&raw);
     let idem_key = idem_key.unwrap_or_default();
     let message_ref = existing
@@ -312,6 +325,18 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             hold_expires_at: expires,
         })
         .await?;
+    // A number from the subject tag belongs to the one held recipient; with several it is ambiguous and
+    // ignored (each sender then gets the phone link). A known number is never overwritten.
+    let held: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_held()).collect();
+    if let (Some(phone), [only]) = (tag_phone, held.as_slice()) {
+        crate::challenge::store::set_phone_if_unknown(
+            &gw.store,
+            &only.recipient,
+            phone.as_str(),
+            now,
+        )
+        .await?;
+    }
 
     let response = respond(&decisions, &message_ref);
     Ok(Handled {

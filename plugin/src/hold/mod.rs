@@ -7,3 +7,4 @@ pub mod crypto;
 pub mod retention;
 
 pub use crypto::{MasterKey, Sealed};
+pub mod release;

@@ -42,6 +42,8 @@ async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response
     };
     match submission::handle(gw, request).await {
         Ok(handled) => {
+            // Committed: let the worker send notifications (from the database, so nothing is lost).
+            gw.wake.notify_one();
             for d in &handled.decisions {
                 gw.metrics.decision(d.outcome.as_str());
                 tracing::info!(

@@ -29,6 +29,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::portal::routes())
         .with_state(gw)
 }
 

@@ -123,6 +123,11 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// The pool, for the feature modules that keep their own queries (challenge, portal, release).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

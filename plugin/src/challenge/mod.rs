@@ -1,0 +1,126 @@
+//! Recipient 2FA: link tokens, SMS codes, phone numbers, rate limits, the SMS senders, the notification
+//! mails and the background worker that sends them and releases verified holds.
+//!
+//! Secrets handling (DESIGN §6): link tokens are HMAC-SHA256 values (256 bits) derived from the challenge
+//! id under a key derived from the master key, so they can be re-created for a resent mail and never need
+//! to be stored; the database keeps only their SHA-256 (looked up by hash, compared in constant time).
+//! SMS codes are 6 random digits stored as an HMAC bound to the challenge id.
+
+pub mod notify;
+pub mod phone;
+pub mod ratelimit;
+pub mod sms;
+pub mod store;
+pub mod worker;
+
+use base64::Engine;
+use ring::{digest, hmac};
+
+/// What a link token opens. Each purpose has its own token for the same challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The recipient's portal link (in the notification mail).
+    Recipient,
+    /// The sender's "enter the recipient's mobile number" link.
+    SenderPhone,
+}
+
+impl Purpose {
+    fn label(self) -> &'static str {
+        match self {
+            Purpose::Recipient => "recipient",
+            Purpose::SenderPhone => "sender-phone",
+        }
+    }
+}
+
+/// Keys derived from the master key (HMAC-SHA256 with distinct labels).
+pub struct Keys {
+    link: hmac::Key,
+    code: hmac::Key,
+    csrf: hmac::Key,
+}
+
+impl Keys {
+    pub fn derive(master_hex: &str) -> Keys {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, master_hex.trim().as_bytes());
+        let sub = |label: &str| {
+            hmac::Key::new(
+                hmac::HMAC_SHA256,
+                hmac::sign(&root, format!("nta7516 {label} key").as_bytes()).as_ref(),
+            )
+        };
+        Keys {
+            link: sub("link-token"),
+            code: sub("sms-code"),
+            csrf: sub("csrf"),
+        }
+    }
+
+    /// The link token of a challenge for a purpose: 256 bits, URL-safe base64.
+    pub fn link_token(&self, purpose: Purpose, challenge_id: &str) -> String {
+        let tag = hmac::sign(
+            &self.link,
+            format!("{}\0{challenge_id}", purpose.label()).as_bytes(),
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// The stored form of an SMS code, bound to its challenge.
+    pub fn code_hash(&self, challenge_id: &str, code: &str) -> String {
+        hex::encode(hmac::sign(&self.code, format!("{challenge_id}\0{code}").as_bytes()).as_ref())
+    }
+
+    /// The CSRF value for a form, bound to the browser's CSRF cookie and the page's link token hash.
+    pub fn csrf(&self, cookie: &str, scope: &str) -> String {
+        hex::encode(hmac::sign(&self.csrf, format!("{cookie}\0{scope}").as_bytes()).as_ref())
+    }
+}
+
+/// SHA-256 hex of a presented token: the only form in which tokens are stored and looked up.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// Six uniformly random digits.
+pub fn new_code() -> String {
+    loop {
+        let b: [u8; 4] = crate::hold::crypto::random().expect("system random generator");
+        let n = u32::from_le_bytes(b);
+        // Rejection sampling: no modulo bias.
+        if n < u32::MAX - (u32::MAX % 1_000_000) {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+/// A random 256-bit token for sessions and CSRF cookies.
+pub fn random_token() -> String {
+    crate::secrets::new_token().expect("system random generator")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_per_purpose_and_long() {
+        let k = Keys::derive(&"ab".repeat(32));
+        let a = k.link_token(Purpose::Recipient, "c-1");
+        assert_eq!(a, k.link_token(Purpose::Recipient, "c-1"));
+        assert_ne!(a, k.link_token(Purpose::SenderPhone, "c-1"));
+        assert_ne!(a, k.link_token(Purpose::Recipient, "c-2"));
+        assert_eq!(a.len(), 43); // 256 bits
+        let other = Keys::derive(&"cd".repeat(32));
+        assert_ne!(a, other.link_token(Purpose::Recipient, "c-1"));
+    }
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..200 {
+            let c = new_code();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+}

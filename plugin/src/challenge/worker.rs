@@ -1,0 +1,45 @@
+//! The background worker: plans and sends notifications and releases verified holds. Woken by the hook
+//! (after a commit), the portal (after a verification or a phone number) and a timer.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{hold::release, Gateway};
+
+/// One pass; errors are logged and the next pass tries again.
+pub async fn pass(gw: &Gateway) {
+    let now = crate::time::now();
+    if let Err(e) = super::notify::plan(gw, now).await {
+        tracing::warn!(error = %e, "planning notifications failed; will retry");
+    }
+    if let Err(e) = release::release_due(gw, now).await {
+        tracing::warn!(error = %e, "release pass failed; will retry");
+    }
+    if let Err(e) = super::notify::send_due(gw, now).await {
+        tracing::warn!(error = %e, "sending notifications failed; will retry");
+    }
+}
+
+/// Runs until the task is dropped or aborted.
+pub async fn run(gw: Arc<Gateway>) {
+    if gw.config.stalwart.is_none() {
+        tracing::warn!(
+            "no [stalwart] section: notifications and releases wait until it is configured"
+        );
+    }
+    if let Err(e) = release::recover(&gw, crate::time::now(), release::LEASE_SECS).await {
+        tracing::warn!(error = %e, "release recovery failed");
+    }
+    let every = Duration::from_millis(gw.config.portal.worker_interval_ms.max(50));
+    loop {
+        pass(&gw).await;
+        tokio::select! {
+            _ = gw.wake.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Starts the worker on the current runtime.
+pub fn spawn(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(gw))
+}

@@ -1,0 +1,287 @@
+//! After verification: the recipient's messages, reading a portal message, downloading the .eml and
+//! each attachment. Every page needs the session cookie of the link's own recipient, and a message opens
+//! only when that recipient has a portal hold for it. Message HTML is never rendered: the text is shown
+//! escaped, downloads are `application/octet-stream` attachments.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::{
+    challenge_for,
+    html::{esc, page},
+    Ctx,
+};
+use crate::{
+    challenge::{store as cstore, Purpose},
+    Gateway,
+};
+
+/// The link's recipient when the browser holds a valid session for exactly that recipient.
+async fn authorised(gw: &Gateway, ctx: &Ctx, token: &str) -> Result<String, Response> {
+    let c = challenge_for(gw, ctx, Purpose::Recipient, token).await?;
+    let Some(cookie) = ctx.cookies.get("nta_session") else {
+        return Err(Redirect::to(&format!("/p/{token}")).into_response());
+    };
+    match cstore::session_recipient(&gw.store, cookie, crate::time::now()).await {
+        Ok(Some(r)) if r == c.recipient => Ok(r),
+        Ok(_) => Err(Redirect::to(&format!("/p/{token}")).into_response()),
+        Err(_) => Err(ctx.unavailable("/p/")),
+    }
+}
+
+/// The decrypted message when `recipient` may read it on the portal.
+async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
+    match cstore::portal_hold(&gw.store, id, recipient).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ctx.not_found()),
+        Err(_) => return Err(ctx.unavailable("/p/")),
+    }
+    let sealed = match gw.store.held(id).await {
+        Ok(Some(h)) => h.sealed,
+        Ok(None) => None,
+        Err(_) => return Err(ctx.unavailable("/p/")),
+    };
+    let Some(sealed) = sealed else {
+        return Err(ctx.notice(
+            StatusCode::GONE,
+            "/p/",
+            ctx.lang.t("Niet meer beschikbaar", "No longer available"),
+            ctx.lang.t(
+                "De bewaartermijn van dit bericht is verlopen.",
+                "The retention period of this message has passed.",
+            ),
+        ));
+    };
+    gw.master.open(id, &sealed).map_err(|e| {
+        tracing::error!(error = %e, message = id, "portal: cannot open held message");
+        ctx.unavailable("/p/")
+    })
+}
+
+pub async fn messages(
+    State(gw): State<Arc<Gateway>>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
+    let recipient = match authorised(&gw, &ctx, &token).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let lang = ctx.lang;
+    let held = match cstore::held_for(&gw.store, &recipient).await {
+        Ok(h) => h,
+        Err(_) => return ctx.unavailable("/p/"),
+    };
+    let mut rows = String::new();
+    for h in &held {
+        let status = match h.state.as_str() {
+            "portal" => format!(
+                "<a href=\"/p/{token}/m/{id}\">{}</a>",
+                lang.t("Lezen", "Read"),
+                id = esc(&h.message_id)
+            ),
+            "released" => lang
+                .t("Afgeleverd in uw mailbox", "Delivered to your mailbox")
+                .into(),
+            "releasing" | "sending" | "committing" | "uncertain" => lang
+                .t(
+                    "Wordt afgeleverd in uw mailbox",
+                    "Being delivered to your mailbox",
+                )
+                .into(),
+            "held" => lang
+                .t("Wacht op bevestiging", "Waiting for confirmation")
+                .into(),
+            _ => lang
+                .t("Niet meer beschikbaar", "No longer available")
+                .into(),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{status}</td></tr>\n",
+            esc(&h.sender),
+            crate::time::rfc3339(h.created_at)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
+        ));
+    }
+    let body = format!(
+        "<p class=\"ok\" role=\"status\">{ok}</p>\n<table><caption>{cap}</caption>\
+         <thead><tr><th scope=\"col\">{from}</th><th scope=\"col\">{date}</th><th scope=\"col\">{st}</th></tr></thead>\
+         <tbody>\n{rows}</tbody></table>",
+        ok = lang.t(
+            "U bent bevestigd als ontvanger. Berichten die veilig kunnen worden afgeleverd, komen in uw eigen mailbox.",
+            "You are confirmed as the recipient. Messages that can be delivered securely arrive in your own mailbox.",
+        ),
+        cap = lang.t("Uw beveiligde berichten", "Your secure messages"),
+        from = lang.t("Van", "From"),
+        date = lang.t("Ontvangen (UTC)", "Received (UTC)"),
+        st = lang.t("Status", "Status"),
+    );
+    let path = format!("/p/{token}/messages");
+    ctx.html(
+        StatusCode::OK,
+        page(lang, &path, lang.t("Uw berichten", "Your messages"), &body),
+        &[],
+    )
+}
+
+pub async fn message(
+    State(gw): State<Arc<Gateway>>,
+    ctx: Ctx,
+    Path((token, id)): Path<(String, String)>,
+) -> Response {
+    let recipient = match authorised(&gw, &ctx, &token).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let raw = match readable(&gw, &ctx, &id, &recipient).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let lang = ctx.lang;
+    let parsed = MessageParser::default().parse(&raw);
+    let (subject, from, text, attachments) = match &parsed {
+        Some(m) => (
+            m.subject().unwrap_or("").to_string(),
+            m.from()
+                .and_then(|a| a.first())
+                .map(|a| match (a.name(), a.address()) {
+                    (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                    (None, Some(ad)) => ad.to_string(),
+                    (Some(n), None) => n.to_string(),
+                    (None, None) => String::new(),
+                })
+                .unwrap_or_default(),
+            m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+            m.attachments()
+                .enumerate()
+                .map(|(i, a)| {
+                    (
+                        i,
+                        a.attachment_name().unwrap_or("attachment").to_string(),
+                        a.contents().len(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        None => (
+            String::new(),
+            String::new(),
+            String::from_utf8_lossy(&raw).to_string(),
+            Vec::new(),
+        ),
+    };
+    let mut list = String::new();
+    for (i, name, size) in &attachments {
+        list.push_str(&format!(
+            "<li><a href=\"/p/{token}/m/{id}/a/{i}\" download>{}</a> ({size} bytes)</li>",
+            esc(name),
+            id = esc(&id)
+        ));
+    }
+    let att = if list.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>{}</h2><ul>{list}</ul>",
+            lang.t("Bijlagen", "Attachments")
+        )
+    };
+    let body = format!(
+        "<dl><dt>{lf}</dt><dd>{from}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
+         <pre>{text}</pre>\n{att}\n\
+         <p><a href=\"/p/{token}/m/{id}/eml\" download>{dl}</a></p>\n\
+         <p><a href=\"/p/{token}/messages\">{back}</a></p>",
+        lf = lang.t("Van", "From"),
+        ls = lang.t("Onderwerp", "Subject"),
+        from = esc(&from),
+        subject = esc(&subject),
+        text = esc(&text),
+        dl = lang.t(
+            "Download het volledige bericht (.eml)",
+            "Download the complete message (.eml)"
+        ),
+        back = lang.t("Terug naar uw berichten", "Back to your messages"),
+        id = esc(&id),
+    );
+    let path = format!("/p/{token}/m/{id}");
+    ctx.html(
+        StatusCode::OK,
+        page(lang, &path, lang.t("Bericht", "Message"), &body),
+        &[],
+    )
+}
+
+fn download(name: &str, bytes: Vec<u8>) -> Response {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+pub async fn eml(
+    State(gw): State<Arc<Gateway>>,
+    ctx: Ctx,
+    Path((token, id)): Path<(String, String)>,
+) -> Response {
+    let recipient = match authorised(&gw, &ctx, &token).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match readable(&gw, &ctx, &id, &recipient).await {
+        Ok(raw) => download(&format!("{id}.eml"), raw),
+        Err(r) => r,
+    }
+}
+
+pub async fn attachment(
+    State(gw): State<Arc<Gateway>>,
+    ctx: Ctx,
+    Path((token, id, n)): Path<(String, String, usize)>,
+) -> Response {
+    let recipient = match authorised(&gw, &ctx, &token).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let raw = match readable(&gw, &ctx, &id, &recipient).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(m) = MessageParser::default().parse(&raw) else {
+        return ctx.not_found();
+    };
+    let found = m.attachments().nth(n).map(|a| {
+        (
+            a.attachment_name().unwrap_or("attachment").to_string(),
+            a.contents().to_vec(),
+        )
+    });
+    match found {
+        Some((name, bytes)) => download(&name, bytes),
+        None => ctx.not_found(),
+    }
+}

@@ -1,0 +1,419 @@
+//! Recipient 2FA end to end on real components: the gateway, moto's SNS server, and a real SMTP server
+//! (STARTTLS + AUTH) standing in for Stalwart's `nta-release` and `nta-notify` listeners. Over SQLite and
+//! PostgreSQL. Must-show 1 (release), 2 (portal), 6 (faults).
+
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use common::{hook_request, original_bytes, Backend};
+use hyper::StatusCode;
+use stalwart_nta7516::policy::TlsStatus;
+use support::{link_in, smtp, Browser, Env, Moto, Running, SENDER};
+
+const BOB: &str = "bob@example.test";
+
+fn message(to: &str, msgid: &str, subject: &str) -> serde_json::Value {
+    hook_request(
+        SENDER,
+        &[to],
+        &[
+            ("From", "Dr. A. Arts <arts@zorg.test>"),
+            ("To", to),
+            ("Subject", subject),
+            ("Message-ID", msgid),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ],
+        "Beste ontvanger,\r\n.Deze regel begint met een punt.\r\n..en deze met twee.\r\nUitslag: 5,4 mmol/l — in orde.\r\n",
+    )
+}
+
+fn held_id(answer: &serde_json::Value) -> String {
+    assert_eq!(answer["action"], "discard", "{answer}");
+    let text = answer["response"]["message"].as_str().unwrap();
+    let i = text.find("(id ").unwrap() + 4;
+    text[i..i + text[i..].find(')').unwrap()].to_string()
+}
+
+/// Hook → notification → link → SMS → code. Returns the portal link and the browser (with its session).
+async fn verify(
+    env: &Env,
+    gw: &Running,
+    moto: &Moto,
+    rcpt: &str,
+    phone: &str,
+    notices: usize,
+) -> (String, Browser) {
+    let mails = env.notify.wait_for(notices, 10).await;
+    let mail = mails
+        .iter()
+        .rev()
+        .find(|m| m.rcpt_to == [rcpt])
+        .unwrap_or_else(|| panic!("no notification to {rcpt}"));
+    let link = link_in(&mail.data, "p");
+    let mut br = Browser::new(gw, "nl-NL,nl;q=0.9,en;q=0.5");
+    let sent = br.request_code(&link).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let code = moto.last_code(phone).await;
+    let done = br.enter_code(&link, &code).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(done.location.as_deref().unwrap().ends_with("/messages"));
+    (link, br)
+}
+
+async fn release_end_to_end(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110001";
+    gw.set_phone(BOB, phone).await;
+
+    let req = message(BOB, "<e2e-1@zorg.test>", "Uitslag bloedonderzoek");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+
+    // The notification: to the recipient, from the gateway, over STARTTLS + AUTH; sender and link, no
+    // content and no subject.
+    let notices = env.notify.wait_for(1, 10).await;
+    let n = &notices[0];
+    assert_eq!(n.rcpt_to, vec![BOB.to_string()]);
+    assert_eq!(n.mail_from, "nta7516@zorg.test");
+    assert!(n.tls && n.auth == smtp::USER);
+    let text = String::from_utf8_lossy(&n.data);
+    assert!(text.contains(SENDER), "{text}");
+    assert!(
+        !text.contains("Uitslag") && !text.contains("mmol"),
+        "content leaked: {text}"
+    );
+
+    let (link, mut br) = verify(&env, &gw, &moto, BOB, phone, 1).await;
+    // The SMS went through SNS to the recorded number.
+    assert_eq!(moto.count_to(phone).await, 1);
+
+    // The original bytes arrive at the release listener, byte for byte, as the original sender.
+    let got = env.release.wait_for(1, 10).await;
+    assert_eq!(
+        got[0].data, original,
+        "released bytes differ from the submitted message"
+    );
+    assert_eq!(got[0].mail_from, SENDER);
+    assert_eq!(got[0].rcpt_to, vec![BOB.to_string()]);
+    assert!(got[0].tls && got[0].auth == smtp::USER);
+    let (_, queue_id, _) = gw.wait_hold(&id, BOB, "released", 10).await;
+    assert_eq!(queue_id.as_deref(), Some(got[0].queue_id.as_str()));
+    // Content deleted once Stalwart accepted it.
+    assert!(gw
+        .gw
+        .store
+        .held(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed
+        .is_none());
+    let page = br.get(&format!("{link}/messages")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Afgeleverd in uw mailbox"),
+        "{}",
+        page.body
+    );
+
+    // Verified for 90 days: the next message goes out at once, without a challenge.
+    let answer = gw.hook(&message(BOB, "<e2e-2@zorg.test>", "Vervolg")).await;
+    assert_eq!(answer["action"], "accept", "{answer}");
+    let mods = answer["modifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        mods.iter().all(|m| m["type"] != "deleteRecipient"),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(env.notify.messages().len(), 1, "no second notification");
+    assert_eq!(env.release.messages().len(), 1, "delivered exactly once");
+    assert_eq!(gw.gw.store.count("challenges").await.unwrap(), 1);
+    assert_eq!(moto.count_to(phone).await, 1);
+}
+
+async fn portal_for_insecure_recipient(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    env.tls.set("insecure.test", TlsStatus::Insecure);
+    let gw = env.start().await;
+    let rcpt = "eve@insecure.test";
+    let phone = "+31611110002";
+    gw.set_phone(rcpt, phone).await;
+    let attachment = b"%PDF-1.4 lab result\n";
+    let body = format!(
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nUw uitslag staat in de bijlage.\r\n\
+         --b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"uitslag.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        base64_encode(attachment)
+    );
+    let req = hook_request(
+        SENDER,
+        &[rcpt],
+        &[
+            ("From", "Dr. A. Arts <arts@zorg.test>"),
+            ("To", rcpt),
+            ("Subject", "Uitslag <b>met</b> bijlage"),
+            ("Message-ID", "<portal-1@zorg.test>"),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "multipart/mixed; boundary=\"b1\""),
+        ],
+        &body,
+    );
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    assert_eq!(gw.hold(&id, rcpt).await.0, "held");
+    let (link, mut br) = verify(&env, &gw, &moto, rcpt, phone, 1).await;
+    gw.wait_hold(&id, rcpt, "portal", 10).await;
+
+    let list = br.get(&format!("{link}/messages")).await;
+    assert!(list.body.contains(&format!("/m/{id}")), "{}", list.body);
+    let view = br.get(&format!("{link}/m/{id}")).await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert!(
+        view.body.contains("Uw uitslag staat in de bijlage."),
+        "{}",
+        view.body
+    );
+    assert!(
+        view.body.contains("Uitslag &lt;b&gt;met&lt;/b&gt; bijlage"),
+        "subject escaped"
+    );
+    assert!(view.body.contains("uitslag.pdf"));
+    let eml = br.get(&format!("{link}/m/{id}/eml")).await;
+    assert_eq!(eml.status, StatusCode::OK);
+    assert_eq!(eml.bytes, original, ".eml download is the original message");
+    assert_eq!(eml.headers["content-type"], "application/octet-stream");
+    assert!(eml.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let att = br.get(&format!("{link}/m/{id}/a/0")).await;
+    assert_eq!(att.status, StatusCode::OK);
+    assert_eq!(att.bytes, attachment);
+    assert!(att.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("uitslag.pdf"));
+    assert_eq!(
+        br.get(&format!("{link}/m/{id}/a/1")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Security headers on every portal page.
+    assert!(view.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert_eq!(view.headers["referrer-policy"], "no-referrer");
+    // Without the session: no access.
+    let mut stranger = Browser::new(&gw, "en");
+    let r = stranger.get(&format!("{link}/m/{id}/eml")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.bytes != original);
+    // Never submitted for SMTP delivery.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        env.release.messages().is_empty(),
+        "portal message was submitted"
+    );
+    assert_eq!(gw.hold(&id, rcpt).await.0, "portal");
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Faults 1: the SNS endpoint is down. The recipient is told to try later; nothing changes.
+async fn sns_down(b: Backend) {
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let env = Env::new(b, Some(dead), "").await;
+    let gw = env.start().await;
+    gw.set_phone(BOB, "+31611110003").await;
+    let id = held_id(&gw.hook(&message(BOB, "<sns-down@zorg.test>", "x")).await);
+    let mails = env.notify.wait_for(1, 10).await;
+    let link = link_in(&mails[0].data, "p");
+    let mut br = Browser::new(&gw, "en");
+    let r = br.request_code(&link).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("try again"), "{}", r.body);
+    assert!(r.body.contains("safely held"));
+    assert_eq!(gw.hold(&id, BOB).await.0, "held");
+    assert!(gw
+        .gw
+        .store
+        .held(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed
+        .is_some());
+    // The landing page still works: the recipient can try again later.
+    assert_eq!(br.get(&link).await.status, StatusCode::OK);
+}
+
+/// Faults 2: Stalwart's release listener is down at release time. The hold stays, is retried with
+/// backoff, and is delivered exactly once when the listener is back.
+async fn release_listener_down(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let mut env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110004";
+    gw.set_phone(BOB, phone).await;
+    let req = message(BOB, "<down@zorg.test>", "x");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    env.notify.wait_for(1, 10).await;
+    env.release.stop();
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    support::eventually(10, "a failed release attempt", || async {
+        let h = gw.hold(&id, BOB).await;
+        (h.2 >= 1).then_some(())
+    })
+    .await;
+    let (state, qid, _) = gw.hold(&id, BOB).await;
+    assert!(
+        state == "releasing" || state == "sending" || state == "committing",
+        "{state}"
+    );
+    assert!(qid.is_none());
+    assert!(
+        gw.gw
+            .store
+            .held(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+            .is_some(),
+        "content kept"
+    );
+    env.release.restart().await;
+    let (_, qid, _) = gw.wait_hold(&id, BOB, "released", 15).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 1, "delivered exactly once");
+    assert_eq!(got[0].data, original);
+    assert_eq!(qid.as_deref(), Some(got[0].queue_id.as_str()));
+}
+
+/// Faults 2b: Stalwart refuses the release (its rate limiters answer 451 after the data): the message
+/// stays held, is retried, and is delivered once when Stalwart accepts it.
+async fn release_refused_then_accepted(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110007";
+    gw.set_phone(BOB, phone).await;
+    let req = message(BOB, "<refused@zorg.test>", "x");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    env.release
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    support::eventually(10, "a refused release attempt", || async {
+        let h = gw.hold(&id, BOB).await;
+        (h.2 >= 1 && h.0 == "releasing").then_some(())
+    })
+    .await;
+    assert!(env.release.messages().is_empty());
+    assert!(
+        gw.gw
+            .store
+            .held(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+            .is_some(),
+        "content kept"
+    );
+    env.release
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    gw.wait_hold(&id, BOB, "released", 15).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 1, "delivered exactly once");
+    assert_eq!(got[0].data, original);
+}
+
+/// Faults 3: the gateway restarts between hold and code entry. The link in the mail still works, the
+/// message is released once, no notification is sent twice.
+async fn restart_between_hold_and_code(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let first = env.start().await;
+    let phone = "+31611110005";
+    first.set_phone(BOB, phone).await;
+    let req = message(BOB, "<restart@zorg.test>", "x");
+    let original = original_bytes(&req);
+    let id = held_id(&first.hook(&req).await);
+    env.notify.wait_for(1, 10).await;
+    first.stop().await;
+
+    let second = env.start().await;
+    assert_eq!(second.hold(&id, BOB).await.0, "held");
+    verify(&env, &second, &moto, BOB, phone, 1).await;
+    second.wait_hold(&id, BOB, "released", 10).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, original);
+    assert_eq!(
+        env.notify.messages().len(),
+        1,
+        "notification not repeated after the restart"
+    );
+}
+
+/// Faults 4: the recipient's TLS turns insecure between hold and release: never delivered over SMTP, the
+/// message goes to the portal instead.
+async fn insecure_at_release_goes_to_portal(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110006";
+    gw.set_phone(BOB, phone).await;
+    let id = held_id(&gw.hook(&message(BOB, "<degrade@zorg.test>", "x")).await);
+    assert_eq!(gw.hold(&id, BOB).await.0, "held");
+    env.tls.set("example.test", TlsStatus::Insecure);
+    let (link, mut br) = verify(&env, &gw, &moto, BOB, phone, 1).await;
+    gw.wait_hold(&id, BOB, "portal", 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(env.release.messages().is_empty(), "delivered insecurely");
+    assert_eq!(
+        br.get(&format!("{link}/m/{id}")).await.status,
+        StatusCode::OK
+    );
+}
+
+both_backends!(
+    release_end_to_end,
+    portal_for_insecure_recipient,
+    sns_down,
+    release_listener_down,
+    release_refused_then_accepted,
+    restart_between_hold_and_code,
+    insecure_at_release_goes_to_portal,
+);

@@ -1,0 +1,326 @@
+//! A real SMTP server standing in for Stalwart's `nta-release` / `nta-notify` listeners: EHLO, STARTTLS
+//! (tokio-rustls, rcgen certificate for `localhost`), AUTH PLAIN and LOGIN (only after TLS, only the
+//! configured account), MAIL, RCPT, DATA (dot-unstuffed), RSET, QUIT; answers
+//! `250 2.0.0 Message queued with id <hex>` and records every accepted message. Enforces Stalwart's limit
+//! of 10 messages per session.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use base64::Engine;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    net::TcpListener,
+    task::JoinHandle,
+};
+
+pub const USER: &str = "nta-gateway";
+pub const PASS: &str = "service-secret-42";
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+    pub queue_id: String,
+    pub tls: bool,
+    pub auth: String,
+}
+
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    pub ca_file: PathBuf,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// While set, every message is refused after its data (`451 4.7.28`, like Stalwart's rate limiters).
+    pub refuse: Arc<std::sync::atomic::AtomicBool>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    task: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let ca_file = dir.path().join("stalwart-ca.pem");
+        std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+        let mut s = SmtpServer {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ca_file,
+            received: Arc::default(),
+            refuse: Arc::default(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            task: None,
+            _dir: dir,
+        };
+        s.listen().await;
+        s
+    }
+
+    /// A second listener with the same certificate (Stalwart's two listeners share one).
+    pub async fn start_sharing(other: &SmtpServer) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("stalwart-ca.pem");
+        std::fs::copy(&other.ca_file, &ca_file).unwrap();
+        let mut s = SmtpServer {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ca_file,
+            received: Arc::default(),
+            refuse: Arc::default(),
+            acceptor: other.acceptor.clone(),
+            task: None,
+            _dir: dir,
+        };
+        s.listen().await;
+        s
+    }
+
+    async fn listen(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let received = self.received.clone();
+        let refuse = self.refuse.clone();
+        let acceptor = self.acceptor.clone();
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (received, acceptor, refuse) =
+                    (received.clone(), acceptor.clone(), refuse.clone());
+                tokio::spawn(async move {
+                    let _ = session(tcp, acceptor, received, refuse).await;
+                });
+            }
+        }));
+    }
+
+    /// Stops listening (connections are refused) until [`SmtpServer::restart`].
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        for _ in 0..50 {
+            if TcpListener::bind(self.addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.listen().await;
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages arrived (or panics after `secs`).
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} messages at {}, got {}",
+                self.addr,
+                m.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn session(
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    received: Arc<Mutex<Vec<Received>>>,
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
+    let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
+    let mut tls = false;
+    let mut auth = String::new();
+    let mut from: Option<String> = None;
+    let mut rcpts: Vec<String> = Vec::new();
+    let mut count = 0;
+    io.get_mut()
+        .write_all(b"220 localhost ESMTP test-stalwart\r\n")
+        .await?;
+    loop {
+        let mut line = String::new();
+        if io.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end().to_string();
+        let upper = line.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") {
+            let mut r = String::from("250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
+            if tls {
+                r.push_str("250-AUTH PLAIN LOGIN\r\n");
+            } else {
+                r.push_str("250-STARTTLS\r\n");
+            }
+            r.push_str("250 SIZE 104857600\r\n");
+            r
+        } else if upper == "STARTTLS" && !tls {
+            io.get_mut()
+                .write_all(b"220 2.0.0 Ready to start TLS\r\n")
+                .await?;
+            let stream = acceptor.accept(io.into_inner()).await?;
+            io = BufReader::new(Box::new(stream));
+            tls = true;
+            continue;
+        } else if upper.starts_with("AUTH") {
+            if !tls {
+                "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
+            } else {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let creds = if upper.starts_with("AUTH PLAIN ") {
+                    let raw = b64.decode(line[11..].trim()).unwrap_or_default();
+                    let parts: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+                    (parts.len() == 3).then(|| {
+                        (
+                            String::from_utf8_lossy(parts[1]).to_string(),
+                            String::from_utf8_lossy(parts[2]).to_string(),
+                        )
+                    })
+                } else if upper == "AUTH LOGIN" {
+                    io.get_mut().write_all(b"334 VXNlcm5hbWU6\r\n").await?;
+                    let mut u = String::new();
+                    io.read_line(&mut u).await?;
+                    io.get_mut().write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
+                    let mut p = String::new();
+                    io.read_line(&mut p).await?;
+                    Some((
+                        String::from_utf8_lossy(&b64.decode(u.trim()).unwrap_or_default())
+                            .to_string(),
+                        String::from_utf8_lossy(&b64.decode(p.trim()).unwrap_or_default())
+                            .to_string(),
+                    ))
+                } else {
+                    None
+                };
+                match creds {
+                    Some((u, p)) if u == USER && p == PASS => {
+                        auth = u;
+                        "235 2.7.0 Authentication succeeded\r\n".into()
+                    }
+                    _ => "535 5.7.8 Authentication credentials invalid\r\n".into(),
+                }
+            }
+        } else if upper.starts_with("MAIL FROM:") {
+            if auth.is_empty() {
+                "530 5.7.0 Authentication required\r\n".into()
+            } else if count >= 10 {
+                "452 4.4.5 Too many messages in this session\r\n".into()
+            } else {
+                from = Some(addr(&line[10..]));
+                rcpts.clear();
+                "250 2.1.0 OK\r\n".into()
+            }
+        } else if upper.starts_with("RCPT TO:") {
+            if from.is_none() {
+                "503 5.5.1 MAIL first\r\n".into()
+            } else {
+                rcpts.push(addr(&line[8..]));
+                "250 2.1.5 OK\r\n".into()
+            }
+        } else if upper == "DATA" {
+            if rcpts.is_empty() {
+                "503 5.5.1 RCPT first\r\n".into()
+            } else {
+                io.get_mut()
+                    .write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
+                    .await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut l = Vec::new();
+                    if io.read_until(b'\n', &mut l).await? == 0 {
+                        return Ok(());
+                    }
+                    if l == b".\r\n" {
+                        break;
+                    }
+                    if l.starts_with(b".") {
+                        l.remove(0);
+                    }
+                    data.extend_from_slice(&l);
+                }
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    from = None;
+                    rcpts.clear();
+                    io.get_mut()
+                        .write_all(b"451 4.7.28 Rate limit exceeded, try again later\r\n")
+                        .await?;
+                    continue;
+                }
+                count += 1;
+                let id: [u8; 8] = rand_bytes();
+                let queue_id = hex::encode(id);
+                received.lock().unwrap().push(Received {
+                    mail_from: from.take().unwrap_or_default(),
+                    rcpt_to: std::mem::take(&mut rcpts),
+                    data,
+                    queue_id: queue_id.clone(),
+                    tls,
+                    auth: auth.clone(),
+                });
+                format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
+            }
+        } else if upper == "RSET" {
+            from = None;
+            rcpts.clear();
+            "250 2.0.0 OK\r\n".into()
+        } else if upper == "QUIT" {
+            io.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(());
+        } else if upper == "NOOP" {
+            "250 2.0.0 OK\r\n".into()
+        } else {
+            "502 5.5.2 Command not recognized\r\n".into()
+        };
+        io.get_mut().write_all(reply.as_bytes()).await?;
+    }
+}
+
+fn addr(s: &str) -> String {
+    s.trim()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    b
+}
