@@ -33,6 +33,28 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub sms: SmsConfig,
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// Stalwart's webhook (`POST /v1/stalwart-events`). Without a key the intake refuses every request.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The `signature-key` configured in Stalwart (HMAC-SHA256 over the body, `X-Signature`).
+    pub hmac_key: Option<String>,
+    pub hmac_key_file: Option<PathBuf>,
+}
+
+/// The admin API (`/v1/admin/…`). Without a token the API refuses every request.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for the admin API.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -238,6 +260,8 @@ impl Config {
         c.storage.url = format!("sqlite://{}", data_dir.join("gateway.db").display());
         c.hook.token_file = Some(data_dir.join("hook-token"));
         c.hold.master_key_file = Some(data_dir.join("master.key"));
+        c.webhook.hmac_key_file = Some(data_dir.join("webhook-key"));
+        c.admin.token_file = Some(data_dir.join("admin-token"));
         c
     }
 

@@ -21,6 +21,8 @@ use stalwart_nta7516::{
 };
 
 pub const TOKEN: &str = "test-hook-token-0123456789";
+pub const WEBHOOK_KEY: &str = "test-webhook-hmac-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -153,6 +155,7 @@ impl Builder {
         let base = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\n\
              [hook]\ntoken = \"{TOKEN}\"\n[storage]\nurl = \"{url}\"\n\
+             [webhook]\nhmac_key = \"{WEBHOOK_KEY}\"\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\
              [hold]\nmaster_key_file = \"{}\"\n",
             dir.path().join("master.key").display(),
         );
