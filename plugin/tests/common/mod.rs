@@ -251,6 +251,47 @@ impl TestGateway {
         }
     }
 
+    /// A request with exactly these extra headers (no bearer token).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> HttpReply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, value.as_str());
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("HTTP request");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        HttpReply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
     pub async fn hook(&self, body: &serde_json::Value) -> HttpReply {
         self.request(
             Method::POST,
