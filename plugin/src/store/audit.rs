@@ -277,14 +277,18 @@ pub async fn record_webhook(
             intake.duplicates += 1;
             continue;
         }
-        if !cache.contains_key(&queue_id) {
-            let corr = correlate(tx, queue_id).await?;
-            cache.insert(queue_id, corr);
-        }
+        let corr = match cache.get(&queue_id) {
+            Some(known) => known.clone(),
+            None => {
+                let found = correlate(tx, queue_id).await?;
+                cache.insert(queue_id, found.clone());
+                found
+            }
+        };
         let at = ev.created_unix().unwrap_or(now);
-        match &cache[&queue_id] {
+        match corr {
             Some(corr) => {
-                audit_events.push(delivery::to_audit(ev, queue_id, at, corr));
+                audit_events.push(delivery::to_audit(ev, queue_id, at, &corr));
                 intake.recorded += 1;
             }
             None => {
