@@ -56,4 +56,9 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Manage recipients, exemptions, peers, held messages and domain settings (local database, or a
+    /// running gateway with --url).
+    Admin(stalwart_nta7516::admin::client::AdminArgs),
+    /// The audit log: verify the hash chain, proof-of-delivery reports, exports.
+    Audit(stalwart_nta7516::admin::client::AuditArgs),
 }

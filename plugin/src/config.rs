@@ -42,6 +42,28 @@ pub struct Config {
     pub stalwart: Option<StalwartConfig>,
     #[serde(default)]
     pub portal: PortalConfig,
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// Stalwart's webhook (`POST /v1/stalwart-events`). Without a key the intake refuses every request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The `signature-key` configured in Stalwart (HMAC-SHA256 over the body, `X-Signature`).
+    pub hmac_key: Option<String>,
+    pub hmac_key_file: Option<PathBuf>,
+}
+
+/// The admin API (`/v1/admin/…`). Without a token the API refuses every request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for the admin API.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[smarttls]`: `enabled = false` switches probing off (every external recipient is then held); the other
@@ -60,7 +82,11 @@ impl TryFrom<toml::Table> for SmartTlsSection {
         let enabled = match table.remove("enabled") {
             None => true,
             Some(toml::Value::Boolean(b)) => b,
-            Some(other) => return Err(format!("smarttls.enabled must be true or false, not {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "smarttls.enabled must be true or false, not {other}"
+                ))
+            }
         };
         let probe = toml::Value::Table(table)
             .try_into()
@@ -464,6 +490,16 @@ impl Config {
             "hold",
             "master_key_file",
             data_dir.join("master.key").display().to_string(),
+        );
+        table(
+            "webhook",
+            "hmac_key_file",
+            data_dir.join("webhook-key").display().to_string(),
+        );
+        table(
+            "admin",
+            "token_file",
+            data_dir.join("admin-token").display().to_string(),
         );
         let text = toml::to_string(&base).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Self::parse(&text, Path::new("(embedded default)"), env)

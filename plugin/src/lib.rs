@@ -14,8 +14,12 @@
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx);
 //! - [`challenge`]: recipient 2FA (tokens, codes, rate limits, SMS, notification mails, the worker);
 //! - [`portal`]: the recipient's and sender's web pages; [`smtp`]: the submission client to Stalwart;
-//! - [`http`]: the axum routes; [`config`]: the TOML configuration; [`metrics`]: Prometheus.
+//! - [`http`]: the axum routes; [`config`]: the TOML configuration; [`metrics`]: Prometheus;
+//! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
+//! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit).
 
+pub mod admin;
+pub mod audit;
 pub mod challenge;
 pub mod config;
 pub mod hold;
@@ -56,6 +60,10 @@ pub struct Gateway {
     pub sms: Arc<dyn challenge::sms::SmsSender>,
     /// Wakes the notification/release worker (after a hook commit, a verification, a phone number).
     pub wake: Arc<tokio::sync::Notify>,
+    /// HMAC key of Stalwart's webhook; `None`: the intake refuses every request.
+    pub webhook_key: Option<String>,
+    /// Admin API bearer token; `None`: the admin API refuses every request.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +102,31 @@ impl Gateway {
             || MasterKey::generate_hex().map_err(|e| e.to_string()),
         )?;
         let master = MasterKey::from_hex(&master_hex.value)?;
+        let webhook_key = secrets::resolve_optional(
+            "webhook HMAC key",
+            config.webhook.hmac_key.as_deref(),
+            config.webhook.hmac_key_file.as_deref(),
+            generate_secrets,
+            secrets::new_token,
+        )?;
+        let admin_token = secrets::resolve_optional(
+            "admin token",
+            config.admin.token.as_deref(),
+            config.admin.token_file.as_deref(),
+            generate_secrets,
+            secrets::new_token,
+        )?;
         let generated = [
             ("hook token", hook_token.generated),
             ("hold master key", master_hex.generated),
+            (
+                "webhook HMAC key",
+                webhook_key.as_ref().is_some_and(|s| s.generated),
+            ),
+            (
+                "admin token",
+                admin_token.as_ref().is_some_and(|s| s.generated),
+            ),
         ]
         .into_iter()
         .filter_map(|(what, g)| g.then_some(what))
@@ -116,6 +146,8 @@ impl Gateway {
             policy: RwLock::new(policy),
             metrics: Metrics::default(),
             generated,
+            webhook_key: webhook_key.map(|s| s.value),
+            admin_token: admin_token.map(|s| s.value),
         }))
     }
 

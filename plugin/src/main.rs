@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             Command::CheckConfig { config } => Config::load(&config)
                 .map(|_| println!("{}: valid", config.display()))
                 .map_err(|e| e.to_string()),
+            Command::Admin(args) => stalwart_nta7516::admin::client::run_admin(args).await,
+            Command::Audit(args) => stalwart_nta7516::admin::client::run_audit(args).await,
         }
     });
     match result {
@@ -172,6 +174,26 @@ fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::n
             data_dir.join("hook-token").display()
         );
         eprintln!("      {}", gw.hook_token);
+    }
+    eprintln!(
+        "  webhook:   POST http://{addr}/v1/stalwart-events   (X-Signature: HMAC of the body)"
+    );
+    eprintln!("  admin API: http://{addr}/v1/admin/   (Authorization: Bearer <admin token>; OpenAPI at /v1/admin/openapi.json)");
+    for (what, file, value) in [
+        ("webhook HMAC key", "webhook-key", gw.webhook_key.as_deref()),
+        ("admin token", "admin-token", gw.admin_token.as_deref()),
+    ] {
+        match value {
+            Some(v) if gw.generated.contains(&what) => {
+                eprintln!(
+                    "  generated {what} (first start; kept in {}):",
+                    data_dir.join(file).display()
+                );
+                eprintln!("      {v}");
+            }
+            Some(_) => {}
+            None => eprintln!("  {what} not configured: that endpoint refuses every request"),
+        }
     }
     if gw.generated.contains(&"hold master key") {
         eprintln!(

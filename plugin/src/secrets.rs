@@ -66,6 +66,20 @@ pub fn resolve(
     }
 }
 
+/// Like [`resolve`], for a secret whose feature is off when neither value nor file is configured.
+pub fn resolve_optional(
+    what: &'static str,
+    inline: Option<&str>,
+    file: Option<&Path>,
+    generate: bool,
+    make: impl FnOnce() -> Result<String, String>,
+) -> Result<Option<Secret>, SecretError> {
+    if inline.is_none() && file.is_none() {
+        return Ok(None);
+    }
+    resolve(what, inline, file, generate, make).map(Some)
+}
+
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

@@ -226,6 +226,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         );
         let message_ref = ids::new_id("m");
         let sha = rebuilt.as_deref().map(sha256_hex).unwrap_or_default();
+        let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
         record(
             gw,
             &req,
@@ -236,6 +237,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             &decisions,
             None,
             now,
+            &audit,
         )
         .await?;
         return Ok(Handled {
@@ -248,6 +250,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
     if !decisions.iter().any(|d| d.outcome.is_held()) {
         let message_ref = ids::new_id("m");
         let sha = rebuilt.as_deref().map(sha256_hex).unwrap_or_default();
+        let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
         record(
             gw,
             &req,
@@ -258,6 +261,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             &decisions,
             None,
             now,
+            &audit,
         )
         .await?;
         return Ok(Handled {
@@ -311,6 +315,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         .unwrap_or_else(|| ids::new_id("h"));
     let sealed = gw.master.seal(&message_ref, &raw)?;
     let expires = now + i64::from(config.hold.retention_days) * 86_400;
+    let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
     gw.store
         .record_hook(&HookRecord {
             message_ref: &message_ref,
@@ -323,6 +328,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             sealed: Some(&sealed),
             now,
             hold_expires_at: expires,
+            audit: &audit,
         })
         .await?;
     // A number from the subject tag belongs to the one held recipient; with several it is ambiguous and
@@ -386,6 +392,7 @@ async fn record(
     decisions: &[Decision],
     sealed: Option<&crate::hold::Sealed>,
     now: i64,
+    audit: &[crate::audit::Event],
 ) -> Result<(), SubmissionError> {
     gw.store
         .record_hook(&HookRecord {
@@ -399,9 +406,37 @@ async fn record(
             sealed,
             now,
             hold_expires_at: now,
+            audit,
         })
         .await?;
     Ok(())
+}
+
+/// One audit event per decision, with the SmartTLS evidence of the recipient's domain.
+fn decision_events(
+    message_ref: &str,
+    sha: &str,
+    sender: &str,
+    req: &Request,
+    decisions: &[Decision],
+    tls: &[(String, TlsFacts)],
+) -> Vec<crate::audit::Event> {
+    decisions
+        .iter()
+        .map(|d| crate::audit::Event::Decision {
+            message_ref: message_ref.to_string(),
+            sha256: sha.to_string(),
+            sender: sender.to_string(),
+            recipient: d.recipient.clone(),
+            queue_id: req.context.queue.as_ref().map(|q| q.id.clone()),
+            outcome: d.outcome,
+            reasons: d.reasons.clone(),
+            tls: tls
+                .iter()
+                .find(|(dom, _)| dom == domain_of(&d.recipient))
+                .map(|(_, f)| f.clone()),
+        })
+        .collect()
 }
 
 /// Verdicts for the distinct recipient domains, fetched concurrently within the hook's time budget.

@@ -1,6 +1,7 @@
 //! HTTP surface (axum): the MTA hook for Stalwart, health and metrics. Plain async handlers with the
 //! [`Gateway`] as explicit state.
 
+pub mod events;
 pub mod hook;
 pub mod problem;
 
@@ -27,6 +28,13 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/v1/mta-hook",
             post(hook::mta_hook).layer(axum::extract::DefaultBodyLimit::max(MAX_HOOK_BODY)),
         )
+        .route(
+            "/v1/stalwart-events",
+            post(events::stalwart_events).layer(axum::extract::DefaultBodyLimit::max(
+                events::MAX_EVENTS_BODY,
+            )),
+        )
+        .merge(crate::admin::router(gw.clone()))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::portal::routes())

@@ -6,3 +6,4 @@
 //! parameter values that are only strings.
 
 pub mod hook;
+pub mod webhook;

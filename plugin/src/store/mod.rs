@@ -10,6 +10,9 @@ use sqlx::{
 
 use crate::{hold::Sealed, policy::Decision};
 
+pub mod admin;
+pub mod audit;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -61,6 +64,8 @@ pub struct HookRecord<'a> {
     pub sealed: Option<&'a Sealed>,
     pub now: i64,
     pub hold_expires_at: i64,
+    /// Audit events (decisions, holds) appended in the same transaction.
+    pub audit: &'a [crate::audit::Event],
 }
 
 /// A held message as stored.
@@ -336,6 +341,7 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        let mut held = Vec::new();
         if let Some(sealed) = rec.sealed {
             sqlx::query(
                 "INSERT INTO held_messages (id, idem_key, queue_id, sender, sha256, size, key_id, wrapped_key, nonce, \
@@ -359,7 +365,7 @@ impl Store {
             for d in rec.decisions.iter().filter(|d| d.outcome.is_held()) {
                 let challenge_id =
                     pending_challenge(&mut tx, &d.recipient, rec.now, rec.hold_expires_at).await?;
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, 'held', $4, $5, $5) ON CONFLICT (message_id, recipient) DO NOTHING",
                 )
@@ -369,9 +375,22 @@ impl Store {
                 .bind(&challenge_id)
                 .bind(rec.now)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    held.push(crate::audit::Event::Held {
+                        message_ref: rec.message_ref.to_string(),
+                        sha256: rec.sha256.to_string(),
+                        sender: rec.sender.to_string(),
+                        recipient: d.recipient.clone(),
+                        outcome: d.outcome,
+                        challenge_id: Some(challenge_id),
+                        expires_at: rec.hold_expires_at,
+                    });
+                }
             }
         }
+        audit::append(&mut tx, rec.now, &[rec.audit, &held].concat()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -435,6 +454,8 @@ impl Store {
             "holds",
             "challenges",
             "decisions",
+            "audit_log",
+            "webhook_unmatched",
         ];
         let table = TABLES.iter().find(|t| **t == table).ok_or_else(|| {
             StoreError::Db(sqlx::Error::Protocol(format!("unknown table {table}")))

@@ -21,6 +21,8 @@ use stalwart_nta7516::{
 };
 
 pub const TOKEN: &str = "test-hook-token-0123456789";
+pub const WEBHOOK_KEY: &str = "test-webhook-hmac-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -153,6 +155,7 @@ impl Builder {
         let base = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\n\
              [hook]\ntoken = \"{TOKEN}\"\n[storage]\nurl = \"{url}\"\n\
+             [webhook]\nhmac_key = \"{WEBHOOK_KEY}\"\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\
              [hold]\nmaster_key_file = \"{}\"\n",
             dir.path().join("master.key").display(),
         );
@@ -221,6 +224,47 @@ impl TestGateway {
             .header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("HTTP request");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        HttpReply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A request with exactly these extra headers (no bearer token).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> HttpReply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, value.as_str());
         }
         let resp = self
             .client

@@ -1,0 +1,528 @@
+//! Admin API handlers. Input is validated into typed values before anything is stored; bad input is a
+//! 400 problem that says what is wrong and changes nothing; an unknown id is a 404 problem.
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::json;
+
+use super::{csv, validate, AdminState};
+use crate::{
+    audit::export,
+    http::Problem,
+    store::{admin::RecipientIn, audit::AuditQuery, StoreError},
+    time,
+};
+
+type St = State<Arc<AdminState>>;
+type Params = Query<HashMap<String, String>>;
+type Answer = Result<Response, Problem>;
+
+fn bad(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-input", detail)
+}
+
+fn not_found(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
+}
+
+fn unavailable(e: StoreError) -> Problem {
+    tracing::error!(error = %e, "admin API: database error");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily-unavailable",
+        e.to_string(),
+    )
+}
+
+/// A JSON body into `T` (unknown fields refused), as a 400 problem when it does not fit.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        bad(format!(
+            "request body: line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn limit(q: &HashMap<String, String>, default: i64, max: i64) -> Result<i64, Problem> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| bad(format!("limit must be a number from 1 to {max}, not {v:?}"))),
+    }
+}
+
+fn ok(v: impl serde::Serialize) -> Answer {
+    Ok(Json(v).into_response())
+}
+
+// ---- recipients ----
+
+pub async fn list_recipients(State(s): St, Query(q): Params) -> Answer {
+    let limit = limit(&q, 1000, 10_000)?;
+    let after = match q.get("after") {
+        Some(a) => validate::address(a).map_err(bad)?,
+        None => String::new(),
+    };
+    let rows = s
+        .store
+        .list_recipients(&after, limit)
+        .await
+        .map_err(unavailable)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.address.clone()))
+        .flatten();
+    ok(json!({ "recipients": rows, "next_after": next }))
+}
+
+pub async fn get_recipient(State(s): St, Path(address): Path<String>) -> Answer {
+    let address = validate::address(&address).map_err(bad)?;
+    match s.store.get_recipient(&address).await.map_err(unavailable)? {
+        Some(r) => ok(r),
+        None => Err(not_found(format!("no recipient {address}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientBody {
+    pub phone: Option<String>,
+    pub verified_until: Option<String>,
+}
+
+pub async fn put_recipient(State(s): St, Path(address): Path<String>, b: Bytes) -> Answer {
+    let address = validate::address(&address).map_err(bad)?;
+    let input: RecipientBody = body(&b)?;
+    let r = RecipientIn {
+        address: address.clone(),
+        phone: input
+            .phone
+            .as_deref()
+            .map(validate::phone)
+            .transpose()
+            .map_err(bad)?,
+        verified_until: input
+            .verified_until
+            .as_deref()
+            .map(|t| validate::time("verified_until", t))
+            .transpose()
+            .map_err(bad)?,
+    };
+    s.store
+        .put_recipient(&s.actor, &r, time::now())
+        .await
+        .map_err(unavailable)?;
+    let stored = s.store.get_recipient(&address).await.map_err(unavailable)?;
+    ok(stored)
+}
+
+pub async fn delete_recipient(State(s): St, Path(address): Path<String>) -> Answer {
+    let address = validate::address(&address).map_err(bad)?;
+    if s.store
+        .delete_recipient(&s.actor, &address, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("no recipient {address}")))
+    }
+}
+
+pub async fn reset_verification(State(s): St, Path(address): Path<String>) -> Answer {
+    let address = validate::address(&address).map_err(bad)?;
+    if s.store
+        .reset_verification(&s.actor, &address, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        ok(s.store.get_recipient(&address).await.map_err(unavailable)?)
+    } else {
+        Err(not_found(format!("no recipient {address}")))
+    }
+}
+
+/// CSV upload. Bad rows are reported with their line numbers; the good rows are imported, unless
+/// `all_or_nothing=true`, which imports nothing when any row is bad (then 400).
+pub async fn import_recipients(State(s): St, Query(q): Params, b: Bytes) -> Answer {
+    let text = std::str::from_utf8(&b).map_err(|e| bad(format!("the CSV is not UTF-8: {e}")))?;
+    let parsed = csv::parse(text).map_err(bad)?;
+    let strict = q.get("all_or_nothing").is_some_and(|v| v == "true");
+    if strict && !parsed.errors.is_empty() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-input",
+            format!(
+                "{} bad rows, nothing imported: {}",
+                parsed.errors.len(),
+                parsed
+                    .errors
+                    .iter()
+                    .map(|e| format!("line {}: {}", e.line, e.error))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ));
+    }
+    s.store
+        .import_recipients(&s.actor, &parsed.rows, parsed.errors.len(), time::now())
+        .await
+        .map_err(unavailable)?;
+    ok(json!({ "imported": parsed.rows.len(), "rejected": parsed.errors }))
+}
+
+pub async fn export_recipients(State(s): St) -> Answer {
+    let mut out = format!("{}\r\n", csv::HEADER);
+    let mut after = String::new();
+    loop {
+        let page = s
+            .store
+            .list_recipients(&after, 5000)
+            .await
+            .map_err(unavailable)?;
+        for r in &page {
+            out.push_str(&csv::line(
+                &r.address,
+                r.phone.as_deref(),
+                r.verified_until.as_deref(),
+            ));
+        }
+        match page.last() {
+            Some(last) if page.len() == 5000 => after = last.address.clone(),
+            _ => break,
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+}
+
+// ---- exemptions ----
+
+pub async fn list_exemptions(State(s): St) -> Answer {
+    ok(json!({ "exemptions": s.store.list_exemptions().await.map_err(unavailable)? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptionBody {
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+    pub expires_at: Option<String>,
+}
+
+pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
+    let input: ExemptionBody = body(&b)?;
+    let value = match input.kind.as_str() {
+        "address" => validate::address(&input.value),
+        "domain" => validate::domain(&input.value),
+        other => Err(format!(
+            "kind must be \"address\" or \"domain\", not {other:?}"
+        )),
+    }
+    .map_err(bad)?;
+    let reason = validate::text("reason", &input.reason, 500).map_err(bad)?;
+    let now = time::now();
+    let expires_at = input
+        .expires_at
+        .as_deref()
+        .map(|t| validate::time("expires_at", t))
+        .transpose()
+        .map_err(bad)?;
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(bad("expires_at is in the past"));
+    }
+    let id = s
+        .store
+        .put_exemption(&s.actor, &input.kind, &value, &reason, expires_at, now)
+        .await
+        .map_err(unavailable)?;
+    let all = s.store.list_exemptions().await.map_err(unavailable)?;
+    let created = all.into_iter().find(|e| e.id == id);
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub async fn delete_exemption(State(s): St, Path(id): Path<String>) -> Answer {
+    if s.store
+        .delete_exemption(&s.actor, &id, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("no exemption with id {id:?}")))
+    }
+}
+
+// ---- peers ----
+
+pub async fn list_peers(State(s): St) -> Answer {
+    ok(json!({ "peers": s.store.list_peers().await.map_err(unavailable)? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerBody {
+    pub provider: String,
+}
+
+pub async fn put_peer(State(s): St, Path(domain): Path<String>, b: Bytes) -> Answer {
+    let domain = validate::domain(&domain).map_err(bad)?;
+    let input: PeerBody = body(&b)?;
+    let provider = validate::text("provider", &input.provider, 200).map_err(bad)?;
+    s.store
+        .put_peer(&s.actor, &domain, &provider, time::now())
+        .await
+        .map_err(unavailable)?;
+    ok(json!({ "domain": domain, "provider": provider }))
+}
+
+pub async fn delete_peer(State(s): St, Path(domain): Path<String>) -> Answer {
+    let domain = validate::domain(&domain).map_err(bad)?;
+    if s.store
+        .delete_peer(&s.actor, &domain, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("{domain} is not on the peer list")))
+    }
+}
+
+// ---- held messages ----
+
+pub async fn list_held(State(s): St, Query(q): Params) -> Answer {
+    let limit = limit(&q, 100, 1000)?;
+    ok(json!({ "held": s.store.list_held(limit).await.map_err(unavailable)? }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    pub recipient: Option<String>,
+}
+
+pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
+    let input: ReleaseBody = if b.iter().all(u8::is_ascii_whitespace) {
+        ReleaseBody::default()
+    } else {
+        body(&b)?
+    };
+    let recipient = input
+        .recipient
+        .as_deref()
+        .map(validate::address)
+        .transpose()
+        .map_err(bad)?;
+    if !s.store.held_exists(&id).await.map_err(unavailable)? {
+        return Err(not_found(format!("no held message with id {id:?}")));
+    }
+    let changed = s
+        .store
+        .release_to_portal(&s.actor, &id, recipient.as_deref(), time::now())
+        .await
+        .map_err(unavailable)?;
+    if changed.is_empty() {
+        if let Some(r) = recipient {
+            return Err(bad(format!(
+                "{r} is not a recipient of {id} still held for the inbox"
+            )));
+        }
+    }
+    ok(json!({ "id": id, "to_portal": changed }))
+}
+
+pub async fn delete_held(State(s): St, Path(id): Path<String>) -> Answer {
+    if s.store
+        .delete_held(&s.actor, &id, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("no held message with id {id:?}")))
+    }
+}
+
+// ---- settings per sender domain ----
+
+pub async fn list_settings(State(s): St) -> Answer {
+    ok(json!({ "settings": s.store.list_settings().await.map_err(unavailable)? }))
+}
+
+pub async fn get_settings(State(s): St, Path(domain): Path<String>) -> Answer {
+    let domain = validate::domain(&domain).map_err(bad)?;
+    match s.store.get_settings(&domain).await.map_err(unavailable)? {
+        Some(v) => ok(v),
+        None => Err(not_found(format!("no settings for {domain}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pub retention_days: Option<i64>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+pub async fn put_settings(State(s): St, Path(domain): Path<String>, b: Bytes) -> Answer {
+    let domain = validate::domain(&domain).map_err(bad)?;
+    let input: SettingsBody = body(&b)?;
+    if let Some(days) = input.retention_days {
+        if !(1..=90).contains(&days) {
+            return Err(bad(format!(
+                "retention_days must be 1 to 90 (NTA 7516 practice), not {days}"
+            )));
+        }
+    }
+    let groups = input
+        .groups
+        .iter()
+        .map(|g| validate::text("group", g, 64))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    s.store
+        .put_settings(
+            &s.actor,
+            &domain,
+            input.retention_days,
+            &groups,
+            time::now(),
+        )
+        .await
+        .map_err(unavailable)?;
+    ok(s.store.get_settings(&domain).await.map_err(unavailable)?)
+}
+
+pub async fn delete_settings(State(s): St, Path(domain): Path<String>) -> Answer {
+    let domain = validate::domain(&domain).map_err(bad)?;
+    if s.store
+        .delete_settings(&s.actor, &domain, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(format!("no settings for {domain}")))
+    }
+}
+
+// ---- audit ----
+
+/// Audit records by message, recipient, kind and time (RFC 3339), paged by `after_seq`; `format=csv`
+/// or `format=jsonl` for an export.
+pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
+    let time_param = |k: &str| {
+        q.get(k)
+            .map(|v| validate::time(k, v))
+            .transpose()
+            .map_err(bad)
+    };
+    let query = AuditQuery {
+        message_id: q.get("message_id").cloned(),
+        recipient: q
+            .get("recipient")
+            .map(|r| validate::address(r))
+            .transpose()
+            .map_err(bad)?,
+        kind: q.get("kind").cloned(),
+        since: time_param("since")?,
+        until: time_param("until")?,
+        after_seq: q
+            .get("after_seq")
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("after_seq must be a number, not {v:?}")))
+            })
+            .transpose()?,
+        limit: Some(limit(&q, 1000, 10_000)?),
+    };
+    let records = s.store.audit_query(&query).await.map_err(unavailable)?;
+    match q.get("format").map(String::as_str) {
+        None | Some("json") => {
+            let next = records.last().map(|r| r.seq);
+            ok(json!({ "records": records, "next_after_seq": next }))
+        }
+        Some("jsonl") => Ok((
+            [(header::CONTENT_TYPE, "application/jsonl")],
+            records.iter().map(export::json_line).collect::<String>(),
+        )
+            .into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            std::iter::once(export::CSV_HEADER.to_string())
+                .chain(records.iter().map(export::csv_line))
+                .collect::<String>(),
+        )
+            .into_response()),
+        Some(other) => Err(bad(format!(
+            "format must be json, jsonl or csv, not {other:?}"
+        ))),
+    }
+}
+
+pub async fn audit_verify(State(s): St) -> Answer {
+    let v = s.store.verify_audit().await.map_err(unavailable)?;
+    let findings: Vec<_> = v
+        .findings
+        .iter()
+        .map(|f| {
+            let mut j = serde_json::to_value(f).unwrap_or_default();
+            j["text"] = json!(f.to_string());
+            j
+        })
+        .collect();
+    ok(json!({
+        "ok": v.ok(),
+        "records": v.records,
+        "head_seq": v.head_seq,
+        "head_hash": v.head_hash,
+        "findings": findings,
+    }))
+}
+
+pub async fn audit_report(
+    State(s): St,
+    Path(message_id): Path<String>,
+    Query(q): Params,
+) -> Answer {
+    let Some(report) = s
+        .store
+        .audit_report(&message_id)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(not_found(format!(
+            "the audit log has no records for message {message_id:?}"
+        )));
+    };
+    match q.get("format").map(String::as_str) {
+        None | Some("json") => ok(report),
+        Some("text") => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            report.to_text(),
+        )
+            .into_response()),
+        Some("html") => Ok((
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            report.to_html(),
+        )
+            .into_response()),
+        Some(other) => Err(bad(format!(
+            "format must be json, text or html, not {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,37 @@
+//! The audit log: append-only, hash-chained records of every decision, hold, verification, release,
+//! portal access, expiry, delivery event and admin change (NTA 7516's logging clause).
+//!
+//! # Recording an event
+//!
+//! Build an [`Event`] and append it — inside the transaction that makes the change, so the change and its
+//! record commit together or not at all:
+//!
+//! ```ignore
+//! let mut tx = store.transaction().await?;
+//! // … the change itself, on `tx` …
+//! store::audit::append(&mut tx, time::now(), &[Event::CodeSucceeded { … }]).await?;
+//! tx.commit().await?;
+//! ```
+//!
+//! or, when nothing else changes, with its own transaction: `store.append_audit(&[event]).await?`.
+//! Phone numbers go in as [`MaskedPhone`] (masked on construction); message content never goes in,
+//! only its SHA-256. A [`Event::Released`] with a queue id links that Stalwart queue id to the message, so
+//! the webhook's delivery events of the re-submission land in the message's report.
+//!
+//! # Integrity
+//!
+//! Each record carries the hash of the previous one ([`record`] defines the encoding); a single-row
+//! chain head, updated in the same transaction, serialises appends across connections and gateway
+//! instances. [`verify`] finds edited, inserted and deleted records and names them.
+
+pub mod delivery;
+pub mod event;
+pub mod export;
+pub mod record;
+pub mod report;
+pub mod verify;
+
+pub use event::{Entry, Event, MaskedPhone, ReleaseTarget};
+pub use record::{Record, GENESIS};
+pub use report::Report;
+pub use verify::{Finding, Verification, Verifier};

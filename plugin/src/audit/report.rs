@@ -1,0 +1,454 @@
+//! Proof of delivery: the per-message report built from the message's audit records — decision and
+//! reasons, SmartTLS evidence, hold, verification, release and Stalwart's delivery outcome with the MX
+//! host, remote IP, TLS version and cipher, DANE/MTA-STS outcome and the remote reply — as JSON, text
+//! and HTML.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::record::Record;
+use crate::time::rfc3339;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub message_ref: String,
+    pub sha256: Option<String>,
+    pub sender: Option<String>,
+    /// Whether every record of this message still matches its hash (the whole chain: `audit verify`).
+    pub records_intact: bool,
+    pub recipients: Vec<RecipientReport>,
+    /// Every record of the message, in the order things happened.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecipientReport {
+    pub recipient: String,
+    pub outcome: Option<String>,
+    pub reasons: Vec<Value>,
+    /// SmartTLS evidence at decision time.
+    pub tls: Option<Value>,
+    pub held: bool,
+    /// Verification steps (SMS sent, code results), in order.
+    pub verification: Vec<String>,
+    pub released: Option<String>,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One delivery outcome reported by Stalwart for a recipient, with the evidence of the same
+/// connection (same delivery span and MX host).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delivery {
+    /// `delivered`, `temporary_failure`, `permanent_failure` or `failed`.
+    pub status: String,
+    pub at: String,
+    pub queue_id: Option<String>,
+    pub mx: Option<String>,
+    pub remote_ip: Option<String>,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    pub dane: Option<String>,
+    pub mta_sts: Option<String>,
+    pub code: Option<i64>,
+    pub reply: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub recipient: Option<String>,
+    pub summary: String,
+}
+
+fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn delivery_status(event: &str) -> Option<&'static str> {
+    Some(match event {
+        "delivery.delivered" | "delivery.dsn-success" => "delivered",
+        "delivery.dsn-temp-fail" => "temporary_failure",
+        "delivery.dsn-perm-fail" | "delivery.rcpt-to-rejected" | "delivery.message-rejected" => {
+            "permanent_failure"
+        }
+        "delivery.rcpt-to-failed" => "temporary_failure",
+        "delivery.failed" => "failed",
+        _ => return None,
+    })
+}
+
+/// A reason object (`{"type":…,"data":{"details":…,"reason":…}}`) or string as text.
+fn reason_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => {
+            let data = o.get("data").unwrap_or(v);
+            let parts: Vec<String> = ["details", "reason"]
+                .iter()
+                .filter_map(|k| data.get(*k).and_then(s))
+                .collect();
+            Some(if parts.is_empty() {
+                v.to_string()
+            } else {
+                parts.join(": ")
+            })
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+fn summarise(r: &Record, d: &Value) -> String {
+    match r.kind.as_str() {
+        "decision" => {
+            let reasons: Vec<String> = d["reasons"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| s(&x["text"])).collect())
+                .unwrap_or_default();
+            format!(
+                "decision {} ({})",
+                s(&d["outcome"]).unwrap_or_default(),
+                reasons.join("; ")
+            )
+        }
+        "held" => format!(
+            "held for {} until {}",
+            s(&d["outcome"]).unwrap_or_default(),
+            s(&d["expires_at"]).unwrap_or_default()
+        ),
+        "notification_sent" => format!(
+            "notification sent by {}",
+            s(&d["channel"]).unwrap_or_default()
+        ),
+        "sms_sent" => format!(
+            "verification code sent by SMS to {}",
+            s(&d["phone"]).unwrap_or_default()
+        ),
+        "code_succeeded" => format!(
+            "verification succeeded; verified until {}",
+            s(&d["verified_until"]).unwrap_or_default()
+        ),
+        "code_failed" => format!(
+            "wrong verification code ({} attempts left)",
+            s(&d["attempts_left"]).unwrap_or_default()
+        ),
+        "released" => format!(
+            "released to {}{}",
+            s(&d["target"]).unwrap_or_default(),
+            s(&d["queue_id"])
+                .map(|q| format!(" (Stalwart queue id {q})"))
+                .unwrap_or_default()
+        ),
+        "portal_viewed" => "read on the portal".into(),
+        "portal_downloaded" => format!(
+            "downloaded from the portal: {}",
+            s(&d["part"]).unwrap_or_default()
+        ),
+        "expired" => "hold expired; content deleted".into(),
+        "delivery" => {
+            let data = &d["data"];
+            let mut parts = vec![s(&d["event"]).unwrap_or_default()];
+            for key in ["hostname", "remoteIp", "version", "details", "code"] {
+                if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
+                    parts.push(format!(
+                        "{key}={}",
+                        s(v).unwrap_or_default().replace(['\r', '\n'], " ")
+                    ));
+                }
+            }
+            if let Some(reason) = data
+                .get("reason")
+                .or(data.get("causedBy"))
+                .and_then(reason_text)
+            {
+                parts.push(format!("reason={reason}"));
+            }
+            parts.join(" ")
+        }
+        "admin" => format!(
+            "admin {} {} by {}",
+            s(&d["action"]).unwrap_or_default(),
+            s(&d["target"]).unwrap_or_default(),
+            s(&d["actor"]).unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Builds the report from the message's records (any order; sorted here by time, then sequence).
+pub fn build(message_ref: &str, records: &[Record]) -> Report {
+    let mut records: Vec<&Record> = records.iter().collect();
+    records.sort_by_key(|r| (r.at, r.seq));
+    let parsed: Vec<Value> = records.iter().map(|r| r.details_json()).collect();
+    let mut by_rcpt: BTreeMap<String, RecipientReport> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut timeline = Vec::with_capacity(records.len());
+    for (r, d) in records.iter().zip(&parsed) {
+        let summary = summarise(r, d);
+        timeline.push(TimelineEntry {
+            seq: r.seq,
+            at: rfc3339(r.at),
+            kind: r.kind.clone(),
+            recipient: r.recipient.clone(),
+            summary: summary.clone(),
+        });
+        let Some(rcpt) = r.recipient.as_deref() else {
+            continue;
+        };
+        if !order.iter().any(|o| o == rcpt) {
+            order.push(rcpt.to_string());
+        }
+        let e = by_rcpt
+            .entry(rcpt.to_string())
+            .or_insert_with(|| RecipientReport {
+                recipient: rcpt.to_string(),
+                ..Default::default()
+            });
+        match r.kind.as_str() {
+            "decision" => {
+                e.outcome = s(&d["outcome"]);
+                e.reasons = d["reasons"].as_array().cloned().unwrap_or_default();
+                e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
+            }
+            "held" => e.held = true,
+            "sms_sent" | "code_succeeded" | "code_failed" | "notification_sent" => {
+                e.verification.push(summary)
+            }
+            "released" => e.released = Some(summary),
+            "delivery" => {
+                let event = d["event"].as_str().unwrap_or_default();
+                if let Some(status) = delivery_status(event) {
+                    let delivery = connection_evidence(&records, &parsed, r, d, status);
+                    e.deliveries.push(delivery);
+                }
+            }
+            _ => {}
+        }
+    }
+    let first = |f: fn(&Record) -> Option<&String>| records.iter().find_map(|r| f(r).cloned());
+    Report {
+        message_ref: message_ref.to_string(),
+        sha256: first(|r| r.message_sha256.as_ref()),
+        sender: first(|r| r.sender.as_ref()),
+        records_intact: records.iter().all(|r| r.is_intact()),
+        recipients: order.iter().filter_map(|o| by_rcpt.remove(o)).collect(),
+        timeline,
+    }
+}
+
+/// The outcome event plus what the same delivery span says about the same MX host: remote IP
+/// (`delivery.connect`), TLS version and cipher (`delivery.start-tls`), DANE and MTA-STS. Events may
+/// have arrived in any order; they are matched here, at read time.
+fn connection_evidence(
+    records: &[&Record],
+    parsed: &[Value],
+    outcome: &Record,
+    d: &Value,
+    status: &str,
+) -> Delivery {
+    let data = &d["data"];
+    let span = data.get("spanId").cloned().unwrap_or(Value::Null);
+    let host = data.get("hostname").and_then(s);
+    let mut out = Delivery {
+        status: status.to_string(),
+        at: rfc3339(outcome.at),
+        queue_id: s(&d["queue_id"]),
+        mx: host.clone(),
+        code: data.get("code").and_then(Value::as_i64),
+        reply: data
+            .get("details")
+            .and_then(s)
+            .or_else(|| data.get("reason").and_then(reason_text)),
+        ..Default::default()
+    };
+    for (r, pd) in records.iter().zip(parsed) {
+        if r.kind != "delivery" {
+            continue;
+        }
+        let pdata = &pd["data"];
+        if span.is_null() || pdata.get("spanId") != Some(&span) {
+            continue;
+        }
+        let same_host = host.is_some() && pdata.get("hostname").and_then(s) == host;
+        let event = pd["event"].as_str().unwrap_or_default();
+        match event {
+            "delivery.connect" if same_host => out.remote_ip = pdata.get("remoteIp").and_then(s),
+            "delivery.start-tls" if same_host => {
+                out.tls_version = pdata.get("version").and_then(s);
+                out.tls_cipher = pdata.get("details").and_then(s);
+            }
+            e if same_host && e.starts_with("dane.") => {
+                out.dane = Some(e.trim_start_matches("dane.").to_string())
+            }
+            e if same_host && e.starts_with("mta-sts.") => {
+                out.mta_sts = Some(e.trim_start_matches("mta-sts.").to_string())
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Report {
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "Proof of delivery for message {}\n",
+            self.message_ref
+        ));
+        o.push_str(&format!(
+            "  sender: {}\n  SHA-256: {}\n  records intact: {}\n",
+            self.sender.as_deref().unwrap_or("-"),
+            self.sha256.as_deref().unwrap_or("-"),
+            if self.records_intact { "yes" } else { "NO" }
+        ));
+        for r in &self.recipients {
+            o.push_str(&format!("\nRecipient {}\n", r.recipient));
+            o.push_str(&format!(
+                "  decision: {}\n",
+                r.outcome.as_deref().unwrap_or("-")
+            ));
+            for reason in &r.reasons {
+                o.push_str(&format!(
+                    "    - [{}] {}\n",
+                    s(&reason["step"]).unwrap_or_default(),
+                    s(&reason["text"]).unwrap_or_default()
+                ));
+            }
+            if let Some(tls) = &r.tls {
+                o.push_str(&format!("  SmartTLS: {tls}\n"));
+            }
+            if r.held {
+                o.push_str("  held: yes\n");
+            }
+            for v in &r.verification {
+                o.push_str(&format!("  verification: {v}\n"));
+            }
+            if let Some(rel) = &r.released {
+                o.push_str(&format!("  {rel}\n"));
+            }
+            for d in &r.deliveries {
+                o.push_str(&format!(
+                    "  delivery: {} at {} via {} ({}) {} {} DANE={} MTA-STS={} reply: {} {}\n",
+                    d.status,
+                    d.at,
+                    d.mx.as_deref().unwrap_or("-"),
+                    d.remote_ip.as_deref().unwrap_or("-"),
+                    d.tls_version.as_deref().unwrap_or("-"),
+                    d.tls_cipher.as_deref().unwrap_or("-"),
+                    d.dane.as_deref().unwrap_or("-"),
+                    d.mta_sts.as_deref().unwrap_or("-"),
+                    d.code.map(|c| c.to_string()).unwrap_or_default(),
+                    d.reply.as_deref().unwrap_or("-"),
+                ));
+            }
+        }
+        o.push_str("\nTimeline\n");
+        for t in &self.timeline {
+            o.push_str(&format!(
+                "  #{:<8} {}  {:<18} {:<28} {}\n",
+                t.seq,
+                t.at,
+                t.kind,
+                t.recipient.as_deref().unwrap_or("-"),
+                t.summary
+            ));
+        }
+        o
+    }
+
+    pub fn to_html(&self) -> String {
+        let e = html_escape;
+        let mut o = String::from(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Proof of delivery</title>\
+             <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+             td,th{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}</style></head><body>",
+        );
+        o.push_str(&format!(
+            "<h1>Proof of delivery: {}</h1><p>Sender: {}<br>SHA-256: <code>{}</code><br>Records intact: {}</p>",
+            e(&self.message_ref),
+            e(self.sender.as_deref().unwrap_or("-")),
+            e(self.sha256.as_deref().unwrap_or("-")),
+            if self.records_intact { "yes" } else { "<strong>NO</strong>" }
+        ));
+        for r in &self.recipients {
+            o.push_str(&format!(
+                "<h2>{}</h2><p>Decision: <strong>{}</strong></p><ul>",
+                e(&r.recipient),
+                e(r.outcome.as_deref().unwrap_or("-"))
+            ));
+            for reason in &r.reasons {
+                o.push_str(&format!(
+                    "<li>[{}] {}</li>",
+                    e(&s(&reason["step"]).unwrap_or_default()),
+                    e(&s(&reason["text"]).unwrap_or_default())
+                ));
+            }
+            o.push_str("</ul>");
+            if let Some(tls) = &r.tls {
+                o.push_str(&format!(
+                    "<p>SmartTLS: <code>{}</code></p>",
+                    e(&tls.to_string())
+                ));
+            }
+            for v in r.verification.iter().chain(r.released.iter()) {
+                o.push_str(&format!("<p>{}</p>", e(v)));
+            }
+            if !r.deliveries.is_empty() {
+                o.push_str("<table><tr><th>Status</th><th>At</th><th>MX</th><th>IP</th><th>TLS</th><th>Cipher</th><th>DANE</th><th>MTA-STS</th><th>Reply</th></tr>");
+                for d in &r.deliveries {
+                    o.push_str(&format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+                        e(&d.status),
+                        e(&d.at),
+                        e(d.mx.as_deref().unwrap_or("-")),
+                        e(d.remote_ip.as_deref().unwrap_or("-")),
+                        e(d.tls_version.as_deref().unwrap_or("-")),
+                        e(d.tls_cipher.as_deref().unwrap_or("-")),
+                        e(d.dane.as_deref().unwrap_or("-")),
+                        e(d.mta_sts.as_deref().unwrap_or("-")),
+                        d.code.map(|c| c.to_string()).unwrap_or_default(),
+                        e(d.reply.as_deref().unwrap_or("-"))
+                    ));
+                }
+                o.push_str("</table>");
+            }
+        }
+        o.push_str("<h2>Timeline</h2><table><tr><th>#</th><th>At</th><th>Kind</th><th>Recipient</th><th>What</th></tr>");
+        for t in &self.timeline {
+            o.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                t.seq,
+                e(&t.at),
+                e(&t.kind),
+                e(t.recipient.as_deref().unwrap_or("-")),
+                e(&t.summary)
+            ));
+        }
+        o.push_str("</table></body></html>\n");
+        o
+    }
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
