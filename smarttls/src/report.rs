@@ -249,7 +249,8 @@ pub fn render_text(r: &DomainReport) -> String {
             o,
             "    addresses: {} (dnssec {}){}",
             addrs.join(", "),
-            p.address_dnssec.map_or_else(|| "-".to_string(), |d| wire_name(&d)),
+            p.address_dnssec
+                .map_or_else(|| "-".to_string(), |d| wire_name(&d)),
             p.address_error
                 .as_ref()
                 .map(|e| format!(" error: {e}"))
