@@ -113,3 +113,44 @@ pub fn check(domain: &str, answer: &Result<TxtAnswer, DnsFailure>) -> Check {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+    use nta7516_smarttls::DnssecStatus;
+
+    fn answer(records: &[&str]) -> Result<TxtAnswer, DnsFailure> {
+        Ok(TxtAnswer {
+            records: records.iter().map(|s| s.to_string()).collect(),
+            dnssec: DnssecStatus::Secure,
+            nxdomain: records.is_empty(),
+        })
+    }
+
+    #[test]
+    fn dmarc_rules() {
+        let c = |r: &[&str]| check("zorg.example", &answer(r));
+        assert_eq!(c(&["v=DMARC1; p=reject"]).status, Status::Pass);
+        assert_eq!(
+            c(&["v=DMARC1; p=quarantine; rua=mailto:a@zorg.example"]).status,
+            Status::Pass
+        );
+        assert_eq!(c(&["v=DMARC1; p=none"]).status, Status::Fail);
+        assert_eq!(c(&[]).status, Status::Fail);
+        assert_eq!(c(&["v=spf1 -all"]).status, Status::Fail);
+        let two = c(&["v=DMARC1; p=reject", "v=DMARC1; p=none"]);
+        assert_eq!(two.status, Status::Fail);
+        assert!(two.finding.starts_with("2 DMARC records"));
+        let pct = c(&["v=DMARC1; p=reject; pct=50"]);
+        assert_eq!(pct.status, Status::Warn);
+        assert!(pct.finding.contains("pct=50"), "{}", pct.finding);
+        let sp = c(&["v=DMARC1; p=reject; sp=none"]);
+        assert_eq!(sp.status, Status::Warn);
+        assert_eq!(
+            sp.finding,
+            "DMARC p=reject, sp=none; sp=none: subdomains are not protected"
+        );
+        assert_eq!(c(&["v=DMARC1; p=reject; t=y"]).status, Status::Warn);
+    }
+}

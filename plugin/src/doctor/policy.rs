@@ -124,3 +124,39 @@ pub fn tls_rpt(domain: &str, answer: &Result<TxtAnswer, DnsFailure>) -> Check {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+    use nta7516_smarttls::DnssecStatus;
+
+    fn answer(records: &[&str]) -> Result<TxtAnswer, DnsFailure> {
+        Ok(TxtAnswer {
+            records: records.iter().map(|s| s.to_string()).collect(),
+            dnssec: DnssecStatus::Secure,
+            nxdomain: records.is_empty(),
+        })
+    }
+
+    #[test]
+    fn tls_rpt_rules() {
+        let c = |r: &[&str]| tls_rpt("zorg.example", &answer(r));
+        let ok = c(&["v=TLSRPTv1; rua=mailto:tls@zorg.example,https://rpt.example/v1"]);
+        assert_eq!(ok.status, Status::Pass);
+        assert_eq!(
+            ok.finding,
+            "TLS-RPT reports go to mailto:tls@zorg.example, https://rpt.example/v1"
+        );
+        assert_eq!(c(&[]).status, Status::Warn);
+        assert_eq!(c(&["v=TLSRPTv1;"]).status, Status::Fail);
+        assert_eq!(
+            c(&[
+                "v=TLSRPTv1; rua=mailto:a@x.example",
+                "v=TLSRPTv1; rua=mailto:b@x.example"
+            ])
+            .status,
+            Status::Fail
+        );
+    }
+}
