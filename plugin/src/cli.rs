@@ -51,6 +51,35 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         smtp_port: Option<u16>,
     },
+    /// Check your own domain's mail readiness, internet.nl style: DNSSEC, MX, STARTTLS/TLS,
+    /// certificates, DANE, SPF, DKIM, DMARC, MTA-STS, TLS-RPT and the v=NTA7516-1 record
+    /// (exit 0 = no check failed, warnings allowed; 1 = a check failed; 2 = usage or configuration error).
+    Doctor {
+        /// Your mail domain, e.g. `zorg.example.nl`.
+        domain: String,
+        /// Print the report as JSON (schema in the README, "doctor").
+        #[arg(long)]
+        json: bool,
+        /// Take the [smarttls] settings and [doctor] dkim_selectors from this gateway configuration;
+        /// the flags below override or add to them.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// DNS resolver to query (default: the system's), e.g. 127.0.0.1:5353.
+        #[arg(long, value_name = "IP:PORT")]
+        resolver: Option<std::net::SocketAddr>,
+        /// DNSSEC trust anchor file (DNSKEY/DS records in zone-file syntax) instead of the IANA root keys.
+        #[arg(long, value_name = "FILE")]
+        trust_anchor: Option<PathBuf>,
+        /// Extra trusted root certificates (PEM), e.g. a private PKI.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// SMTP port to probe instead of 25 (DANE then uses _<port>._tcp).
+        #[arg(long, value_name = "N")]
+        smtp_port: Option<u16>,
+        /// A DKIM selector whose key must be published (repeatable; added to [doctor] dkim_selectors).
+        #[arg(long = "dkim-selector", value_name = "S")]
+        dkim_selectors: Vec<String>,
+    },
     /// Check a configuration file and exit (0 = valid).
     CheckConfig {
         #[arg(long, short)]

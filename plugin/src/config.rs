@@ -46,6 +46,17 @@ pub struct Config {
     pub webhook: WebhookConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `stalwart-nta7516 doctor`: what to check on the organisation's own domain.
+    #[serde(default)]
+    pub doctor: DoctorConfig,
+}
+
+/// `[doctor]`: settings of the readiness check.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DoctorConfig {
+    /// DKIM selectors whose key must be published (`<selector>._domainkey.<domain>`).
+    pub dkim_selectors: Vec<String>,
 }
 
 /// Stalwart's webhook (`POST /v1/stalwart-events`). Without a key the intake refuses every request.

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod audit;
 pub mod challenge;
 pub mod config;
+pub mod doctor;
 pub mod hold;
 pub mod http;
 pub mod ids;

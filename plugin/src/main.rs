@@ -67,6 +67,38 @@ fn main() -> ExitCode {
                 }
                 return probe(&domain, json, settings).await;
             }
+            Command::Doctor {
+                domain,
+                json,
+                config,
+                resolver,
+                trust_anchor,
+                ca_file,
+                smtp_port,
+                dkim_selectors,
+            } => {
+                let (mut settings, mut selectors) = match &config {
+                    Some(path) => {
+                        let c = Config::load(path).unwrap_or_else(|e| usage_error(&e.to_string()));
+                        (c.smarttls.probe, c.doctor.dkim_selectors)
+                    }
+                    None => Default::default(),
+                };
+                if resolver.is_some() {
+                    settings.resolver = resolver;
+                }
+                if trust_anchor.is_some() {
+                    settings.trust_anchor_file = trust_anchor;
+                }
+                if ca_file.is_some() {
+                    settings.ca_file = ca_file;
+                }
+                if let Some(port) = smtp_port {
+                    settings.smtp_port = port;
+                }
+                selectors.extend(dkim_selectors);
+                return doctor(&domain, json, settings, selectors).await;
+            }
             Command::CheckConfig { config } => Config::load(&config)
                 .map(|_| println!("{}: valid", config.display()))
                 .map_err(|e| e.to_string()),
@@ -143,6 +175,31 @@ async fn probe(
         Ok(())
     } else {
         std::process::exit(1)
+    }
+}
+
+/// `doctor`: exit 0 when no check failed, 1 when one did, 2 on a usage or configuration error.
+async fn doctor(
+    domain: &str,
+    json: bool,
+    smarttls: nta7516_smarttls::SmartTlsConfig,
+    dkim_selectors: Vec<String>,
+) -> Result<(), String> {
+    let opts = stalwart_nta7516::doctor::DoctorOptions {
+        smarttls,
+        dkim_selectors,
+    };
+    let report = stalwart_nta7516::doctor::run(domain, opts)
+        .await
+        .unwrap_or_else(|e| usage_error(&e.to_string()));
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    match report.exit_code() {
+        0 => Ok(()),
+        code => std::process::exit(i32::from(code)),
     }
 }
 
