@@ -426,6 +426,7 @@ impl Client {
             store,
             token: Some(token.clone()),
             actor: format!("cli:{user}"),
+            reload_policy: None,
         }));
         Ok(Client::Local(router, token))
     }
