@@ -90,4 +90,34 @@ pub enum Command {
     Admin(stalwart_nta7516::admin::client::AdminArgs),
     /// The audit log: verify the hash chain, proof-of-delivery reports, exports.
     Audit(stalwart_nta7516::admin::client::AuditArgs),
+    /// Sieve policies (`vnd.nta7516`): check one before deploying it, or dry-run it on a message.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile and check a policy (exit 0 = deployable, 1 = refused; errors as FILE:LINE:COLUMN: message).
+    Check {
+        /// The Sieve policy file.
+        file: PathBuf,
+    },
+    /// Evaluate a policy on a message for each recipient and print the decision and reasons.
+    Test {
+        /// The Sieve policy file.
+        file: PathBuf,
+        /// The message (RFC 5322, e.g. a saved .eml).
+        #[arg(long, value_name = "MSG")]
+        eml: PathBuf,
+        /// Envelope sender.
+        #[arg(long, value_name = "ADDR")]
+        from: String,
+        /// Envelope recipient; repeat for more (each is evaluated on its own).
+        #[arg(long, value_name = "ADDR", required = true)]
+        to: Vec<String>,
+        /// A fact for every recipient, e.g. `tls=insecure`, `peer_provider=ZorgMail`, `sender_group=gdpr`
+        /// (names without the `vnd.nta7516.` prefix; unknown names become extra facts).
+        #[arg(long, value_name = "KEY=VALUE")]
+        fact: Vec<String>,
+    },
 }

@@ -6,12 +6,14 @@ use clap::Parser;
 use stalwart_nta7516::{
     config::Config,
     hold,
-    policy::{smarttls::SmartTlsVerdicts, DefaultPolicy, NoSmartTls, TlsVerdicts},
+    policy::{
+        smarttls::SmartTlsVerdicts, DefaultPolicy, NoSmartTls, Policy, SievePolicy, TlsVerdicts,
+    },
     Gateway,
 };
 
 mod cli;
-use cli::{Cli, Command};
+use cli::{Cli, Command, PolicyCommand};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -104,6 +106,16 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Admin(args) => stalwart_nta7516::admin::client::run_admin(args).await,
             Command::Audit(args) => stalwart_nta7516::admin::client::run_audit(args).await,
+            Command::Policy(PolicyCommand::Check { file }) => {
+                SievePolicy::load(&file).map(|_| println!("{}: ok", file.display()))
+            }
+            Command::Policy(PolicyCommand::Test {
+                file,
+                eml,
+                from,
+                to,
+                fact,
+            }) => policy_test(&file, &eml, &from, &to, &fact).map(|out| print!("{out}")),
         }
     });
     match result {
@@ -132,9 +144,19 @@ async fn serve(
         tracing::warn!("SmartTLS is disabled: every external recipient will be held");
         Arc::new(NoSmartTls)
     };
-    let gw = Gateway::start(config, tls, Arc::new(DefaultPolicy), embedded)
+    // A policy that does not compile stops the start: never run with a policy other than the one asked.
+    let policy: Arc<dyn Policy> = match &config.policy.file {
+        Some(path) => {
+            let p = SievePolicy::load(path)?;
+            tracing::info!(policy = %path.display(), "Sieve policy loaded");
+            Arc::new(p)
+        }
+        None => Arc::new(DefaultPolicy),
+    };
+    let gw = Gateway::start(config, tls, policy, embedded)
         .await
         .map_err(|e| e.to_string())?;
+    spawn_sighup_reload(gw.clone());
     let listener = tokio::net::TcpListener::bind(gw.config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", gw.config.server.listen))?;
@@ -155,6 +177,68 @@ async fn serve(
         .map_err(|e| e.to_string())?;
     gw.store.close().await;
     Ok(())
+}
+
+/// SIGHUP re-reads `[policy] file`; a policy that does not compile is refused and logged, the active one
+/// stays.
+fn spawn_sighup_reload(gw: Arc<Gateway>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: policy reload only through the admin API");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the policy");
+            // Errors are logged by reload(); the previous policy stays active.
+            let _ = stalwart_nta7516::policy::sieve::reload(&gw);
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = gw;
+}
+
+/// `policy test`: the decision and reasons per recipient, as the gateway's policy step would see them.
+fn policy_test(
+    file: &std::path::Path,
+    eml: &std::path::Path,
+    from: &str,
+    to: &[String],
+    fact: &[String],
+) -> Result<String, String> {
+    use std::fmt::Write;
+    let policy = SievePolicy::load(file)?;
+    let raw = std::fs::read(eml).map_err(|e| format!("{}: {e}", eml.display()))?;
+    let mut facts = nta7516_sieve::Facts::default();
+    for f in fact {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--fact {f:?}: expected KEY=VALUE"))?;
+        facts.set(k, v)?;
+    }
+    let message = nta7516_sieve::PreparedMessage::new(&raw);
+    let mut out = String::new();
+    for rcpt in to {
+        let v = policy.inner().evaluate(&message, from, rcpt, &facts);
+        let decision = v
+            .requirement
+            .map_or("none (the [policy] default applies)", |r| r.code());
+        let _ = writeln!(out, "{rcpt}: {decision}");
+        for r in &v.reasons {
+            let _ = writeln!(out, "  {}: {}", r.requirement.code(), r.text);
+        }
+        if !v.groups.is_empty() {
+            let _ = writeln!(out, "  groups: {}", v.groups.join(", "));
+        }
+        if let Some(e) = &v.error {
+            let _ = writeln!(out, "  error (fails closed): {e}");
+        }
+    }
+    Ok(out)
 }
 
 /// `probe`: exit 0 when secure, 1 when not, 2 on a usage error.

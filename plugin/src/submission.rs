@@ -151,6 +151,10 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
                 sender_group: config.sender_group(sender).map(str::to_string),
                 recipient_domain: domain.to_string(),
                 size: message.size,
+                // Not in Stalwart's hook request: the policy reads "none".
+                dmarc: None,
+                dkim: None,
+                spf: None,
             },
         ));
         exemptions.push(ExemptionFacts {

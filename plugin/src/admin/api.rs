@@ -526,3 +526,47 @@ pub async fn audit_report(
         ))),
     }
 }
+
+/// `POST /v1/admin/policy/reload`: compile `[policy] file` and swap it in; a policy that does not compile
+/// is refused (422, `file:line:column: message`) and the active one stays. Audited either way.
+pub async fn reload_policy(State(s): St) -> Answer {
+    let Some(reload) = s.reload_policy.as_ref() else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "no-running-gateway",
+            "a policy reload applies to a running gateway: use --url, or send it SIGHUP",
+        ));
+    };
+    let result = reload();
+    if let Err(e) = &result {
+        if e.starts_with("no [policy] file") {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "no-policy-file",
+                e.clone(),
+            ));
+        }
+    }
+    let (ok_, text) = match &result {
+        Ok(m) => (true, m.clone()),
+        Err(e) => (false, e.clone()),
+    };
+    s.store
+        .append_audit(&[crate::audit::Event::Admin {
+            actor: s.actor.clone(),
+            action: "policy_reload".into(),
+            target: "policy".into(),
+            message_ref: None,
+            details: json!({ "reloaded": ok_, "message": text }),
+        }])
+        .await
+        .map_err(unavailable)?;
+    match result {
+        Ok(message) => ok(json!({ "reloaded": true, "message": message })),
+        Err(e) => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "policy-refused",
+            e,
+        )),
+    }
+}

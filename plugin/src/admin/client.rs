@@ -383,6 +383,8 @@ impl AdminCommand {
 
 /// Sends requests to the gateway at `--url`, or to the admin router in-process over the configured
 /// database.
+// One client per CLI run: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Client {
     Local(axum::Router, String),
     Remote {
@@ -426,6 +428,7 @@ impl Client {
             store,
             token: Some(token.clone()),
             actor: format!("cli:{user}"),
+            reload_policy: None,
         }));
         Ok(Client::Local(router, token))
     }

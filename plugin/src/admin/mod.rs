@@ -56,22 +56,30 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/admin/audit"),
     (Method::GET, "/v1/admin/audit/verify"),
     (Method::GET, "/v1/admin/audit/report/{message_id}"),
+    (Method::POST, "/v1/admin/policy/reload"),
     (Method::GET, "/v1/admin/openapi.json"),
 ];
+
+/// Reloads the gateway's policy (`[policy] file`): `Ok(message)` when swapped in, `Err(why)` when refused.
+pub type PolicyReload = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// What the admin handlers need: the store, the token, and who to name as the actor in audit records.
 pub struct AdminState {
     pub store: Store,
     pub token: Option<String>,
     pub actor: String,
+    /// Policy reload of a running gateway; `None` in the local CLI (no gateway to reload).
+    pub reload_policy: Option<PolicyReload>,
 }
 
 /// The admin routes of a running gateway.
 pub fn router<S: Clone + Send + Sync + 'static>(gw: Arc<Gateway>) -> Router<S> {
+    let (store, token) = (gw.store.clone(), gw.admin_token.clone());
     routes(Arc::new(AdminState {
-        store: gw.store.clone(),
-        token: gw.admin_token.clone(),
+        store,
+        token,
         actor: "api".into(),
+        reload_policy: Some(Arc::new(move || crate::policy::sieve::reload(&gw))),
     }))
 }
 
@@ -121,6 +129,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<AdminState>) -> Route
         .route("/v1/admin/audit", get(audit_query))
         .route("/v1/admin/audit/verify", get(audit_verify))
         .route("/v1/admin/audit/report/{message_id}", get(audit_report))
+        .route("/v1/admin/policy/reload", post(reload_policy))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     Router::new()

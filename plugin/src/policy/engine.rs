@@ -1,5 +1,5 @@
 //! The policy seam: the admin's rules that set 2FA requirements and exemptions per recipient.
-//! The Sieve `vnd.nta7516` engine is the real implementation; [`DefaultPolicy`] decides nothing, so the
+//! The Sieve `vnd.nta7516` engine ([`super::sieve::SievePolicy`]) is the real implementation; [`DefaultPolicy`] decides nothing, so the
 //! configured default requirement applies.
 
 use serde::Serialize;
@@ -64,6 +64,11 @@ pub struct PolicyFacts {
     pub sender_group: Option<String>,
     pub recipient_domain: String,
     pub size: usize,
+    /// DMARC, DKIM and SPF results of the submission. Stalwart's hook request carries no authentication
+    /// results today, so these stay `None` (the policy reads `none`).
+    pub dmarc: Option<String>,
+    pub dkim: Option<String>,
+    pub spf: Option<String>,
 }
 
 /// Evaluates the admin's policy. Called once per message with every external recipient, so the message is

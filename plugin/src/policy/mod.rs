@@ -6,12 +6,14 @@
 //! [`Outcome::Deliver`].
 
 pub mod engine;
+pub mod sieve;
 pub mod smarttls;
 pub mod tls;
 
 use serde::Serialize;
 
 pub use engine::{DefaultPolicy, Policy, PolicyFacts, PolicyVerdict, Requirement};
+pub use sieve::SievePolicy;
 pub use tls::{BoxFuture, NoSmartTls, PeerFact, TlsFacts, TlsStatus, TlsVerdicts};
 
 /// What happens to one recipient of one message.
@@ -151,19 +153,21 @@ pub fn decide(input: &RecipientInput<'_>) -> Decision {
         return finish(Outcome::Local, reasons);
     }
 
-    // 2. Policy. An error is never an exemption: it counts as "2FA required" with the error as reason.
+    // 2. Policy. An error is never an exemption: it counts as at least "2FA required" (a stricter
+    // decision made before the error stays), with the error as reason.
     let policy = input.policy;
     for r in &policy.reasons {
         reasons.push(Reason::new(Step::Policy, r.requirement.code(), &r.text));
     }
     let requirement = match (&policy.error, policy.requirement) {
-        (Some(err), _) => {
+        (Some(err), req) => {
             reasons.push(Reason::new(
                 Step::Policy,
                 "policy_error",
                 format!("policy failed, 2FA required: {err}"),
             ));
-            Requirement::Require2fa
+            req.unwrap_or(Requirement::Require2fa)
+                .max(Requirement::Require2fa)
         }
         (None, Some(req)) => req,
         (None, None) => {
