@@ -258,11 +258,12 @@ async fn audit_trail_end_to_end(b: Backend) {
         .as_deref()
         .unwrap()
         .contains(&queue_id.to_string()));
+    let decimal = queue_id.to_string();
     // Stalwart's evidence of the delivery attempt (the captured one failed on the MX certificate).
     let deliveries: Vec<_> = records.iter().filter(|(k, _, _)| k == "delivery").collect();
     assert!(deliveries
         .iter()
-        .all(|(_, _, d)| d["queue_id"] == queue_id.to_string()));
+        .all(|(_, _, d)| d["queue_id"].as_str() == Some(decimal.as_str())));
     assert!(deliveries.iter().any(|(_, _, d)| d["data"]
         .to_string()
         .contains("invalid peer certificate: UnknownIssuer")));
