@@ -7,6 +7,7 @@ use ring::digest;
 use tokio::task::JoinSet;
 
 use crate::{
+    audit::PhoneOutcome,
     ids,
     policy::{
         self, Decision, ExemptionFacts, Outcome, PolicyFacts, Reason, RecipientInput, Step,
@@ -96,9 +97,17 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         }
     };
 
-    // Facts for external recipients: stored recipient data, TLS verdicts per domain, exemptions, peers.
+    // Facts for external recipients: stored recipient data, TLS verdicts per domain, exemptions, peers,
+    // and the admin's settings for the sender's domain (one lookup by key, while SmartTLS runs).
     let stored = gw.store.recipient_facts(&external, now).await?;
-    let tls = tls_verdicts(gw, &external).await;
+    let (tls, settings) = tokio::join!(
+        tls_verdicts(gw, &external),
+        sender_settings(gw, sender, !external.is_empty())
+    );
+    let settings = settings?;
+    let sender_group = settings
+        .groups
+        .or_else(|| config.sender_group(sender).map(str::to_string));
     let mut exemptions = Vec::with_capacity(external.len());
     let mut policy_facts = Vec::with_capacity(external.len());
     for rcpt in &external {
@@ -148,7 +157,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
                 peer_provider: peer.clone(),
                 verified_until: row.verified_until,
                 phone_known: row.phone.is_some(),
-                sender_group: config.sender_group(sender).map(str::to_string),
+                sender_group: sender_group.clone(),
                 recipient_domain: domain.to_string(),
                 size: message.size,
                 // Not in Stalwart's hook request: the policy reads "none".
@@ -300,16 +309,18 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         }
     };
     // The sender's `[sms:+316…]` subject tag is removed from the held copy (see challenge::phone).
-    let (raw, tag_phone) = match crate::challenge::phone::subject_tag(&raw) {
-        crate::challenge::phone::SubjectTag::None => (raw, None),
-        crate::challenge::phone::SubjectTag::Valid(phone, stripped) => (stripped, Some(phone)),
+    let (raw, tag_phone, tag_invalid) = match crate::challenge::phone::subject_tag(&raw) {
+        crate::challenge::phone::SubjectTag::None => (raw, None, false),
+        crate::challenge::phone::SubjectTag::Valid(phone, stripped) => {
+            (stripped, Some(phone), false)
+        }
         crate::challenge::phone::SubjectTag::Invalid(number, stripped) => {
             tracing::warn!(
                 sender,
                 number,
                 "invalid [sms:] subject tag removed; number ignored"
             );
-            (stripped, None)
+            (stripped, None, true)
         }
     };
     let sha = sha256_hex(&raw);
@@ -318,8 +329,39 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         .map(|(id, _)| id)
         .unwrap_or_else(|| ids::new_id("h"));
     let sealed = gw.master.seal(&message_ref, &raw)?;
-    let expires = now + i64::from(config.hold.retention_days) * 86_400;
-    let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
+    let retention_days = settings
+        .retention_days
+        .unwrap_or_else(|| i64::from(config.hold.retention_days));
+    let expires = now + retention_days * 86_400;
+    let mut audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
+    // A number from the subject tag belongs to the one held recipient; with several it is ambiguous and
+    // ignored (each sender then gets the phone link). A known number is never overwritten. Stored and
+    // recorded in the hook's transaction.
+    let held: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_held()).collect();
+    let tag_phone = match (tag_phone, held.as_slice()) {
+        (Some(phone), [only]) => Some((only.recipient.as_str(), phone)),
+        (Some(phone), several) => {
+            audit.extend(several.iter().map(|d| {
+                tag_event(
+                    &message_ref,
+                    sender,
+                    d,
+                    Some(&phone),
+                    PhoneOutcome::Ambiguous,
+                )
+            }));
+            None
+        }
+        (None, _) => {
+            if tag_invalid {
+                audit.extend(
+                    held.iter()
+                        .map(|d| tag_event(&message_ref, sender, d, None, PhoneOutcome::Invalid)),
+                );
+            }
+            None
+        }
+    };
     gw.store
         .record_hook(&HookRecord {
             message_ref: &message_ref,
@@ -333,20 +375,9 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             now,
             hold_expires_at: expires,
             audit: &audit,
+            tag_phone: tag_phone.as_ref().map(|(r, p)| (*r, p.as_str())),
         })
         .await?;
-    // A number from the subject tag belongs to the one held recipient; with several it is ambiguous and
-    // ignored (each sender then gets the phone link). A known number is never overwritten.
-    let held: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_held()).collect();
-    if let (Some(phone), [only]) = (tag_phone, held.as_slice()) {
-        crate::challenge::store::set_phone_if_unknown(
-            &gw.store,
-            &only.recipient,
-            phone.as_str(),
-            now,
-        )
-        .await?;
-    }
 
     let response = respond(&decisions, &message_ref);
     Ok(Handled {
@@ -411,9 +442,55 @@ async fn record(
             now,
             hold_expires_at: now,
             audit,
+            tag_phone: None,
         })
         .await?;
     Ok(())
+}
+
+/// The admin's settings for the sender's domain (`domain_settings`), as they apply to the hook: groups
+/// offered to the policy (comma-separated when several) and the retention of held content. Looked up only
+/// when something may be decided (`needed`); a database error fails the hook (Stalwart retries).
+#[derive(Debug, Default)]
+struct SenderSettings {
+    groups: Option<String>,
+    retention_days: Option<i64>,
+}
+
+async fn sender_settings(
+    gw: &Gateway,
+    sender: &str,
+    needed: bool,
+) -> Result<SenderSettings, SubmissionError> {
+    let domain = domain_of(sender).trim_end_matches('.').to_ascii_lowercase();
+    if !needed || domain.is_empty() {
+        return Ok(SenderSettings::default());
+    }
+    let Some(row) = gw.store.get_settings(&domain).await? else {
+        return Ok(SenderSettings::default());
+    };
+    Ok(SenderSettings {
+        groups: Some(row.groups.join(",")).filter(|g| !g.is_empty()),
+        // The admin API accepts 1 to 90; anything else in the table is ignored (config applies).
+        retention_days: row.retention_days.filter(|d| (1..=90).contains(d)),
+    })
+}
+
+fn tag_event(
+    message_ref: &str,
+    sender: &str,
+    d: &Decision,
+    phone: Option<&crate::challenge::phone::Phone>,
+    outcome: PhoneOutcome,
+) -> crate::audit::Event {
+    crate::audit::Event::PhoneNumber {
+        message_ref: Some(message_ref.to_string()),
+        recipient: d.recipient.clone(),
+        sender: sender.to_string(),
+        source: crate::audit::PhoneSource::SubjectTag,
+        outcome,
+        phone: phone.map(|p| crate::audit::MaskedPhone::from_e164(p.as_str())),
+    }
 }
 
 /// One audit event per decision, with the SmartTLS evidence of the recipient's domain.

@@ -502,6 +502,143 @@ async fn retention_deletes_held_content(b: Backend) {
         "content deleted"
     );
     assert_eq!(store.holds(&id).await.unwrap()[0].2, "expired");
+    // The expiry is audited with the purge, once per recipient.
+    let expired: Vec<_> = store
+        .audit_for_message(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "expired")
+        .collect();
+    assert_eq!(expired.len(), store.holds(&id).await.unwrap().len());
+    assert!(store.verify_audit().await.unwrap().ok());
+}
+
+/// Records the sender group the hook offers to the policy, per call; decides nothing.
+#[derive(Default)]
+struct GroupsSeen(std::sync::Mutex<Vec<Option<String>>>);
+impl Policy for GroupsSeen {
+    fn evaluate(&self, _raw: &[u8], _s: &str, rcpts: &[(&str, PolicyFacts)]) -> Vec<PolicyVerdict> {
+        let mut seen = self.0.lock().unwrap();
+        rcpts
+            .iter()
+            .map(|(_, f)| {
+                seen.push(f.sender_group.clone());
+                PolicyVerdict::default()
+            })
+            .collect()
+    }
+}
+
+fn held_ref(v: &serde_json::Value) -> String {
+    assert_eq!(v["action"], "discard", "{v}");
+    let text = v["response"]["message"].as_str().unwrap();
+    text.split("id ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The held message's expiry, checked against its `held` audit record.
+async fn expiry(gw: &TestGateway, id: String) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT expires_at FROM held_messages WHERE id = $1")
+        .bind(&id)
+        .fetch_one(gw.gw.store.pool())
+        .await
+        .unwrap();
+    let at: i64 = row.get(0);
+    let records = gw.gw.store.audit_for_message(&id).await.unwrap();
+    let held = records.iter().find(|r| r.kind == "held").unwrap();
+    let details: serde_json::Value = serde_json::from_str(&held.details).unwrap();
+    assert_eq!(details["expires_at"], stalwart_nta7516::time::rfc3339(at));
+    at
+}
+
+async fn send_from(gw: &TestGateway, from: &str, subject: &str) -> String {
+    let req = hook_request(
+        from,
+        &["bob@example.test"],
+        &[("Subject", subject)],
+        "x\r\n",
+    );
+    held_ref(&gw.hook(&req).await.json())
+}
+
+/// The admin's settings for the sender's domain (`domain_settings`) apply in the hook: its retention
+/// sets the hold's expiry and its groups are offered to the policy. Senders of other domains, and the
+/// same domain once the settings are deleted, get the configuration's values.
+async fn sender_domain_settings_apply(b: Backend) {
+    let policy = Arc::new(GroupsSeen::default());
+    let gw = Builder::new(b)
+        .config(
+            "[organisation]\nlocal_domains = [\"zorg.test\", \"kliniek.test\"]\n\
+             [organisation.sender_groups]\n\"@zorg.test\" = \"config-group\"\n\
+             \"@kliniek.test\" = \"kliniek-config\"\n[hold]\nretention_days = 60\n",
+        )
+        .tls(secure(&["example.test"]))
+        .policy(policy.clone())
+        .start()
+        .await;
+    let store: &Store = &gw.gw.store;
+    let now = stalwart_nta7516::time::now();
+    store
+        .put_settings(
+            "test",
+            "zorg.test",
+            Some(14),
+            &["nta".into(), "lab".into()],
+            now,
+        )
+        .await
+        .unwrap();
+    // zorg.test has settings: 14 days, groups nta and lab.
+    let before = stalwart_nta7516::time::now();
+    let at = expiry(&gw, send_from(&gw, "alice@zorg.test", "one").await).await;
+    assert!(
+        (before + 14 * 86_400..=before + 14 * 86_400 + 5).contains(&at),
+        "{at}"
+    );
+    // Domain case does not matter.
+    send_from(&gw, "Boss@ZORG.test", "two").await;
+    // kliniek.test has none: the configuration's retention and group.
+    let before = stalwart_nta7516::time::now();
+    let at = expiry(&gw, send_from(&gw, "carol@kliniek.test", "three").await).await;
+    assert!(
+        (before + 60 * 86_400..=before + 60 * 86_400 + 5).contains(&at),
+        "{at}"
+    );
+    // Settings with a retention but no groups: the configuration's group, the settings' retention.
+    store
+        .put_settings("test", "kliniek.test", Some(3), &[], now)
+        .await
+        .unwrap();
+    let before = stalwart_nta7516::time::now();
+    let at = expiry(&gw, send_from(&gw, "carol@kliniek.test", "four").await).await;
+    assert!(
+        (before + 3 * 86_400..=before + 3 * 86_400 + 5).contains(&at),
+        "{at}"
+    );
+    // Deleted settings: back to the configuration.
+    assert!(store
+        .delete_settings("test", "zorg.test", now)
+        .await
+        .unwrap());
+    send_from(&gw, "alice@zorg.test", "five").await;
+
+    assert_eq!(
+        *policy.0.lock().unwrap(),
+        vec![
+            Some("nta,lab".to_string()),
+            Some("nta,lab".to_string()),
+            Some("kliniek-config".to_string()),
+            Some("kliniek-config".to_string()),
+            Some("config-group".to_string()),
+        ]
+    );
 }
 
 async fn metrics_expose_latency_and_decisions(b: Backend) {
@@ -579,6 +716,7 @@ both_backends!(
     retried_submission_keeps_held_recipients_held,
     held_content_is_encrypted_at_rest_and_decrypts_exactly,
     retention_deletes_held_content,
+    sender_domain_settings_apply,
     metrics_expose_latency_and_decisions,
     verified_recipient_is_delivered,
 );

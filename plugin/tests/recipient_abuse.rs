@@ -96,6 +96,18 @@ async fn five_wrong_codes_lock_the_challenge(b: Backend) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(env.release.messages().is_empty());
     assert_eq!(moto.count_to(phone).await, 1);
+    // Each wrong code is audited as a failure with the tries left, then the lock; never a success.
+    let records = gw.audit(&id).await;
+    let left: Vec<u64> = records
+        .iter()
+        .filter(|(k, _, _)| k == "code_failed")
+        .map(|(_, _, d)| d["attempts_left"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, vec![4, 3, 2, 1, 0]);
+    let kinds: Vec<&str> = records.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"challenge_locked"), "{kinds:?}");
+    assert!(!kinds.contains(&"code_succeeded") && !kinds.contains(&"released"));
+    assert!(gw.gw.store.verify_audit().await.unwrap().ok());
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

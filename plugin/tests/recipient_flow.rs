@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{hook_request, original_bytes, Backend};
 use hyper::StatusCode;
-use stalwart_nta7516::policy::TlsStatus;
+use stalwart_nta7516::{policy::TlsStatus, time};
 use support::{link_in, smtp, Browser, Env, Moto, Running, SENDER};
 
 const BOB: &str = "bob@example.test";
@@ -141,6 +141,141 @@ async fn release_end_to_end(b: Backend) {
     assert_eq!(moto.count_to(phone).await, 1);
 }
 
+/// The audit trail of the whole flow, on the real components: hold → notification → SMS → code →
+/// release (Stalwart's queue id from the release listener's 250) → Stalwart's webhook delivery events
+/// (the captured fixture, its queue id rewritten to the one the release listener gave). The message's
+/// report shows it all in order, the chain verifies, and no content or full phone number is in the log.
+async fn audit_trail_end_to_end(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let key = "flow-webhook-key";
+    let env = Env::new(
+        b,
+        Some(moto.url.clone()),
+        &format!("[webhook]\nhmac_key = \"{key}\"\n"),
+    )
+    .await;
+    let gw = env.start().await;
+    let phone = "+31611110021";
+    gw.set_phone(BOB, phone).await;
+    let id = held_id(
+        &gw.hook(&message(
+            BOB,
+            "<audit-1@zorg.test>",
+            "Uitslag bloedonderzoek",
+        ))
+        .await,
+    );
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    let got = env.release.wait_for(1, 10).await;
+    gw.wait_hold(&id, BOB, "released", 10).await;
+    let queue_id = u64::from_str_radix(&got[0].queue_id, 16).unwrap();
+
+    // Stalwart delivers the released copy and reports it: the captured events, this queue id, times
+    // moved to after the release (their spacing kept).
+    let mut events = common::fixture("webhook-events-delivery-attempt.json");
+    let list = events["events"].as_array_mut().unwrap();
+    let first = list
+        .iter()
+        .filter_map(|e| time::parse_rfc3339(e["createdAt"].as_str()?))
+        .min()
+        .unwrap();
+    let shift = time::now() + 5 - first;
+    let mut ours = 0;
+    for e in list.iter_mut() {
+        if e["data"]["queueId"].is_u64() {
+            e["data"]["queueId"] = serde_json::json!(queue_id);
+            ours += 1;
+        }
+        let at = time::parse_rfc3339(e["createdAt"].as_str().unwrap()).unwrap();
+        e["createdAt"] = serde_json::json!(time::rfc3339(at + shift));
+    }
+    assert!(ours > 0);
+    let body = serde_json::to_vec(&events).unwrap();
+    let (status, _, reply) = support::http(
+        hyper::Method::POST,
+        &gw.url("/v1/stalwart-events"),
+        &[
+            (
+                "x-signature",
+                stalwart_nta7516::stalwart::webhook::sign(key, &body),
+            ),
+            ("content-type", "application/json".into()),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let intake: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert!(intake["recorded"].as_u64().unwrap() > 0, "{intake}");
+    assert_eq!(intake["waiting"], 0, "{intake}");
+
+    // The proof-of-delivery report (what `audit report --message-id` prints).
+    let report = gw.gw.store.audit_report(&id).await.unwrap().unwrap();
+    assert!(report.records_intact);
+    let mut kinds: Vec<&str> = report.timeline.iter().map(|t| t.kind.as_str()).collect();
+    let deliveries = kinds.iter().filter(|k| **k == "delivery").count();
+    assert_eq!(deliveries as u64, intake["recorded"].as_u64().unwrap());
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        vec![
+            "decision",
+            "held",
+            "notification_sent",
+            "sms_sent",
+            "code_succeeded",
+            "released",
+            "delivery"
+        ],
+        "{:#?}",
+        report.timeline
+    );
+    let records = gw.audit(&id).await;
+    let detail = |kind: &str| {
+        records
+            .iter()
+            .find(|(k, _, _)| k == kind)
+            .unwrap_or_else(|| panic!("no {kind} record"))
+            .2
+            .clone()
+    };
+    assert_eq!(detail("notification_sent")["notice"], "recipient_notice");
+    assert_eq!(detail("notification_sent")["to"], BOB);
+    assert_eq!(detail("sms_sent")["phone"], "+316*****021");
+    assert_eq!(detail("released")["target"], "inbox");
+    assert_eq!(detail("released")["queue_id"], queue_id.to_string());
+    let bob = &report.recipients[0];
+    assert_eq!(bob.recipient, BOB);
+    assert!(bob
+        .released
+        .as_deref()
+        .unwrap()
+        .contains(&queue_id.to_string()));
+    let decimal = queue_id.to_string();
+    // Stalwart's evidence of the delivery attempt (the captured one failed on the MX certificate).
+    let deliveries: Vec<_> = records.iter().filter(|(k, _, _)| k == "delivery").collect();
+    assert!(deliveries
+        .iter()
+        .all(|(_, _, d)| d["queue_id"].as_str() == Some(decimal.as_str())));
+    assert!(deliveries.iter().any(|(_, _, d)| d["data"]
+        .to_string()
+        .contains("invalid peer certificate: UnknownIssuer")));
+
+    // The chain verifies; no content, subject or full phone number anywhere in the log.
+    assert!(gw.gw.store.verify_audit().await.unwrap().ok());
+    let log = gw.whole_audit_log().await;
+    for secret in ["Uitslag", "mmol", phone, "Beste ontvanger"] {
+        assert!(!log.contains(secret), "{secret:?} in the audit log:\n{log}");
+    }
+}
+
 async fn portal_for_insecure_recipient(b: Backend) {
     let Some(moto) = Moto::start().await else {
         return;
@@ -228,6 +363,38 @@ async fn portal_for_insecure_recipient(b: Backend) {
         "portal message was submitted"
     );
     assert_eq!(gw.hold(&id, rcpt).await.0, "portal");
+
+    // The audit log: released to the portal at verification, then the view and each download (and
+    // only those: the refused stranger and the missing attachment left no record).
+    let records = gw.audit(&id).await;
+    let kinds: Vec<&str> = records.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "decision",
+            "held",
+            "notification_sent",
+            "sms_sent",
+            "code_succeeded",
+            "released",
+            "portal_viewed",
+            "portal_downloaded",
+            "portal_downloaded"
+        ]
+    );
+    assert!(records.iter().all(|(_, r, _)| r.as_deref() == Some(rcpt)));
+    assert_eq!(records[5].2["target"], "portal");
+    assert_eq!(records[7].2["part"], "message.eml");
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, attachment));
+    assert_eq!(
+        records[8].2["part"],
+        format!("attachment 0 (sha256 {digest})")
+    );
+    let log = gw.whole_audit_log().await;
+    for secret in ["uitslag.pdf", "Uitslag", "bijlage", phone] {
+        assert!(!log.contains(secret), "{secret:?} in the audit log");
+    }
+    assert!(gw.gw.store.verify_audit().await.unwrap().ok());
 }
 
 fn base64_encode(b: &[u8]) -> String {
@@ -261,6 +428,16 @@ async fn sns_down(b: Backend) {
         .is_some());
     // The landing page still works: the recipient can try again later.
     assert_eq!(br.get(&link).await.status, StatusCode::OK);
+    // The failure is audited (masked number, kind of failure); no code was stored for it.
+    let records = gw.audit(&id).await;
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|(k, _, _)| k == "sms_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{records:?}");
+    assert_eq!(failed[0].2["phone"], "+316*****003");
+    assert_eq!(failed[0].2["failure"], "unreachable");
+    assert!(records.iter().all(|(k, _, _)| k != "sms_sent"));
 }
 
 /// Faults 2: Stalwart's release listener is down at release time. The hold stays, is retried with
@@ -410,6 +587,7 @@ async fn insecure_at_release_goes_to_portal(b: Backend) {
 
 both_backends!(
     release_end_to_end,
+    audit_trail_end_to_end,
     portal_for_insecure_recipient,
     sns_down,
     release_listener_down,

@@ -37,7 +37,7 @@ async fn held(gw: &Running, req: &serde_json::Value) -> String {
 async fn phone_by_link(b: Backend) {
     let env = Env::new(b, None, "").await;
     let gw = env.start().await;
-    held(&gw, &msg("Uitslag", "<link@zorg.test>")).await;
+    let id = held(&gw, &msg("Uitslag", "<link@zorg.test>")).await;
     // Unknown number: the sender is asked, nothing goes to the recipient.
     let mails = env.notify.wait_for(1, 10).await;
     assert_eq!(mails[0].rcpt_to, vec![SENDER.to_string()]);
@@ -72,6 +72,32 @@ async fn phone_by_link(b: Backend) {
     // The link now says the number is known, and cannot change it.
     let again = br.get(&link).await;
     assert!(again.body.contains("number is known"), "{}", again.body);
+    // Audited: the request to the sender, the sender's two entries (the invalid one without what was
+    // typed), then the recipient's notice.
+    let records = gw.audit(&id).await;
+    let kinds: Vec<&str> = records.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "decision",
+            "held",
+            "notification_sent",
+            "phone_number",
+            "phone_number",
+            "notification_sent"
+        ]
+    );
+    assert_eq!(records[2].2["notice"], "sender_phone_request");
+    assert_eq!(records[2].2["to"], SENDER);
+    assert_eq!(records[2].1.as_deref(), Some(BOB));
+    assert_eq!(records[3].2["source"], "sender_link");
+    assert_eq!(records[3].2["outcome"], "invalid");
+    assert!(records[3].2["phone"].is_null());
+    assert_eq!(records[4].2["outcome"], "recorded");
+    assert_eq!(records[4].2["phone"], "+316*****010");
+    assert_eq!(records[5].2["notice"], "recipient_notice");
+    let log = gw.whole_audit_log().await;
+    assert!(!log.contains("0612345678") && !log.contains("+31622220010"));
 }
 
 async fn phone_by_subject_tag(b: Backend) {
@@ -115,6 +141,16 @@ async fn phone_by_subject_tag(b: Backend) {
     let got = env.release.wait_for(1, 10).await;
     assert_eq!(got[0].data, stripped);
     assert!(env.notify.messages().iter().all(|m| m.rcpt_to != [SENDER]));
+    // The number from the tag is recorded with the hold, masked, with the sender who gave it.
+    let records = gw.audit(&id).await;
+    let tag = records
+        .iter()
+        .find(|(k, _, _)| k == "phone_number")
+        .expect("phone_number record");
+    assert_eq!(tag.2["source"], "subject_tag");
+    assert_eq!(tag.2["outcome"], "recorded");
+    assert_eq!(tag.2["phone"], "+316*****011");
+    assert!(!gw.whole_audit_log().await.contains("+31622220011"));
 }
 
 async fn invalid_subject_tag(b: Backend) {
@@ -138,6 +174,19 @@ async fn invalid_subject_tag(b: Backend) {
         vec![SENDER.to_string()],
         "the sender is asked instead"
     );
+    let records = gw.audit(&id).await;
+    let tag = records
+        .iter()
+        .find(|(k, _, _)| k == "phone_number")
+        .expect("phone_number record");
+    assert_eq!(
+        (&tag.2["source"], &tag.2["outcome"]),
+        (
+            &serde_json::json!("subject_tag"),
+            &serde_json::json!("invalid")
+        )
+    );
+    assert!(tag.2["phone"].is_null());
 }
 
 /// An unclaimed hold expires: its content is deleted and the sender is told it was not collected.
@@ -162,6 +211,17 @@ async fn expiry_notice_to_sender(b: Backend) {
     assert_eq!(gw.hold(&id, BOB).await.0, "expired");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(env.notify.messages().len(), 2, "one notice only");
+    // Audited: the expiry (with the purge) and the notice to the sender, once each.
+    let records = gw.audit(&id).await;
+    let expired: Vec<_> = records.iter().filter(|(k, _, _)| k == "expired").collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].1.as_deref(), Some(BOB));
+    let notices: Vec<&str> = records
+        .iter()
+        .filter(|(k, _, _)| k == "notification_sent")
+        .map(|(_, _, d)| d["notice"].as_str().unwrap())
+        .collect();
+    assert_eq!(notices, vec!["recipient_notice", "sender_not_collected"]);
 }
 
 both_backends!(

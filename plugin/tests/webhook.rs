@@ -9,7 +9,7 @@ use common::{fixture, hook_request, Backend, Builder, TableTls, TestGateway, ADM
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use stalwart_nta7516::{
-    audit::{Event, MaskedPhone, ReleaseTarget},
+    audit::{Event, MaskedPhone, Notice, ReleaseTarget},
     policy::TlsStatus,
     stalwart::webhook::sign,
     time,
@@ -295,7 +295,9 @@ async fn report_shows_held_verified_released_delivered_in_order(b: Backend) {
             Event::NotificationSent {
                 message_ref: message.clone(),
                 recipient: "bob@example.test".into(),
-                channel: "email".into(),
+                notice: Notice::RecipientNotice,
+                to: "bob@example.test".into(),
+                queue_id: Some("4bedcdc36e006bf".into()),
             },
             Event::SmsSent {
                 message_ref: Some(message.clone()),
@@ -359,7 +361,7 @@ async fn report_shows_held_verified_released_delivered_in_order(b: Backend) {
     assert_eq!(
         verification,
         vec![
-            "notification sent by email",
+            "recipient notified by email to bob@example.test (Stalwart queue id 4bedcdc36e006bf)",
             "verification code sent by SMS to +316*****678",
             "wrong verification code (2 attempts left)",
             &format!(

@@ -37,6 +37,62 @@ pub enum ReleaseTarget {
     Portal,
 }
 
+/// Which notification mail went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// To the recipient: a secure message waits, with the portal link.
+    RecipientNotice,
+    /// To the sender: please enter the recipient's mobile number (link).
+    SenderPhoneRequest,
+    /// To the sender: the message was not collected before its hold expired.
+    SenderNotCollected,
+}
+
+impl Notice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notice::RecipientNotice => "recipient_notice",
+            Notice::SenderPhoneRequest => "sender_phone_request",
+            Notice::SenderNotCollected => "sender_not_collected",
+        }
+    }
+}
+
+/// Why an SMS did not go out (the provider's own text is not recorded: it may repeat the number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsFailure {
+    /// The provider answered and refused the message.
+    Refused,
+    /// The provider could not be reached (or timed out).
+    Unreachable,
+}
+
+/// Where a recipient's mobile number came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneSource {
+    /// The sender's "enter the mobile number" page (link in the sender's mail).
+    SenderLink,
+    /// A `[sms:+…]` tag in the subject of the held message.
+    SubjectTag,
+}
+
+/// What became of a number the sender gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneOutcome {
+    /// Stored as the recipient's number.
+    Recorded,
+    /// Not stored: the recipient already has a number (never overwritten).
+    AlreadyKnown,
+    /// Not stored: not a valid E.164 number.
+    Invalid,
+    /// Not stored: a subject tag on a message held for several recipients (whose number is it?).
+    Ambiguous,
+}
+
 /// One auditable event. Every variant names the message (where there is one) and the recipient; the
 /// message content is never part of an event, only its SHA-256.
 #[derive(Debug, Clone)]
@@ -63,11 +119,16 @@ pub enum Event {
         challenge_id: Option<String>,
         expires_at: i64,
     },
-    /// The recipient was told (by mail) that a secure message waits.
+    /// A notification mail about this message and recipient was accepted by Stalwart's notify
+    /// listener: the recipient's notice, or a mail to the sender (`to`) about this recipient.
     NotificationSent {
         message_ref: String,
         recipient: String,
-        channel: String,
+        notice: Notice,
+        /// The address the mail went to.
+        to: String,
+        /// Stalwart's queue id of the notification (from its `250` reply).
+        queue_id: Option<String>,
     },
     /// A verification code went out by SMS.
     SmsSent {
@@ -75,6 +136,14 @@ pub enum Event {
         recipient: String,
         challenge_id: String,
         phone: MaskedPhone,
+    },
+    /// An SMS could not be sent; the hold is unchanged and the recipient is told to try again later.
+    SmsFailed {
+        message_ref: Option<String>,
+        recipient: String,
+        challenge_id: String,
+        phone: MaskedPhone,
+        failure: SmsFailure,
     },
     /// The recipient entered the right code.
     CodeSucceeded {
@@ -89,6 +158,23 @@ pub enum Event {
         recipient: String,
         challenge_id: String,
         attempts_left: u32,
+    },
+    /// Too many wrong codes: the challenge is locked, its messages stay held until they expire.
+    ChallengeLocked {
+        message_ref: Option<String>,
+        recipient: String,
+        challenge_id: String,
+    },
+    /// A mobile number for the recipient given by the sender (link form or subject tag), and what
+    /// became of it. Only the masked number is recorded, and only when it was valid.
+    PhoneNumber {
+        message_ref: Option<String>,
+        recipient: String,
+        /// The sender who gave it.
+        sender: String,
+        source: PhoneSource,
+        outcome: PhoneOutcome,
+        phone: Option<MaskedPhone>,
     },
     /// A held message was released; for the inbox with the queue id Stalwart gave the re-submission
     /// (its webhook events are then correlated with this message).
@@ -160,8 +246,11 @@ impl Event {
             Event::Held { .. } => "held",
             Event::NotificationSent { .. } => "notification_sent",
             Event::SmsSent { .. } => "sms_sent",
+            Event::SmsFailed { .. } => "sms_failed",
             Event::CodeSucceeded { .. } => "code_succeeded",
             Event::CodeFailed { .. } => "code_failed",
+            Event::ChallengeLocked { .. } => "challenge_locked",
+            Event::PhoneNumber { .. } => "phone_number",
             Event::Released { .. } => "released",
             Event::PortalViewed { .. } => "portal_viewed",
             Event::PortalDownloaded { .. } => "portal_downloaded",
@@ -231,8 +320,50 @@ impl Event {
             Event::NotificationSent {
                 message_ref,
                 recipient,
-                channel,
-            } => plain(Some(message_ref), recipient, json!({ "channel": channel })),
+                notice,
+                to,
+                queue_id,
+            } => plain(
+                Some(message_ref),
+                recipient,
+                json!({ "channel": "email", "notice": notice, "to": to, "queue_id": queue_id }),
+            ),
+            Event::SmsFailed {
+                message_ref,
+                recipient,
+                challenge_id,
+                phone,
+                failure,
+            } => plain(
+                message_ref.as_ref(),
+                recipient,
+                json!({ "challenge_id": challenge_id, "phone": phone, "failure": failure }),
+            ),
+            Event::ChallengeLocked {
+                message_ref,
+                recipient,
+                challenge_id,
+            } => plain(
+                message_ref.as_ref(),
+                recipient,
+                json!({ "challenge_id": challenge_id }),
+            ),
+            Event::PhoneNumber {
+                message_ref,
+                recipient,
+                sender,
+                source,
+                outcome,
+                phone,
+            } => Entry {
+                at: None,
+                kind,
+                message_ref: message_ref.clone(),
+                message_sha256: None,
+                sender: Some(sender.clone()),
+                recipient: Some(recipient.clone()),
+                details: json!({ "source": source, "outcome": outcome, "phone": phone }),
+            },
             Event::SmsSent {
                 message_ref,
                 recipient,

@@ -31,7 +31,9 @@ pub mod record;
 pub mod report;
 pub mod verify;
 
-pub use event::{Entry, Event, MaskedPhone, ReleaseTarget};
+pub use event::{
+    Entry, Event, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
+};
 pub use record::{Record, GENESIS};
 pub use report::Report;
 pub use verify::{Finding, Verification, Verifier};

@@ -124,9 +124,35 @@ fn summarise(r: &Record, d: &Value) -> String {
             s(&d["outcome"]).unwrap_or_default(),
             s(&d["expires_at"]).unwrap_or_default()
         ),
-        "notification_sent" => format!(
-            "notification sent by {}",
-            s(&d["channel"]).unwrap_or_default()
+        "notification_sent" => {
+            let notice = match d["notice"].as_str() {
+                Some("recipient_notice") => "recipient notified".to_string(),
+                Some("sender_phone_request") => "sender asked for the mobile number".to_string(),
+                Some("sender_not_collected") => {
+                    "sender told the message was not collected".to_string()
+                }
+                _ => "notification sent".to_string(),
+            };
+            format!(
+                "{notice} by {} to {}{}",
+                s(&d["channel"]).unwrap_or_default(),
+                s(&d["to"]).unwrap_or_default(),
+                s(&d["queue_id"])
+                    .map(|q| format!(" (Stalwart queue id {q})"))
+                    .unwrap_or_default()
+            )
+        }
+        "sms_failed" => format!(
+            "SMS to {} not sent ({}); recipient asked to try again later",
+            s(&d["phone"]).unwrap_or_default(),
+            s(&d["failure"]).unwrap_or_default()
+        ),
+        "challenge_locked" => "too many wrong codes: verification locked".into(),
+        "phone_number" => format!(
+            "mobile number {} from the sender ({}): {}",
+            s(&d["phone"]).unwrap_or_else(|| "-".into()),
+            s(&d["source"]).unwrap_or_default().replace('_', " "),
+            s(&d["outcome"]).unwrap_or_default().replace('_', " ")
         ),
         "sms_sent" => format!(
             "verification code sent by SMS to {}",
@@ -219,9 +245,8 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
                 e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
             }
             "held" => e.held = true,
-            "sms_sent" | "code_succeeded" | "code_failed" | "notification_sent" => {
-                e.verification.push(summary)
-            }
+            "sms_sent" | "sms_failed" | "code_succeeded" | "code_failed" | "challenge_locked"
+            | "notification_sent" | "phone_number" => e.verification.push(summary),
             "released" => e.released = Some(summary),
             "delivery" => {
                 let event = d["event"].as_str().unwrap_or_default();

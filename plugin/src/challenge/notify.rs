@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use super::{store as cstore, token_hash, Purpose};
 use crate::{
+    audit::{Event, Notice},
     smtp::{Envelope, SendError, Session, Target},
     store::StoreError,
     Gateway,
@@ -193,14 +194,18 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
             .await;
         match result {
             Ok(queue_id) => {
+                let mut tx = gw.store.pool().begin().await?;
                 sqlx::query(
                     "UPDATE outbox SET state = 'sent', queue_id = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
                 )
                 .bind(&queue_id)
                 .bind(now)
                 .bind(&id)
-                .execute(gw.store.pool())
+                .execute(&mut *tx)
                 .await?;
+                let events = sent_events(&mut tx, kind, &ref_id, &rcpt, &queue_id).await?;
+                crate::store::audit::append(&mut tx, now, &events).await?;
+                tx.commit().await?;
                 tracing::info!(
                     kind = kind.as_str(),
                     rcpt,
@@ -227,6 +232,53 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
         s.quit().await;
     }
     Ok((sent, failed))
+}
+
+/// The audit events of a notification Stalwart accepted: one per message and recipient it is about.
+async fn sent_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: Kind,
+    ref_id: &str,
+    rcpt: &str,
+    queue_id: &str,
+) -> Result<Vec<Event>, StoreError> {
+    let event = |message_ref: String, recipient: String, notice: Notice| Event::NotificationSent {
+        message_ref,
+        recipient,
+        notice,
+        to: rcpt.to_string(),
+        queue_id: Some(queue_id.to_string()),
+    };
+    let rows = |sql: &'static str| sqlx::query(sql).bind(ref_id);
+    Ok(match kind {
+        // ref_id: the challenge; rcpt: its recipient.
+        Kind::RecipientNotice => cstore::messages_of(tx, ref_id)
+            .await?
+            .into_iter()
+            .map(|m| event(m, rcpt.to_string(), Notice::RecipientNotice))
+            .collect(),
+        // ref_id: the challenge; rcpt: the sender asked for the recipient's number.
+        Kind::SenderPhone => rows(
+            "SELECT h.message_id, h.recipient FROM holds h JOIN held_messages m ON m.id = h.message_id \
+             WHERE h.challenge_id = $1 AND m.sender = $2 ORDER BY h.message_id",
+        )
+        .bind(rcpt)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok(event(r.try_get(0)?, r.try_get(1)?, Notice::SenderPhoneRequest)))
+        .collect::<Result<_, sqlx::Error>>()?,
+        // ref_id: the message; rcpt: its sender; one event per recipient who did not collect it.
+        Kind::SenderExpired => rows(
+            "SELECT message_id, recipient FROM holds WHERE message_id = $1 AND state = 'expired' \
+             ORDER BY recipient",
+        )
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok(event(r.try_get(0)?, r.try_get(1)?, Notice::SenderNotCollected)))
+        .collect::<Result<_, sqlx::Error>>()?,
+    })
 }
 
 async fn retry_later(

@@ -1,10 +1,38 @@
 //! The challenge tables: lookups by token hash, codes and tries, verification (which releases the
 //! recipient's holds), portal sessions and recipients' phone numbers.
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
-use super::{token_hash, Purpose};
-use crate::store::{Store, StoreError};
+use super::{phone::Phone, sms::SmsError, token_hash, Purpose};
+use crate::{
+    audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure},
+    store::{audit::append, Store, StoreError},
+};
+
+/// The held messages waiting on a challenge (one pending verification covers several messages).
+pub async fn messages_of(
+    tx: &mut Transaction<'_, Any>,
+    challenge_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT DISTINCT message_id FROM holds WHERE challenge_id = $1 ORDER BY message_id",
+    )
+    .bind(challenge_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// One event per message of the challenge, so each message's report shows its verification; one
+/// without a message when the challenge has none (cannot happen through the hook, but nothing is lost).
+pub fn per_message(messages: &[String], f: impl Fn(Option<String>) -> Event) -> Vec<Event> {
+    if messages.is_empty() {
+        return vec![f(None)];
+    }
+    messages.iter().map(|m| f(Some(m.clone()))).collect()
+}
 
 /// A challenge's state. Only `Pending` accepts codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,40 +118,116 @@ pub async fn by_token(
     Ok(Some(challenge(&row)?))
 }
 
-/// Stores a new code (replacing any earlier one). Tries are per challenge and are not reset.
-pub async fn set_code(
+/// A code went out by SMS: stores it (replacing any earlier one) and records the SMS, in one
+/// transaction. Called after the provider accepted the message, so an SMS that was never sent never
+/// has a usable code, and a usable code always has its audit record. Tries are per challenge and are
+/// not reset. Returns false when the challenge no longer takes codes.
+pub async fn code_sent(
     store: &Store,
-    id: &str,
+    c: &Challenge,
     code_hash: &str,
     expires_at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+    phone: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let done = sqlx::query(
         "UPDATE challenges SET code_hash = $1, code_expires_at = $2 WHERE id = $3 AND state IN ('pending', 'verified')",
     )
     .bind(code_hash)
     .bind(expires_at)
-    .bind(id)
-    .execute(store.pool())
+    .bind(&c.id)
+    .execute(&mut *tx)
     .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let messages = messages_of(&mut tx, &c.id).await?;
+    let events = per_message(&messages, |message_ref| Event::SmsSent {
+        message_ref,
+        recipient: c.recipient.clone(),
+        challenge_id: c.id.clone(),
+        phone: MaskedPhone::from_e164(phone),
+    });
+    append(&mut tx, now, &events).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The SMS provider failed: recorded (masked number, kind of failure; not the provider's text, which
+/// may repeat the number). Nothing else changes.
+pub async fn sms_failed(
+    store: &Store,
+    c: &Challenge,
+    phone: &str,
+    error: &SmsError,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let messages = messages_of(&mut tx, &c.id).await?;
+    let failure = match error {
+        SmsError::Refused(_) => SmsFailure::Refused,
+        SmsError::Unreachable(_) => SmsFailure::Unreachable,
+    };
+    let events = per_message(&messages, |message_ref| Event::SmsFailed {
+        message_ref,
+        recipient: c.recipient.clone(),
+        challenge_id: c.id.clone(),
+        phone: MaskedPhone::from_e164(phone),
+        failure,
+    });
+    append(&mut tx, now, &events).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Counts a wrong code; the challenge locks at `max_tries`. Returns the tries used.
-pub async fn wrong_code(store: &Store, id: &str, max_tries: i64) -> Result<i64, StoreError> {
-    sqlx::query(
+/// Counts a wrong code and records it, in one transaction; the challenge locks at `max_tries` (the
+/// lock recorded too). Returns the tries used.
+pub async fn wrong_code(
+    store: &Store,
+    c: &Challenge,
+    max_tries: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let counted = sqlx::query(
         "UPDATE challenges SET tries = tries + 1, \
          state = CASE WHEN tries + 1 >= $1 THEN 'locked' ELSE state END \
          WHERE id = $2 AND state IN ('pending', 'verified')",
     )
     .bind(max_tries)
-    .bind(id)
-    .execute(store.pool())
-    .await?;
+    .bind(&c.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
     let row = sqlx::query("SELECT tries FROM challenges WHERE id = $1")
-        .bind(id)
-        .fetch_one(store.pool())
+        .bind(&c.id)
+        .fetch_one(&mut *tx)
         .await?;
-    Ok(row.try_get::<i64, _>(0)?)
+    let tries = row.try_get::<i64, _>(0)?;
+    if counted {
+        let messages = messages_of(&mut tx, &c.id).await?;
+        let mut events = per_message(&messages, |message_ref| Event::CodeFailed {
+            message_ref,
+            recipient: c.recipient.clone(),
+            challenge_id: c.id.clone(),
+            attempts_left: (max_tries - tries).max(0) as u32,
+        });
+        // This update is the one that locked it (a locked challenge counts no more tries).
+        if tries >= max_tries {
+            events.extend(per_message(&messages, |message_ref| {
+                Event::ChallengeLocked {
+                    message_ref,
+                    recipient: c.recipient.clone(),
+                    challenge_id: c.id.clone(),
+                }
+            }));
+        }
+        append(&mut tx, now, &events).await?;
+    }
+    tx.commit().await?;
+    Ok(tries)
 }
 
 /// The right code: in one transaction the challenge becomes verified, the recipient is verified until
@@ -158,6 +262,16 @@ pub async fn verify(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let to_portal = sqlx::query(
+        "SELECT message_id FROM holds WHERE challenge_id = $1 AND state = 'held' AND outcome = 'portal' \
+         ORDER BY message_id",
+    )
+    .bind(&c.id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>(0))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     sqlx::query(
         "UPDATE holds SET state = CASE WHEN outcome = 'portal' THEN 'portal' ELSE 'releasing' END, \
          next_attempt_at = $1, updated_at = $1 WHERE challenge_id = $2 AND state = 'held'",
@@ -166,6 +280,22 @@ pub async fn verify(
     .bind(&c.id)
     .execute(&mut *tx)
     .await?;
+    let messages = messages_of(&mut tx, &c.id).await?;
+    let mut events = per_message(&messages, |message_ref| Event::CodeSucceeded {
+        message_ref,
+        recipient: c.recipient.clone(),
+        challenge_id: c.id.clone(),
+        verified_until,
+    });
+    // Portal holds are "released" to the portal now; inbox releases are recorded when Stalwart
+    // accepts them (hold::release).
+    events.extend(to_portal.into_iter().map(|message_ref| Event::Released {
+        message_ref,
+        recipient: c.recipient.clone(),
+        target: ReleaseTarget::Portal,
+        queue_id: None,
+    }));
+    append(&mut tx, now, &events).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -218,9 +348,10 @@ pub async fn phone(store: &Store, recipient: &str) -> Result<Option<String>, Sto
     )
 }
 
-/// Records a number for a recipient who has none. Returns false (and changes nothing) when one is known.
+/// Records a number for a recipient who has none, inside `tx`. Returns false (and changes nothing)
+/// when one is known.
 pub async fn set_phone_if_unknown(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     recipient: &str,
     phone: &str,
     now: i64,
@@ -233,18 +364,65 @@ pub async fn set_phone_if_unknown(
     .bind(recipient)
     .bind(phone)
     .bind(now)
-    .execute(store.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// A portal session for a verified recipient; returns the cookie value.
+/// The sender's entry on the phone-number page: a valid number is stored when the recipient has none,
+/// and the entry is recorded (masked number, or none when invalid) in the same transaction, once per
+/// message of the challenge. Returns whether the number was stored.
+pub async fn sender_phone_entry(
+    store: &Store,
+    c: &Challenge,
+    phone: Option<&Phone>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let sender = sqlx::query(
+        "SELECT m.sender FROM holds h JOIN held_messages m ON m.id = h.message_id \
+         WHERE h.challenge_id = $1 ORDER BY h.created_at, m.id LIMIT 1",
+    )
+    .bind(&c.id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.try_get::<String, _>(0))
+    .transpose()?
+    .unwrap_or_default();
+    let stored = match phone {
+        Some(p) => set_phone_if_unknown(&mut tx, &c.recipient, p.as_str(), now).await?,
+        None => false,
+    };
+    let outcome = match (phone, stored) {
+        (None, _) => PhoneOutcome::Invalid,
+        (Some(_), true) => PhoneOutcome::Recorded,
+        (Some(_), false) => PhoneOutcome::AlreadyKnown,
+    };
+    let messages = messages_of(&mut tx, &c.id).await?;
+    let events = per_message(&messages, |message_ref| Event::PhoneNumber {
+        message_ref,
+        recipient: c.recipient.clone(),
+        sender: sender.clone(),
+        source: PhoneSource::SenderLink,
+        outcome,
+        phone: phone.map(|p| MaskedPhone::from_e164(p.as_str())),
+    });
+    append(&mut tx, now, &events).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// A portal session for a verified recipient; returns the cookie value. `code_again`: the right code
+/// was entered on a challenge that was already verified (a new session, no new verification) — that
+/// code success is recorded in the same transaction, with the recipient's current verified-until.
 pub async fn new_session(
     store: &Store,
     c: &Challenge,
     expires_at: i64,
+    code_again: Option<i64>,
 ) -> Result<String, StoreError> {
     let token = super::random_token();
+    let mut tx = store.pool().begin().await?;
     sqlx::query(
         "INSERT INTO portal_sessions (token_hash, recipient, challenge_id, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -252,8 +430,26 @@ pub async fn new_session(
     .bind(&c.recipient)
     .bind(&c.id)
     .bind(expires_at)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    if let Some(now) = code_again {
+        let verified_until =
+            sqlx::query("SELECT verified_until FROM recipients WHERE address = $1")
+                .bind(&c.recipient)
+                .fetch_optional(&mut *tx)
+                .await?
+                .and_then(|r| r.try_get::<Option<i64>, _>(0).ok().flatten())
+                .unwrap_or(now);
+        let messages = messages_of(&mut tx, &c.id).await?;
+        let events = per_message(&messages, |message_ref| Event::CodeSucceeded {
+            message_ref,
+            recipient: c.recipient.clone(),
+            challenge_id: c.id.clone(),
+            verified_until,
+        });
+        append(&mut tx, now, &events).await?;
+    }
+    tx.commit().await?;
     Ok(token)
 }
 

@@ -13,9 +13,10 @@ use std::time::Duration;
 use sqlx::Row;
 
 use crate::{
+    audit::{Event, ReleaseTarget},
     policy::TlsStatus,
     smtp::{Envelope, SendError, Session, Target},
-    store::StoreError,
+    store::{audit::append, StoreError},
     Gateway,
 };
 
@@ -254,10 +255,19 @@ async fn record(
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            // Stalwart's queue id (hex in its reply) links its webhook delivery events to the message.
+            let event = Event::Released {
+                message_ref: id.to_string(),
+                recipient: rcpt.to_string(),
+                target: ReleaseTarget::Inbox,
+                queue_id: u64::from_str_radix(queue_id, 16).ok(),
+            };
+            append(&mut tx, now, &[event]).await?;
             tx.commit().await?;
             tracing::info!(message = id, rcpt, queue_id, "released to Stalwart");
         }
         Released::Portal => {
+            let mut tx = pool.begin().await?;
             upd("portal")
                 .bind(now)
                 .bind(Some("TLS not secure at release time".to_string()))
@@ -265,8 +275,16 @@ async fn record(
                 .bind(now)
                 .bind(id)
                 .bind(rcpt)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            let event = Event::Released {
+                message_ref: id.to_string(),
+                recipient: rcpt.to_string(),
+                target: ReleaseTarget::Portal,
+                queue_id: None,
+            };
+            append(&mut tx, now, &[event]).await?;
+            tx.commit().await?;
         }
         Released::Retry { error } => {
             let next = now + crate::challenge::notify::backoff(gw, attempts);
@@ -305,6 +323,7 @@ async fn record(
                 .await?;
         }
         Released::Expired => {
+            let mut tx = pool.begin().await?;
             upd("expired")
                 .bind(now)
                 .bind(Some("content no longer held".to_string()))
@@ -312,8 +331,14 @@ async fn record(
                 .bind(now)
                 .bind(id)
                 .bind(rcpt)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            let event = Event::Expired {
+                message_ref: id.to_string(),
+                recipient: rcpt.to_string(),
+            };
+            append(&mut tx, now, &[event]).await?;
+            tx.commit().await?;
         }
     }
     Ok(())

@@ -398,24 +398,34 @@ async fn send_code(
         Err(_) => return ctx.unavailable(&path),
     }
     let code = challenge::new_code();
-    if cstore::set_code(
-        &gw.store,
-        &c.id,
-        &gw.keys.code_hash(&c.id, &code),
-        now + p.code_lifetime_secs,
-    )
-    .await
-    .is_err()
-    {
-        return ctx.unavailable(&path);
-    }
     let minutes = (p.code_lifetime_secs + 59) / 60;
     let text = format!(
         "Uw code voor het beveiligde bericht: {code} (geldig {minutes} min). Your code for the secure message: {code}"
     );
     if let Err(e) = gw.sms.send(&phone, &text).await {
         tracing::warn!(error = %e, recipient = %c.recipient, "SMS not sent; recipient told to try later");
+        if let Err(e) = cstore::sms_failed(&gw.store, &c, &phone, &e, now).await {
+            tracing::error!(error = %e, recipient = %c.recipient, "SMS failure not recorded in the audit log");
+        }
         return ctx.unavailable(&path);
+    }
+    // The code becomes usable only together with its audit record.
+    match cstore::code_sent(
+        &gw.store,
+        &c,
+        &gw.keys.code_hash(&c.id, &code),
+        now + p.code_lifetime_secs,
+        &phone,
+        now,
+    )
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Redirect::to(&path).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, recipient = %c.recipient, "SMS sent but its code not stored; it will not work");
+            return ctx.unavailable(&path);
+        }
     }
     Redirect::to(&format!("/p/{token}/code")).into_response()
 }
@@ -544,7 +554,7 @@ async fn check_code(
     let presented = gw.keys.code_hash(&c.id, &code);
     if !crate::secrets::equal(presented.as_bytes(), stored.as_bytes()) {
         let max = gw.config.portal.max_tries;
-        let tries = match cstore::wrong_code(&gw.store, &c.id, max).await {
+        let tries = match cstore::wrong_code(&gw.store, &c, max, now).await {
             Ok(t) => t,
             Err(_) => return ctx.unavailable(&path),
         };
@@ -574,7 +584,8 @@ async fn check_code(
         );
     }
     // Right code.
-    if c.state == ChallengeState::Pending {
+    let pending = c.state == ChallengeState::Pending;
+    if pending {
         let until = now + i64::from(gw.config.policy.verified_days) * 86_400;
         match cstore::verify(&gw.store, &c, until, now).await {
             Ok(_) => gw.wake.notify_one(),
@@ -582,11 +593,17 @@ async fn check_code(
         }
         tracing::info!(recipient = %c.recipient, "recipient verified");
     }
-    let session =
-        match cstore::new_session(&gw.store, &c, now + gw.config.portal.session_secs).await {
-            Ok(s) => s,
-            Err(_) => return ctx.unavailable(&path),
-        };
+    let session = match cstore::new_session(
+        &gw.store,
+        &c,
+        now + gw.config.portal.session_secs,
+        (!pending).then_some(now),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(_) => return ctx.unavailable(&path),
+    };
     let mut r = Redirect::to(&format!("/p/{token}/messages")).into_response();
     ctx.add_cookies(&mut r, &[ctx.cookie("nta_session", &session)]);
     r
@@ -701,9 +718,17 @@ async fn sender_submit(
         return csrf_refused(&ctx, &path);
     }
     let lang = ctx.lang;
+    let now = crate::time::now();
     let phone = match Phone::parse(form.get("phone").map_or("", String::as_str)) {
         Ok(p) => p,
         Err(_) => {
+            // The rejected entry is audited (without what was typed).
+            if cstore::sender_phone_entry(&gw.store, &c, None, now)
+                .await
+                .is_err()
+            {
+                return ctx.unavailable(&path);
+            }
             let msg = lang.t(
                 "Dit is geen geldig mobiel nummer. Gebruik het internationale formaat met + en landcode, bijvoorbeeld +31612345678.",
                 "This is not a valid mobile number. Use the international format with + and country code, for example +31612345678.",
@@ -719,9 +744,7 @@ async fn sender_submit(
             .await;
         }
     };
-    match cstore::set_phone_if_unknown(&gw.store, &c.recipient, phone.as_str(), crate::time::now())
-        .await
-    {
+    match cstore::sender_phone_entry(&gw.store, &c, Some(&phone), now).await {
         Ok(_) => gw.wake.notify_one(),
         Err(_) => return ctx.unavailable(&path),
     }

@@ -18,6 +18,7 @@ use super::{
     Ctx,
 };
 use crate::{
+    audit::Event,
     challenge::{store as cstore, Purpose},
     Gateway,
 };
@@ -144,6 +145,13 @@ pub async fn message(
         Ok(r) => r,
         Err(r) => return r,
     };
+    let viewed = Event::PortalViewed {
+        message_ref: id.clone(),
+        recipient: recipient.clone(),
+    };
+    if let Err(r) = audited(&gw, &ctx, viewed).await {
+        return r;
+    }
     let lang = ctx.lang;
     let parsed = MessageParser::default().parse(&raw);
     let (subject, from, text, attachments) = match &parsed {
@@ -218,6 +226,18 @@ pub async fn message(
     )
 }
 
+/// Records a portal access before the content is shown: no record, no content (fail closed).
+async fn audited(gw: &Gateway, ctx: &Ctx, event: Event) -> Result<(), Response> {
+    gw.store
+        .append_audit(&[event])
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::error!(error = %e, "portal: access not recorded in the audit log; refused");
+            ctx.unavailable("/p/")
+        })
+}
+
 fn download(name: &str, bytes: Vec<u8>) -> Response {
     let safe: String = name
         .chars()
@@ -252,8 +272,17 @@ pub async fn eml(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match readable(&gw, &ctx, &id, &recipient).await {
-        Ok(raw) => download(&format!("{id}.eml"), raw),
+    let raw = match readable(&gw, &ctx, &id, &recipient).await {
+        Ok(raw) => raw,
+        Err(r) => return r,
+    };
+    let event = Event::PortalDownloaded {
+        message_ref: id.clone(),
+        recipient,
+        part: "message.eml".into(),
+    };
+    match audited(&gw, &ctx, event).await {
+        Ok(()) => download(&format!("{id}.eml"), raw),
         Err(r) => r,
     }
 }
@@ -280,8 +309,20 @@ pub async fn attachment(
             a.contents().to_vec(),
         )
     });
-    match found {
-        Some((name, bytes)) => download(&name, bytes),
-        None => ctx.not_found(),
+    let Some((name, bytes)) = found else {
+        return ctx.not_found();
+    };
+    let event = Event::PortalDownloaded {
+        message_ref: id.clone(),
+        recipient,
+        // Its position and digest, not its file name (names can say what a message is about).
+        part: format!(
+            "attachment {n} (sha256 {})",
+            hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes))
+        ),
+    };
+    match audited(&gw, &ctx, event).await {
+        Ok(()) => download(&name, bytes),
+        Err(r) => r,
     }
 }

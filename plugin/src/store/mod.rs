@@ -66,6 +66,9 @@ pub struct HookRecord<'a> {
     pub hold_expires_at: i64,
     /// Audit events (decisions, holds) appended in the same transaction.
     pub audit: &'a [crate::audit::Event],
+    /// A number from the sender's `[sms:+…]` subject tag for the one held recipient:
+    /// `(recipient, E.164)`. Stored when the recipient has none, and recorded either way.
+    pub tag_phone: Option<(&'a str, &'a str)>,
 }
 
 /// A held message as stored.
@@ -390,6 +393,23 @@ impl Store {
                 }
             }
         }
+        if let Some((recipient, phone)) = rec.tag_phone {
+            let stored =
+                crate::challenge::store::set_phone_if_unknown(&mut tx, recipient, phone, rec.now)
+                    .await?;
+            held.push(crate::audit::Event::PhoneNumber {
+                message_ref: Some(rec.message_ref.to_string()),
+                recipient: recipient.to_string(),
+                sender: rec.sender.to_string(),
+                source: crate::audit::PhoneSource::SubjectTag,
+                outcome: if stored {
+                    crate::audit::PhoneOutcome::Recorded
+                } else {
+                    crate::audit::PhoneOutcome::AlreadyKnown
+                },
+                phone: Some(crate::audit::MaskedPhone::from_e164(phone)),
+            });
+        }
         audit::append(&mut tx, rec.now, &[rec.audit, &held].concat()).await?;
         tx.commit().await?;
         Ok(())
@@ -426,6 +446,24 @@ impl Store {
     /// holds become `expired`. Returns the number of messages purged.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Each hold whose content goes: still waiting (`held`, becomes `expired`) or readable on the
+        // portal (stays `portal`, but there is nothing left to read).
+        let expiring = sqlx::query(
+            "SELECT message_id, recipient FROM holds WHERE state IN ('held', 'portal') AND message_id IN \
+             (SELECT id FROM held_messages WHERE expires_at <= $1 AND purged_at IS NULL) \
+             ORDER BY message_id, recipient",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(crate::audit::Event::Expired {
+                message_ref: r.try_get(0)?,
+                recipient: r.try_get(1)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
         sqlx::query(
             "UPDATE holds SET state = 'expired', updated_at = $1 WHERE state = 'held' AND message_id IN \
              (SELECT id FROM held_messages WHERE expires_at <= $1 AND purged_at IS NULL)",
@@ -440,6 +478,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        audit::append(&mut tx, now, &expiring).await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -406,6 +406,45 @@ impl Running {
         }
     }
 
+    /// The audit records of a message: `(kind, recipient, details)` in chain order.
+    pub async fn audit(
+        &self,
+        message_ref: &str,
+    ) -> Vec<(String, Option<String>, serde_json::Value)> {
+        self.gw
+            .store
+            .audit_for_message(message_ref)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let details = serde_json::from_str(&r.details).unwrap();
+                (r.kind, r.recipient, details)
+            })
+            .collect()
+    }
+
+    /// Every audit record's details, concatenated: for "this never enters the log" checks.
+    pub async fn whole_audit_log(&self) -> String {
+        let q = stalwart_nta7516::store::audit::AuditQuery {
+            limit: Some(10_000),
+            ..Default::default()
+        };
+        self.gw
+            .store
+            .audit_query(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {:?} {}\n",
+                    r.kind, r.sender, r.recipient, r.details
+                )
+            })
+            .collect()
+    }
+
     pub async fn phone(&self, rcpt: &str) -> Option<String> {
         stalwart_nta7516::challenge::store::phone(&self.gw.store, rcpt)
             .await
