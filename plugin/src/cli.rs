@@ -35,21 +35,8 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Take the [smarttls] settings from this gateway configuration; the flags below override them.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// DNS resolver to query (default: the system's), e.g. 127.0.0.1:5353.
-        #[arg(long, value_name = "IP:PORT")]
-        resolver: Option<std::net::SocketAddr>,
-        /// DNSSEC trust anchor file (DNSKEY/DS records in zone-file syntax) instead of the IANA root keys.
-        #[arg(long, value_name = "FILE")]
-        trust_anchor: Option<PathBuf>,
-        /// Extra trusted root certificates (PEM), e.g. a private PKI.
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<PathBuf>,
-        /// SMTP port to probe instead of 25.
-        #[arg(long, value_name = "N")]
-        smtp_port: Option<u16>,
+        #[command(flatten)]
+        net: ProbeArgs,
     },
     /// Check your own domain's mail readiness, internet.nl style: DNSSEC, MX, STARTTLS/TLS,
     /// certificates, DANE, SPF, DKIM, DMARC, MTA-STS, TLS-RPT and the v=NTA7516-1 record
@@ -60,22 +47,9 @@ pub enum Command {
         /// Print the report as JSON (schema in the README, "doctor").
         #[arg(long)]
         json: bool,
-        /// Take the [smarttls] settings and [doctor] dkim_selectors from this gateway configuration;
-        /// the flags below override or add to them.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// DNS resolver to query (default: the system's), e.g. 127.0.0.1:5353.
-        #[arg(long, value_name = "IP:PORT")]
-        resolver: Option<std::net::SocketAddr>,
-        /// DNSSEC trust anchor file (DNSKEY/DS records in zone-file syntax) instead of the IANA root keys.
-        #[arg(long, value_name = "FILE")]
-        trust_anchor: Option<PathBuf>,
-        /// Extra trusted root certificates (PEM), e.g. a private PKI.
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<PathBuf>,
-        /// SMTP port to probe instead of 25 (DANE then uses _<port>._tcp).
-        #[arg(long, value_name = "N")]
-        smtp_port: Option<u16>,
+        /// (`--config` also supplies [doctor] dkim_selectors; `--dkim-selector` adds to them.)
+        #[command(flatten)]
+        net: ProbeArgs,
         /// A DKIM selector whose key must be published (repeatable; added to [doctor] dkim_selectors).
         #[arg(long = "dkim-selector", value_name = "S")]
         dkim_selectors: Vec<String>,
@@ -120,4 +94,63 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "KEY=VALUE")]
         fact: Vec<String>,
     },
+}
+
+/// SmartTLS settings shared by `probe` and `doctor`: a gateway configuration's `[smarttls]`, with the
+/// flags taking precedence.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// Take the [smarttls] settings from this gateway configuration; the flags below override them.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// DNS resolver to query (default: the system's), e.g. 127.0.0.1:5353.
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// DNSSEC trust anchor file (DNSKEY/DS records in zone-file syntax) instead of the IANA root keys.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM), e.g. a private PKI.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// SMTP port to probe instead of 25 (DANE then uses _<port>._tcp).
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+}
+
+impl ProbeArgs {
+    /// The gateway configuration (when `--config` was given) and the SmartTLS settings with the flags
+    /// applied.
+    pub fn resolve(
+        self,
+    ) -> Result<
+        (
+            Option<stalwart_nta7516::config::Config>,
+            nta7516_smarttls::SmartTlsConfig,
+        ),
+        String,
+    > {
+        let config = match &self.config {
+            Some(path) => {
+                Some(stalwart_nta7516::config::Config::load(path).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let mut settings = config
+            .as_ref()
+            .map(|c| c.smarttls.probe.clone())
+            .unwrap_or_default();
+        if self.resolver.is_some() {
+            settings.resolver = self.resolver;
+        }
+        if self.trust_anchor.is_some() {
+            settings.trust_anchor_file = self.trust_anchor;
+        }
+        if self.ca_file.is_some() {
+            settings.ca_file = self.ca_file;
+        }
+        if let Some(port) = self.smtp_port {
+            settings.smtp_port = port;
+        }
+        Ok((config, settings))
+    }
 }

@@ -37,67 +37,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, data_dir } => serve(config, data_dir).await,
-            Command::Probe {
-                domain,
-                json,
-                config,
-                resolver,
-                trust_anchor,
-                ca_file,
-                smtp_port,
-            } => {
-                let mut settings = match &config {
-                    Some(path) => {
-                        Config::load(path)
-                            .map_err(|e| e.to_string())?
-                            .smarttls
-                            .probe
-                    }
-                    None => Default::default(),
-                };
-                if resolver.is_some() {
-                    settings.resolver = resolver;
-                }
-                if trust_anchor.is_some() {
-                    settings.trust_anchor_file = trust_anchor;
-                }
-                if ca_file.is_some() {
-                    settings.ca_file = ca_file;
-                }
-                if let Some(port) = smtp_port {
-                    settings.smtp_port = port;
-                }
+            Command::Probe { domain, json, net } => {
+                let (_, settings) = net.resolve().unwrap_or_else(|e| usage_error(&e));
                 return probe(&domain, json, settings).await;
             }
             Command::Doctor {
                 domain,
                 json,
-                config,
-                resolver,
-                trust_anchor,
-                ca_file,
-                smtp_port,
+                net,
                 dkim_selectors,
             } => {
-                let (mut settings, mut selectors) = match &config {
-                    Some(path) => {
-                        let c = Config::load(path).unwrap_or_else(|e| usage_error(&e.to_string()));
-                        (c.smarttls.probe, c.doctor.dkim_selectors)
-                    }
-                    None => Default::default(),
-                };
-                if resolver.is_some() {
-                    settings.resolver = resolver;
-                }
-                if trust_anchor.is_some() {
-                    settings.trust_anchor_file = trust_anchor;
-                }
-                if ca_file.is_some() {
-                    settings.ca_file = ca_file;
-                }
-                if let Some(port) = smtp_port {
-                    settings.smtp_port = port;
-                }
+                let (config, settings) = net.resolve().unwrap_or_else(|e| usage_error(&e));
+                let mut selectors = config.map(|c| c.doctor.dkim_selectors).unwrap_or_default();
                 selectors.extend(dkim_selectors);
                 return doctor(&domain, json, settings, selectors).await;
             }

@@ -39,6 +39,17 @@ impl Requirement {
             Requirement::Reject => "reject",
         }
     }
+
+    /// The inverse of [`Requirement::code`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "exempt" => Requirement::Exempt,
+            "require_2fa" => Requirement::Require2fa,
+            "portal" => Requirement::Portal,
+            "reject" => Requirement::Reject,
+            _ => return None,
+        })
+    }
 }
 
 /// One decision the script made, with the reason it gave.

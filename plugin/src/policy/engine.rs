@@ -4,36 +4,8 @@
 
 use serde::Serialize;
 
-/// Strictness order: `Exempt < Require2fa < Portal < Reject`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Requirement {
-    Exempt,
-    Require2fa,
-    Portal,
-    Reject,
-}
-
-impl Requirement {
-    pub fn code(self) -> &'static str {
-        match self {
-            Requirement::Exempt => "exempt",
-            Requirement::Require2fa => "require_2fa",
-            Requirement::Portal => "portal",
-            Requirement::Reject => "reject",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "exempt" => Requirement::Exempt,
-            "require_2fa" => Requirement::Require2fa,
-            "portal" => Requirement::Portal,
-            "reject" => Requirement::Reject,
-            _ => return None,
-        })
-    }
-}
+/// Strictness order: `Exempt < Require2fa < Portal < Reject` (the Sieve extension's own type).
+pub use nta7516_sieve::Requirement;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyReason {
