@@ -97,14 +97,27 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         }
     };
 
-    // Facts for external recipients: stored recipient data, TLS verdicts per domain, exemptions, peers,
-    // and the admin's settings for the sender's domain (one lookup by key, while SmartTLS runs).
-    let stored = gw.store.recipient_facts(&external, now).await?;
-    let (tls, settings) = tokio::join!(
+    // A retried submission (the client re-sent after a 451) has the same key: see below.
+    let idem_key = rebuilt
+        .as_deref()
+        .ok()
+        .map(|raw| idempotency_key(sender, &recipients, raw));
+
+    // Facts for external recipients, looked up concurrently (each on its own connection, while SmartTLS
+    // runs): stored recipient data, exemptions and peers; the admin's settings for the sender's domain;
+    // the holds of an earlier attempt of this very submission.
+    let (stored, tls, settings, existing) = tokio::join!(
+        gw.store.recipient_facts(&external, now),
         tls_verdicts(gw, &external),
-        sender_settings(gw, sender, !external.is_empty())
+        sender_settings(gw, sender, !external.is_empty()),
+        async {
+            match &idem_key {
+                Some(key) if !external.is_empty() => gw.store.existing_holds(key).await,
+                _ => Ok(None),
+            }
+        }
     );
-    let settings = settings?;
+    let (stored, settings, existing) = (stored?, settings?, existing?);
     let sender_group = settings
         .groups
         .or_else(|| config.sender_group(sender).map(str::to_string));
@@ -198,16 +211,8 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         }));
     }
 
-    // A retried submission (the client re-sent after a 451): recipients held the first time stay held,
-    // whatever the new verdict says, so a message is never both delivered and held.
-    let idem_key = rebuilt
-        .as_deref()
-        .ok()
-        .map(|raw| idempotency_key(sender, &recipients, raw));
-    let existing = match &idem_key {
-        Some(key) if !external.is_empty() => gw.store.existing_holds(key).await?,
-        _ => None,
-    };
+    // A retried submission: recipients held the first time stay held, whatever the new verdict says,
+    // so a message is never both delivered and held.
     if let Some((_, previously_held)) = &existing {
         for (rcpt, outcome) in previously_held {
             if let (Some(d), Some(outcome)) = (

@@ -86,11 +86,15 @@ async fn admin_records(gw: &TestGateway) -> usize {
         .len()
 }
 
+/// Well-formed ids that name nothing (a 404), and a malformed one (a 400).
+const UNKNOWN_HELD: &str = "h-00000000000000000000000000000000";
+const UNKNOWN_EXEMPTION: &str = "ex-00000000000000000000000000000000";
+
 fn concrete(path: &str) -> String {
     path.replace("{address}", "bob@example.test")
         .replace("{domain}", "example.test")
-        .replace("{id}", "h-unknown")
-        .replace("{message_id}", "h-unknown")
+        .replace("{id}", UNKNOWN_HELD)
+        .replace("{message_id}", UNKNOWN_HELD)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,6 +526,28 @@ async fn exemptions(b: Backend) {
         .await,
         "no exemption with id",
     );
+    assert_not_found(
+        &api(
+            &gw,
+            Method::DELETE,
+            &format!("/v1/admin/exemptions/{UNKNOWN_EXEMPTION}"),
+            Value::Null,
+        )
+        .await,
+        "no exemption with id",
+    );
+    let records = admin_records(&gw).await;
+    assert_bad(
+        &api(
+            &gw,
+            Method::DELETE,
+            "/v1/admin/exemptions/ex-1;drop",
+            Value::Null,
+        )
+        .await,
+        "invalid exemption id \"ex-1;drop\": expected ex- followed by 32",
+    );
+    assert_eq!(admin_records(&gw).await, records, "nothing recorded");
 }
 
 async fn peers(b: Backend) {
@@ -666,11 +692,21 @@ async fn held_messages(b: Backend) {
         &api(
             &gw,
             Method::POST,
+            &format!("/v1/admin/held/{UNKNOWN_HELD}/release-to-portal"),
+            Value::Null,
+        )
+        .await,
+        &format!("no held message with id \"{UNKNOWN_HELD}\""),
+    );
+    assert_bad(
+        &api(
+            &gw,
+            Method::POST,
             "/v1/admin/held/h-nope/release-to-portal",
             Value::Null,
         )
         .await,
-        "no held message with id \"h-nope\"",
+        "invalid held message id \"h-nope\": expected h- followed by 32",
     );
     let del = api(
         &gw,
@@ -699,8 +735,23 @@ async fn held_messages(b: Backend) {
         .json();
     assert_eq!(list["held"], json!([]));
     assert_not_found(
-        &api(&gw, Method::DELETE, "/v1/admin/held/h-nope", Value::Null).await,
+        &api(
+            &gw,
+            Method::DELETE,
+            &format!("/v1/admin/held/{UNKNOWN_HELD}"),
+            Value::Null,
+        )
+        .await,
         "no held message",
+    );
+    assert_bad(
+        &api(&gw, Method::DELETE, "/v1/admin/held/h-nope", Value::Null).await,
+        "invalid held message id",
+    );
+    // Nothing changed by the refused requests: the last admin change is still the delete.
+    assert_eq!(
+        last_admin_change(&gw).await,
+        ("held.delete".into(), id.clone())
     );
 }
 
@@ -868,11 +919,21 @@ async fn audit_queries(b: Backend) {
         &api(
             &gw,
             Method::GET,
-            "/v1/admin/audit/report/h-unknown",
+            &format!("/v1/admin/audit/report/{UNKNOWN_HELD}"),
             Value::Null,
         )
         .await,
         "no records for message",
+    );
+    assert_bad(
+        &api(
+            &gw,
+            Method::GET,
+            "/v1/admin/audit/report/h-unknown",
+            Value::Null,
+        )
+        .await,
+        "invalid message id \"h-unknown\": expected h- or m-",
     );
     assert_bad(
         &api(

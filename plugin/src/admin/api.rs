@@ -254,6 +254,7 @@ pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
 }
 
 pub async fn delete_exemption(State(s): St, Path(id): Path<String>) -> Answer {
+    let id = validate::id("exemption", "ex", &id).map_err(bad)?;
     if s.store
         .delete_exemption(&s.actor, &id, time::now())
         .await
@@ -315,6 +316,7 @@ pub struct ReleaseBody {
 }
 
 pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
+    let id = validate::id("held message", "h", &id).map_err(bad)?;
     let input: ReleaseBody = if b.iter().all(u8::is_ascii_whitespace) {
         ReleaseBody::default()
     } else {
@@ -345,6 +347,7 @@ pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -
 }
 
 pub async fn delete_held(State(s): St, Path(id): Path<String>) -> Answer {
+    let id = validate::id("held message", "h", &id).map_err(bad)?;
     if s.store
         .delete_held(&s.actor, &id, time::now())
         .await
@@ -499,6 +502,14 @@ pub async fn audit_report(
     Path(message_id): Path<String>,
     Query(q): Params,
 ) -> Answer {
+    // Held messages are `h-…`, messages that went out at once `m-…`.
+    let message_id = validate::id("message", "h", &message_id)
+        .or_else(|_| validate::id("message", "m", &message_id))
+        .map_err(|_| {
+            bad(format!(
+                "invalid message id {message_id:?}: expected h- or m- followed by 32 lower-case hex digits"
+            ))
+        })?;
     let Some(report) = s
         .store
         .audit_report(&message_id)

@@ -73,6 +73,27 @@ pub fn phone(input: &str) -> Result<String, String> {
     Ok(p.to_string())
 }
 
+/// A gateway identifier of one kind: `prefix-` and 32 lower-case hex digits (see `crate::ids`). A
+/// malformed id is bad input (400); a well-formed one that names nothing is the caller's 404.
+pub fn id(what: &str, prefix: &str, input: &str) -> Result<String, String> {
+    let ok = input
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        });
+    if ok {
+        Ok(input.to_string())
+    } else {
+        Err(format!(
+            "invalid {what} id {input:?}: expected {prefix}- followed by 32 lower-case hex digits"
+        ))
+    }
+}
+
 /// An RFC 3339 time (`2027-01-31T12:00:00Z`) as unix seconds.
 pub fn time(field: &str, input: &str) -> Result<i64, String> {
     crate::time::parse_rfc3339(input.trim()).ok_or_else(|| {
@@ -116,6 +137,21 @@ mod tests {
         assert!(phone("0612345678").unwrap_err().contains("starts with +"));
         assert!(phone("+31 6 1234").unwrap_err().contains("only digits"));
         assert!(phone("+3161").unwrap_err().contains("8 to 15"));
+        let held = format!("h-{}", "0123456789abcdef".repeat(2));
+        assert_eq!(id("held message", "h", &held).unwrap(), held);
+        for bad in [
+            "h-nope",
+            "h-",
+            "ex-0123456789abcdef0123456789abcdef",
+            "h-0123456789ABCDEF0123456789ABCDEF",
+        ] {
+            assert!(
+                id("held message", "h", bad)
+                    .unwrap_err()
+                    .contains("expected h- followed by 32"),
+                "{bad}"
+            );
+        }
         assert!(time("expires_at", "tomorrow")
             .unwrap_err()
             .contains("RFC 3339"));

@@ -34,10 +34,8 @@ pub async fn append(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+    // Locks the head row (the chain is appended by one transaction at a time) and reads it.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
     let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
