@@ -231,59 +231,44 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
         }
     }
 
-    // Reject: the whole message is refused; nothing is held.
-    if let Some(rejected) = decisions.iter().find(|d| d.outcome == Outcome::Reject) {
-        let response = Response::reject(
-            550,
-            "5.7.1",
-            format!(
-                "Message refused by the NTA 7516 policy for <{}>: {}",
-                rejected.recipient,
-                rejected.summary()
-            ),
-        );
-        let message_ref = ids::new_id("m");
-        let sha = rebuilt.as_deref().map(sha256_hex).unwrap_or_default();
-        let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
-        record(
-            gw,
-            &req,
-            &message_ref,
-            &sha,
-            sender,
-            message.size,
-            &decisions,
-            None,
-            now,
-            &audit,
-        )
-        .await?;
-        return Ok(Handled {
-            response,
-            decisions,
-            message_ref: Some(message_ref),
+    // Nothing is held when the whole message is refused (any Reject) or every recipient may have it now:
+    // the decisions and their audit records are committed before the answer.
+    let refusal = decisions
+        .iter()
+        .find(|d| d.outcome == Outcome::Reject)
+        .map(|rejected| {
+            Response::reject(
+                550,
+                "5.7.1",
+                format!(
+                    "Message refused by the NTA 7516 policy for <{}>: {}",
+                    rejected.recipient,
+                    rejected.summary()
+                ),
+            )
         });
-    }
-
-    if !decisions.iter().any(|d| d.outcome.is_held()) {
+    if refusal.is_some() || !decisions.iter().any(|d| d.outcome.is_held()) {
         let message_ref = ids::new_id("m");
         let sha = rebuilt.as_deref().map(sha256_hex).unwrap_or_default();
         let audit = decision_events(&message_ref, &sha, sender, &req, &decisions, &tls);
-        record(
-            gw,
-            &req,
-            &message_ref,
-            &sha,
-            sender,
-            message.size,
-            &decisions,
-            None,
-            now,
-            &audit,
-        )
-        .await?;
+        gw.store
+            .record_hook(&HookRecord {
+                message_ref: &message_ref,
+                idem_key: "",
+                queue_id: req.context.queue.as_ref().map(|q| q.id.as_str()),
+                sender,
+                sha256: &sha,
+                size: message.size,
+                decisions: &decisions,
+                sealed: None,
+                now,
+                hold_expires_at: now,
+                audit: &audit,
+                tag_phone: None,
+            })
+            .await?;
         return Ok(Handled {
-            response: respond(&decisions, &message_ref),
+            response: refusal.unwrap_or_else(|| respond(&decisions, &message_ref)),
             decisions,
             message_ref: Some(message_ref),
         });
@@ -419,38 +404,6 @@ pub fn respond(decisions: &[Decision], message_ref: &str) -> Response {
         });
     }
     Response::accept(modifications)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    gw: &Gateway,
-    req: &Request,
-    message_ref: &str,
-    sha: &str,
-    sender: &str,
-    size: usize,
-    decisions: &[Decision],
-    sealed: Option<&crate::hold::Sealed>,
-    now: i64,
-    audit: &[crate::audit::Event],
-) -> Result<(), SubmissionError> {
-    gw.store
-        .record_hook(&HookRecord {
-            message_ref,
-            idem_key: "",
-            queue_id: req.context.queue.as_ref().map(|q| q.id.as_str()),
-            sender,
-            sha256: sha,
-            size,
-            decisions,
-            sealed,
-            now,
-            hold_expires_at: now,
-            audit,
-            tag_phone: None,
-        })
-        .await?;
-    Ok(())
 }
 
 /// The admin's settings for the sender's domain (`domain_settings`), as they apply to the hook: groups

@@ -485,6 +485,50 @@ async fn release_listener_down(b: Backend) {
     assert_eq!(got.len(), 1, "delivered exactly once");
     assert_eq!(got[0].data, original);
     assert_eq!(qid.as_deref(), Some(got[0].queue_id.as_str()));
+    // Each failed attempt is audited with its retry time, before the one release.
+    assert_release_failures_then_released(&gw, &id, "").await;
+}
+
+/// The message's audit trail holds one or more `release_failed` records (with `error` containing
+/// `error_says`, and a retry time), then exactly one `released` to the inbox.
+async fn assert_release_failures_then_released(gw: &support::Running, id: &str, error_says: &str) {
+    let records = gw.audit(id).await;
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|(k, _, _)| k.as_str())
+        .filter(|k| k.starts_with("release"))
+        .collect();
+    assert!(kinds.len() >= 2, "{records:?}");
+    assert_eq!(kinds.last(), Some(&"released"), "{records:?}");
+    assert!(
+        kinds[..kinds.len() - 1]
+            .iter()
+            .all(|k| *k == "release_failed"),
+        "{records:?}"
+    );
+    let failed = records
+        .iter()
+        .find(|(k, _, _)| k == "release_failed")
+        .unwrap();
+    assert_eq!(failed.1.as_deref(), Some(BOB));
+    assert_eq!(failed.2["next"], "retry");
+    assert!(failed.2["retry_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        failed.2["error"].as_str().unwrap().contains(error_says),
+        "{failed:?}"
+    );
+    let report = gw.gw.store.audit_report(id).await.unwrap().unwrap();
+    assert!(report.records_intact);
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|t| t.summary.starts_with("release to the inbox failed (")),
+        "{:#?}",
+        report.timeline
+    );
 }
 
 /// Faults 2b: Stalwart refuses the release (its rate limiters answer 451 after the data): the message
@@ -529,6 +573,7 @@ async fn release_refused_then_accepted(b: Backend) {
     let got = env.release.messages();
     assert_eq!(got.len(), 1, "delivered exactly once");
     assert_eq!(got[0].data, original);
+    assert_release_failures_then_released(&gw, &id, "451").await;
 }
 
 /// Faults 3: the gateway restarts between hold and code entry. The link in the mail still works, the
@@ -585,8 +630,74 @@ async fn insecure_at_release_goes_to_portal(b: Backend) {
     );
 }
 
+/// Faults 2c: Stalwart queues the release but the reply is lost (the connection drops after the data).
+/// The gateway cannot know whether it was accepted: the hold turns `uncertain`, is never re-sent on its
+/// own (that could deliver twice), keeps its content for the operator, and the audit log says so.
+async fn release_reply_lost_is_uncertain(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    let phone = "+31611110008";
+    gw.set_phone(BOB, phone).await;
+    let req = message(BOB, "<lost@zorg.test>", "x");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    env.release
+        .vanish
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    let (_, qid, attempts) = gw.wait_hold(&id, BOB, "uncertain", 15).await;
+    assert_eq!((qid, attempts), (None, 1));
+    // Let the release worker run several more rounds: nothing is sent again.
+    env.release
+        .vanish
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 1, "sent once, never re-sent");
+    assert_eq!(got[0].data, original);
+    assert_eq!(gw.hold(&id, BOB).await.0, "uncertain");
+    assert!(
+        gw.gw
+            .store
+            .held(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+            .is_some(),
+        "content kept for the operator"
+    );
+    let records = gw.audit(&id).await;
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|(k, _, _)| k == "release_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{records:?}");
+    assert_eq!(failed[0].2["next"], "operator");
+    assert!(failed[0].2["retry_at"].is_null());
+    assert!(
+        failed[0].2["error"]
+            .as_str()
+            .unwrap()
+            .contains("closed connection"),
+        "{failed:?}"
+    );
+    assert!(records.iter().all(|(k, _, _)| k != "released"));
+    let report = gw.gw.store.audit_report(&id).await.unwrap().unwrap();
+    assert!(report
+        .timeline
+        .iter()
+        .any(|t| t.summary.starts_with("release outcome unknown (")
+            && t.summary
+                .ends_with("held as uncertain for the operator, not re-sent")));
+}
+
 both_backends!(
     release_end_to_end,
+    release_reply_lost_is_uncertain,
     audit_trail_end_to_end,
     portal_for_insecure_recipient,
     sns_down,

@@ -184,6 +184,15 @@ pub enum Event {
         target: ReleaseTarget,
         queue_id: Option<u64>,
     },
+    /// A release to the inbox did not go through: retried at `retry_at`, or, when Stalwart's answer was
+    /// lost (`retry_at` none), left `uncertain` for the operator (re-sending could deliver twice).
+    ReleaseFailed {
+        message_ref: String,
+        recipient: String,
+        /// What went wrong (the release listener's reply or the connection error).
+        error: String,
+        retry_at: Option<i64>,
+    },
     PortalViewed {
         message_ref: String,
         recipient: String,
@@ -252,6 +261,7 @@ impl Event {
             Event::ChallengeLocked { .. } => "challenge_locked",
             Event::PhoneNumber { .. } => "phone_number",
             Event::Released { .. } => "released",
+            Event::ReleaseFailed { .. } => "release_failed",
             Event::PortalViewed { .. } => "portal_viewed",
             Event::PortalDownloaded { .. } => "portal_downloaded",
             Event::Expired { .. } => "expired",
@@ -409,6 +419,20 @@ impl Event {
                     "target": target,
                     "queue_id": queue_id.map(|q| q.to_string()),
                     "queue_id_hex": queue_id.map(|q| format!("{q:x}")),
+                }),
+            ),
+            Event::ReleaseFailed {
+                message_ref,
+                recipient,
+                error,
+                retry_at,
+            } => plain(
+                Some(message_ref),
+                recipient,
+                json!({
+                    "error": error,
+                    "retry_at": retry_at.map(crate::time::rfc3339),
+                    "next": if retry_at.is_some() { "retry" } else { "operator" },
                 }),
             ),
             Event::PortalViewed {

@@ -173,6 +173,16 @@ fn summarise(r: &Record, d: &Value) -> String {
                 .map(|q| format!(" (Stalwart queue id {q})"))
                 .unwrap_or_default()
         ),
+        "release_failed" => match s(&d["retry_at"]) {
+            Some(at) => format!(
+                "release to the inbox failed ({}); retried at {at}",
+                s(&d["error"]).unwrap_or_default()
+            ),
+            None => format!(
+                "release outcome unknown ({}); held as uncertain for the operator, not re-sent",
+                s(&d["error"]).unwrap_or_default()
+            ),
+        },
         "portal_viewed" => "read on the portal".into(),
         "portal_downloaded" => format!(
             "downloaded from the portal: {}",

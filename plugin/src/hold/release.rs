@@ -217,6 +217,7 @@ async fn set_state(
         == 1)
 }
 
+/// Commits what happened to one hold and its audit record in one transaction.
 async fn record(
     gw: &Gateway,
     id: &str,
@@ -225,67 +226,34 @@ async fn record(
     result: &Released,
     now: i64,
 ) -> Result<(), StoreError> {
-    let pool = gw.store.pool();
-    let upd = |state: &'static str| {
-        sqlx::query(
-            "UPDATE holds SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
-             release_queue_id = $4, updated_at = $5 WHERE message_id = $6 AND recipient = $7",
-        )
-        .bind(state)
-    };
-    match result {
-        Released::Smtp { queue_id } => {
-            let mut tx = pool.begin().await?;
-            upd("released")
-                .bind(now)
-                .bind(None::<String>)
-                .bind(queue_id)
-                .bind(now)
-                .bind(id)
-                .bind(rcpt)
-                .execute(&mut *tx)
-                .await?;
-            // Accepted by Stalwart: the content goes once no other recipient still needs it.
-            sqlx::query(
-                "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
-                 WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
-                 AND state NOT IN ('released', 'expired'))",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+    let (message_ref, recipient) = (id.to_string(), rcpt.to_string());
+    // (new state, next attempt at, error kept on the hold, Stalwart's queue id, audit event)
+    let (state, next_at, error, queue_id, event) = match result {
+        Released::Smtp { queue_id } => (
+            "released",
+            now,
+            None,
+            Some(queue_id.clone()),
             // Stalwart's queue id (hex in its reply) links its webhook delivery events to the message.
-            let event = Event::Released {
-                message_ref: id.to_string(),
-                recipient: rcpt.to_string(),
+            Event::Released {
+                message_ref,
+                recipient,
                 target: ReleaseTarget::Inbox,
                 queue_id: u64::from_str_radix(queue_id, 16).ok(),
-            };
-            append(&mut tx, now, &[event]).await?;
-            tx.commit().await?;
-            tracing::info!(message = id, rcpt, queue_id, "released to Stalwart");
-        }
-        Released::Portal => {
-            let mut tx = pool.begin().await?;
-            upd("portal")
-                .bind(now)
-                .bind(Some("TLS not secure at release time".to_string()))
-                .bind(None::<String>)
-                .bind(now)
-                .bind(id)
-                .bind(rcpt)
-                .execute(&mut *tx)
-                .await?;
-            let event = Event::Released {
-                message_ref: id.to_string(),
-                recipient: rcpt.to_string(),
+            },
+        ),
+        Released::Portal => (
+            "portal",
+            now,
+            Some("TLS not secure at release time".to_string()),
+            None,
+            Event::Released {
+                message_ref,
+                recipient,
                 target: ReleaseTarget::Portal,
                 queue_id: None,
-            };
-            append(&mut tx, now, &[event]).await?;
-            tx.commit().await?;
-        }
+            },
+        ),
         Released::Retry { error } => {
             let next = now + crate::challenge::notify::backoff(gw, attempts);
             tracing::warn!(
@@ -295,15 +263,18 @@ async fn record(
                 retry_at = next,
                 "release failed; the message stays held"
             );
-            upd("releasing")
-                .bind(next)
-                .bind(Some(error.clone()))
-                .bind(None::<String>)
-                .bind(now)
-                .bind(id)
-                .bind(rcpt)
-                .execute(pool)
-                .await?;
+            (
+                "releasing",
+                next,
+                Some(error.clone()),
+                None,
+                Event::ReleaseFailed {
+                    message_ref,
+                    recipient,
+                    error: error.clone(),
+                    retry_at: Some(next),
+                },
+            )
         }
         Released::Uncertain { error } => {
             tracing::error!(
@@ -312,34 +283,60 @@ async fn record(
                 error,
                 "release outcome unknown; not re-sent automatically"
             );
-            upd("uncertain")
-                .bind(now)
-                .bind(Some(error.clone()))
-                .bind(None::<String>)
-                .bind(now)
-                .bind(id)
-                .bind(rcpt)
-                .execute(pool)
-                .await?;
+            (
+                "uncertain",
+                now,
+                Some(error.clone()),
+                None,
+                Event::ReleaseFailed {
+                    message_ref,
+                    recipient,
+                    error: error.clone(),
+                    retry_at: None,
+                },
+            )
         }
-        Released::Expired => {
-            let mut tx = pool.begin().await?;
-            upd("expired")
-                .bind(now)
-                .bind(Some("content no longer held".to_string()))
-                .bind(None::<String>)
-                .bind(now)
-                .bind(id)
-                .bind(rcpt)
-                .execute(&mut *tx)
-                .await?;
-            let event = Event::Expired {
-                message_ref: id.to_string(),
-                recipient: rcpt.to_string(),
-            };
-            append(&mut tx, now, &[event]).await?;
-            tx.commit().await?;
-        }
+        Released::Expired => (
+            "expired",
+            now,
+            Some("content no longer held".to_string()),
+            None,
+            Event::Expired {
+                message_ref,
+                recipient,
+            },
+        ),
+    };
+    let mut tx = gw.store.pool().begin().await?;
+    sqlx::query(
+        "UPDATE holds SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+         release_queue_id = $4, updated_at = $5 WHERE message_id = $6 AND recipient = $7",
+    )
+    .bind(state)
+    .bind(next_at)
+    .bind(error)
+    .bind(queue_id.clone())
+    .bind(now)
+    .bind(id)
+    .bind(rcpt)
+    .execute(&mut *tx)
+    .await?;
+    if queue_id.is_some() {
+        // Accepted by Stalwart: the content goes once no other recipient still needs it.
+        sqlx::query(
+            "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
+             WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
+             AND state NOT IN ('released', 'expired'))",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    append(&mut tx, now, &[event]).await?;
+    tx.commit().await?;
+    if let Some(queue_id) = queue_id {
+        tracing::info!(message = id, rcpt, queue_id, "released to Stalwart");
     }
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct SmtpServer {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// While set, every message is refused after its data (`451 4.7.28`, like Stalwart's rate limiters).
     pub refuse: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, every message is queued after its data but the connection drops before the reply
+    /// (the sender cannot know it was accepted).
+    pub vanish: Arc<std::sync::atomic::AtomicBool>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -61,6 +64,7 @@ impl SmtpServer {
             ca_file,
             received: Arc::default(),
             refuse: Arc::default(),
+            vanish: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
             _dir: dir,
@@ -79,6 +83,7 @@ impl SmtpServer {
             ca_file,
             received: Arc::default(),
             refuse: Arc::default(),
+            vanish: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
             _dir: dir,
@@ -92,16 +97,21 @@ impl SmtpServer {
         self.addr = listener.local_addr().unwrap();
         let received = self.received.clone();
         let refuse = self.refuse.clone();
+        let vanish = self.vanish.clone();
         let acceptor = self.acceptor.clone();
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (received, acceptor, refuse) =
-                    (received.clone(), acceptor.clone(), refuse.clone());
+                let (received, acceptor, refuse, vanish) = (
+                    received.clone(),
+                    acceptor.clone(),
+                    refuse.clone(),
+                    vanish.clone(),
+                );
                 tokio::spawn(async move {
-                    let _ = session(tcp, acceptor, received, refuse).await;
+                    let _ = session(tcp, acceptor, received, refuse, vanish).await;
                 });
             }
         }));
@@ -163,6 +173,7 @@ async fn session(
     acceptor: tokio_rustls::TlsAcceptor,
     received: Arc<Mutex<Vec<Received>>>,
     refuse: Arc<std::sync::atomic::AtomicBool>,
+    vanish: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<()> {
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
     let mut tls = false;
@@ -292,6 +303,9 @@ async fn session(
                     tls,
                     auth: auth.clone(),
                 });
+                if vanish.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(());
+                }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
             }
         } else if upper == "RSET" {
