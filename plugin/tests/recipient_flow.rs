@@ -695,8 +695,61 @@ async fn release_reply_lost_is_uncertain(b: Backend) {
                 .ends_with("held as uncertain for the operator, not re-sent")));
 }
 
+/// Twelve messages held for one recipient are released after one verification, over AUTH LOGIN (the
+/// listener offers no PLAIN), in sessions of at most ten (Stalwart's per-session limit, which the test
+/// listener enforces with 452): each exactly once, byte for byte, without a single refused attempt.
+async fn many_releases_over_auth_login(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    env.release
+        .login_only
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let gw = env.start().await;
+    let phone = "+31611110009";
+    gw.set_phone(BOB, phone).await;
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let req = message(
+            BOB,
+            &format!("<many-{i}@zorg.test>"),
+            &format!("uitslag {i}"),
+        );
+        held.push((held_id(&gw.hook(&req).await), original_bytes(&req)));
+    }
+    verify(&env, &gw, &moto, BOB, phone, 1).await;
+    for (id, _) in &held {
+        gw.wait_hold(id, BOB, "released", 20).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 12, "each exactly once");
+    for (id, original) in &held {
+        let copies = got.iter().filter(|m| &m.data == original).count();
+        assert_eq!(copies, 1, "{id}");
+    }
+    assert!(got
+        .iter()
+        .all(|m| m.tls && m.auth == smtp::USER && m.mechanism == "LOGIN"));
+    let mut per_session = std::collections::BTreeMap::new();
+    for m in &got {
+        *per_session.entry(m.session).or_insert(0) += 1;
+    }
+    assert!(per_session.len() >= 2, "{per_session:?}");
+    assert!(per_session.values().all(|n| *n <= 10), "{per_session:?}");
+    for (id, _) in &held {
+        let records = gw.audit(id).await;
+        assert!(
+            records.iter().all(|(k, _, _)| k != "release_failed"),
+            "{id}: {records:?}"
+        );
+    }
+}
+
 both_backends!(
     release_end_to_end,
+    many_releases_over_auth_login,
     release_reply_lost_is_uncertain,
     audit_trail_end_to_end,
     portal_for_insecure_recipient,

@@ -1,6 +1,6 @@
 //! A real SMTP server standing in for Stalwart's `nta-release` / `nta-notify` listeners: EHLO, STARTTLS
 //! (tokio-rustls, rcgen certificate for `localhost`), AUTH PLAIN and LOGIN (only after TLS, only the
-//! configured account), MAIL, RCPT, DATA (dot-unstuffed), RSET, QUIT; answers
+//! configured account; or LOGIN only), MAIL, RCPT, DATA (dot-unstuffed), RSET, QUIT; answers
 //! `250 2.0.0 Message queued with id <hex>` and records every accepted message. Enforces Stalwart's limit
 //! of 10 messages per session.
 
@@ -28,6 +28,10 @@ pub struct Received {
     pub queue_id: String,
     pub tls: bool,
     pub auth: String,
+    /// `PLAIN` or `LOGIN`.
+    pub mechanism: String,
+    /// Which connection (1, 2, …) carried it.
+    pub session: usize,
 }
 
 pub struct SmtpServer {
@@ -39,6 +43,9 @@ pub struct SmtpServer {
     /// While set, every message is queued after its data but the connection drops before the reply
     /// (the sender cannot know it was accepted).
     pub vanish: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, only AUTH LOGIN is offered and AUTH PLAIN is refused.
+    pub login_only: Arc<std::sync::atomic::AtomicBool>,
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -65,6 +72,8 @@ impl SmtpServer {
             received: Arc::default(),
             refuse: Arc::default(),
             vanish: Arc::default(),
+            login_only: Arc::default(),
+            sessions: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
             _dir: dir,
@@ -84,6 +93,8 @@ impl SmtpServer {
             received: Arc::default(),
             refuse: Arc::default(),
             vanish: Arc::default(),
+            login_only: Arc::default(),
+            sessions: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
             _dir: dir,
@@ -96,22 +107,22 @@ impl SmtpServer {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
         let received = self.received.clone();
-        let refuse = self.refuse.clone();
-        let vanish = self.vanish.clone();
+        let flags = Flags {
+            refuse: self.refuse.clone(),
+            vanish: self.vanish.clone(),
+            login_only: self.login_only.clone(),
+            sessions: self.sessions.clone(),
+        };
         let acceptor = self.acceptor.clone();
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (received, acceptor, refuse, vanish) = (
-                    received.clone(),
-                    acceptor.clone(),
-                    refuse.clone(),
-                    vanish.clone(),
-                );
+                let (received, acceptor, flags) =
+                    (received.clone(), acceptor.clone(), flags.clone());
                 tokio::spawn(async move {
-                    let _ = session(tcp, acceptor, received, refuse, vanish).await;
+                    let _ = session(tcp, acceptor, received, flags).await;
                 });
             }
         }));
@@ -168,13 +179,25 @@ impl Drop for SmtpServer {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// The server's switchable behaviour, shared with every session.
+#[derive(Clone)]
+struct Flags {
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+    vanish: Arc<std::sync::atomic::AtomicBool>,
+    login_only: Arc<std::sync::atomic::AtomicBool>,
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 async fn session(
     tcp: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
     received: Arc<Mutex<Vec<Received>>>,
-    refuse: Arc<std::sync::atomic::AtomicBool>,
-    vanish: Arc<std::sync::atomic::AtomicBool>,
+    flags: Flags,
 ) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let session_no = flags.sessions.fetch_add(1, SeqCst) + 1;
+    let login_only = flags.login_only.load(SeqCst);
+    let mut mechanism = "";
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
     let mut tls = false;
     let mut auth = String::new();
@@ -194,7 +217,11 @@ async fn session(
         let reply: String = if upper.starts_with("EHLO") {
             let mut r = String::from("250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
             if tls {
-                r.push_str("250-AUTH PLAIN LOGIN\r\n");
+                r.push_str(if login_only {
+                    "250-AUTH LOGIN\r\n"
+                } else {
+                    "250-AUTH PLAIN LOGIN\r\n"
+                });
             } else {
                 r.push_str("250-STARTTLS\r\n");
             }
@@ -213,7 +240,8 @@ async fn session(
                 "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
             } else {
                 let b64 = base64::engine::general_purpose::STANDARD;
-                let creds = if upper.starts_with("AUTH PLAIN ") {
+                let creds = if upper.starts_with("AUTH PLAIN ") && !login_only {
+                    mechanism = "PLAIN";
                     let raw = b64.decode(line[11..].trim()).unwrap_or_default();
                     let parts: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
                     (parts.len() == 3).then(|| {
@@ -223,6 +251,7 @@ async fn session(
                         )
                     })
                 } else if upper == "AUTH LOGIN" {
+                    mechanism = "LOGIN";
                     io.get_mut().write_all(b"334 VXNlcm5hbWU6\r\n").await?;
                     let mut u = String::new();
                     io.read_line(&mut u).await?;
@@ -284,7 +313,7 @@ async fn session(
                     }
                     data.extend_from_slice(&l);
                 }
-                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                if flags.refuse.load(SeqCst) {
                     from = None;
                     rcpts.clear();
                     io.get_mut()
@@ -302,8 +331,10 @@ async fn session(
                     queue_id: queue_id.clone(),
                     tls,
                     auth: auth.clone(),
+                    mechanism: mechanism.to_string(),
+                    session: session_no,
                 });
-                if vanish.load(std::sync::atomic::Ordering::SeqCst) {
+                if flags.vanish.load(SeqCst) {
                     return Ok(());
                 }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
