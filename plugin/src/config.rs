@@ -387,6 +387,11 @@ pub struct PortalConfig {
     /// How often the notification/release worker looks for work when nothing wakes it.
     #[serde(default = "default_worker_interval")]
     pub worker_interval_ms: u64,
+    /// Reverse proxies in front of the portal (IP addresses). A request from one of them is counted
+    /// against the SMS limit per IP with the client address it names in `X-Forwarded-For` (the
+    /// right-most entry that is not itself a trusted proxy); from anyone else the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_code_lifetime() -> i64 {

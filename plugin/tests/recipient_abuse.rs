@@ -331,7 +331,68 @@ async fn forms_without_csrf_are_refused(b: Backend) {
     );
 }
 
+/// Behind a trusted reverse proxy the SMS limit per IP counts the client the proxy names (the right-most
+/// `X-Forwarded-For` entry), so two clients have their own budgets and a forged entry to the left does
+/// not help; without `trusted_proxies` the header is ignored and cannot be used to escape the limit.
+async fn sms_limit_per_ip_behind_a_proxy(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    for trusted in [true, false] {
+        let proxies = if trusted {
+            "trusted_proxies = [\"127.0.0.1\", \"::1\"]\n"
+        } else {
+            ""
+        };
+        let env = Env::new(
+            b,
+            Some(moto.url.clone()),
+            &format!(
+                "[portal]\nsms_per_recipient = 10\nsms_per_phone = 10\nsms_per_ip = 2\n{proxies}"
+            ),
+        )
+        .await;
+        let gw = env.start().await;
+        let rcpt = "xff@example.test";
+        gw.set_phone(rcpt, "+31622220011").await;
+        hold(&gw, rcpt, "<xff@zorg.test>").await;
+        let link = link_for(&env, rcpt).await;
+        let client = |xff: &str| {
+            let mut br = Browser::new(&gw, "en");
+            br.forwarded_for = Some(xff.to_string());
+            br
+        };
+        let mut a = client("203.0.113.5");
+        assert_eq!(a.request_code(&link).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(a.request_code(&link).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            a.request_code(&link).await.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "trusted={trusted}: third code from one client"
+        );
+        // The client claims another address; the proxy appends the real one.
+        let mut forged = client("198.51.100.1, 203.0.113.5");
+        assert_eq!(
+            forged.request_code(&link).await.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "trusted={trusted}: forged left-most entry"
+        );
+        let mut other = client("203.0.113.6");
+        let expected = if trusted {
+            StatusCode::SEE_OTHER // its own budget
+        } else {
+            StatusCode::TOO_MANY_REQUESTS // the header is not believed: same peer
+        };
+        assert_eq!(
+            other.request_code(&link).await.status,
+            expected,
+            "trusted={trusted}: another client"
+        );
+    }
+}
+
 both_backends!(
+    sms_limit_per_ip_behind_a_proxy,
     five_wrong_codes_lock_the_challenge,
     guessed_tokens_get_the_same_404,
     sms_rate_limits_hold,

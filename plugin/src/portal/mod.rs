@@ -6,7 +6,11 @@
 pub mod html;
 pub mod view;
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, Path, Query, State},
@@ -78,10 +82,35 @@ async fn css() -> Response {
 pub struct Ctx {
     pub lang: Lang,
     pub cookies: HashMap<String, String>,
+    /// The client's address for the SMS limit per IP (see [`client_ip`]); set by `with_gw`.
     pub ip: String,
+    /// The TCP peer and the `X-Forwarded-For` header it sent.
+    peer: Option<IpAddr>,
+    forwarded_for: Option<String>,
     /// A language chosen with `?lang=` (remembered in a cookie).
     lang_chosen: Option<Lang>,
     secure: bool,
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the right-most
+/// `X-Forwarded-For` entry that is not a trusted proxy (entries to its left are the client's own claims
+/// and could be forged). A malformed entry stops the walk at the last trusted hop's view.
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> String {
+    let Some(mut ip) = peer else {
+        return "unknown".into();
+    };
+    if let Some(xff) = forwarded_for {
+        for entry in xff.rsplit(',') {
+            if !trusted.contains(&ip) {
+                break;
+            }
+            match entry.trim().parse::<IpAddr>() {
+                Ok(hop) => ip = hop,
+                Err(_) => break,
+            }
+        }
+    }
+    ip.to_string()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -113,14 +142,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                         .unwrap_or(""),
                 )
             });
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+            .map(|c| c.0.ip());
+        let forwarded_for = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>();
         Ok(Ctx {
             lang,
             cookies,
-            ip,
+            ip: client_ip(peer, None, &[]),
+            peer,
+            forwarded_for: (!forwarded_for.is_empty()).then(|| forwarded_for.join(",")),
             lang_chosen,
             secure: false,
         })
@@ -130,6 +167,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 impl Ctx {
     fn with_gw(mut self, gw: &Gateway) -> Ctx {
         self.secure = gw.config.server.public_url.starts_with("https://");
+        self.ip = client_ip(
+            self.peer,
+            self.forwarded_for.as_deref(),
+            &gw.config.portal.trusted_proxies,
+        );
         self
     }
 
@@ -758,4 +800,52 @@ async fn sender_submit(
             "The number has been saved. The recipient now receives an e-mail with a link to collect the message.",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // No proxy configured, or the peer is not one: the peer.
+        assert_eq!(
+            client_ip(Some(ip("192.0.2.7")), Some("203.0.113.5"), &[]),
+            "192.0.2.7"
+        );
+        assert_eq!(
+            client_ip(Some(ip("192.0.2.7")), Some("203.0.113.5"), &proxies),
+            "192.0.2.7"
+        );
+        // Through one and through two trusted proxies: the first untrusted hop from the right.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), Some("203.0.113.5"), &proxies),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.1")),
+                Some("198.51.100.1, 203.0.113.5, 10.0.0.2"),
+                &proxies
+            ),
+            "203.0.113.5"
+        );
+        // Garbage stops the walk at the last trusted hop's view; no header: the proxy itself.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), Some("203.0.113.5, junk"), &proxies),
+            "10.0.0.1"
+        );
+        assert_eq!(client_ip(Some(ip("10.0.0.1")), None, &proxies), "10.0.0.1");
+        assert_eq!(client_ip(None, Some("203.0.113.5"), &proxies), "unknown");
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), Some(" 2001:db8::1 "), &proxies),
+            "2001:db8::1"
+        );
+    }
 }

@@ -465,6 +465,8 @@ pub struct Browser {
     base: String,
     pub cookies: HashMap<String, String>,
     pub lang: String,
+    /// Sent as `X-Forwarded-For` (as a reverse proxy in front of the portal would).
+    pub forwarded_for: Option<String>,
 }
 
 pub struct Page {
@@ -493,6 +495,7 @@ impl Browser {
             base: format!("http://{}", r.addr),
             cookies: HashMap::new(),
             lang: lang.into(),
+            forwarded_for: None,
         }
     }
 
@@ -503,6 +506,9 @@ impl Browser {
             None => path,
         };
         let mut headers = vec![("accept-language", self.lang.clone())];
+        if let Some(xff) = &self.forwarded_for {
+            headers.push(("x-forwarded-for", xff.clone()));
+        }
         if !self.cookies.is_empty() {
             headers.push((
                 "cookie",
