@@ -98,6 +98,12 @@ async fn protocol_findings_match_testssl() {
         Some(l) => targets.push(("OpenSSL TLS 1.0 only".into(), w.domain("legacy-d", &[(10, &l)]))),
         None => eprintln!("\n!!!!!!!! python3 missing: the TLS 1.0 target of the testssl cross-check is SKIPPED !!!!!!!!\n"),
     }
+    if let Some(l) = w.mx_legacy_tls11("legacy11").await {
+        targets.push((
+            "OpenSSL TLS 1.1 only".into(),
+            w.domain("legacy11-d", &[(10, &l)]),
+        ));
+    }
     let st = w.start().await;
     let dir = w.dir.clone();
 

@@ -203,6 +203,31 @@ async fn tls10_only_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls11_only_server() {
+    let mut w = World::new().await;
+    let Some(mx) = w.mx_legacy_tls11("mx").await else {
+        eprintln!("\n\n!!!!!!!! SKIPPED tls11_only_server: python3 (with ssl) is not installed; CI installs it via .ci/setup.d/smarttls.sh !!!!!!!!\n\n");
+        return;
+    };
+    let d = w.domain("d", &[(10, &mx)]);
+    let st = w.start().await;
+    let r = run(&st, &d).await;
+    assert_verdict(&r, Verdict::Insecure, &["tls_version_insufficient"]);
+    let p = &r.mx[0].probe.protocols;
+    use nta7516_smarttls::legacy::Support::*;
+    assert_eq!(
+        (&p.tls1_0, &p.tls1_1, &p.tls1_2, &p.tls1_3),
+        (&NotOffered, &Offered, &NotOffered, &NotOffered)
+    );
+    assert_eq!(r.grade.category, nta7516_smarttls::Category::Insufficient);
+    assert!(r
+        .grade
+        .findings
+        .iter()
+        .any(|f| f.item == "protocol_accepted" && f.value == "TLSv1.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dane_ee_with_self_signed_is_secure() {
     let mut w = World::new().await;
     let host = w.name("mx");

@@ -155,6 +155,17 @@ impl World {
     /// Starts a TLS 1.0-only legacy server (system OpenSSL via python3) for `label.<zone>`.
     /// `None` when python3 is not installed.
     pub async fn mx_legacy_tls10(&mut self, label: &str) -> Option<String> {
+        self.mx_legacy(label, "TLSv1").await
+    }
+
+    /// Starts a TLS 1.1-only legacy server, like [`World::mx_legacy_tls10`].
+    pub async fn mx_legacy_tls11(&mut self, label: &str) -> Option<String> {
+        self.mx_legacy(label, "TLSv1_1").await
+    }
+
+    /// A legacy server speaking exactly one protocol version (`TLSv1` or `TLSv1_1`, as the helper
+    /// script names them) with ECDHE-ECDSA CBC suites (SHA-1 signatures need `@SECLEVEL=0`).
+    async fn mx_legacy(&mut self, label: &str, version: &str) -> Option<String> {
         let host = self.name(label);
         let cert = self.pki.leaf(&[&host], LeafKind::Good);
         let ip = fresh_ip();
@@ -163,8 +174,8 @@ impl World {
             IpAddr::V4(ip),
             self.smtp_port,
             &cert,
-            "TLSv1",
-            "TLSv1",
+            version,
+            version,
             "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:@SECLEVEL=0",
             &host,
         )
