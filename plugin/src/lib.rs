@@ -134,7 +134,9 @@ impl Gateway {
         .collect();
         let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
         let keys = challenge::Keys::derive(&master_hex.value);
-        let sms = challenge::sms::from_config(&config.sms).map_err(StartError::Sms)?;
+        let sms = challenge::sms::from_config(&config.sms)
+            .await
+            .map_err(StartError::Sms)?;
         Ok(Arc::new(Gateway {
             keys,
             sms,

@@ -3,8 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
+use aws_config::{
+    default_provider::credentials::DefaultCredentialsChain, provider_config::ProviderConfig,
+};
 use aws_sdk_sns::{
-    config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region},
+    config::{
+        retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials,
+        ProvideCredentials, Region, SharedCredentialsProvider,
+    },
     types::MessageAttributeValue,
     Client,
 };
@@ -26,10 +32,10 @@ pub trait SmsSender: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 }
 
-pub fn from_config(c: &SmsConfig) -> Result<Arc<dyn SmsSender>, String> {
+pub async fn from_config(c: &SmsConfig) -> Result<Arc<dyn SmsSender>, String> {
     match c.mode.as_str() {
         "log" => Ok(Arc::new(LogSink)),
-        "sns" => Ok(Arc::new(Sns::new(c)?)),
+        "sns" => Ok(Arc::new(Sns::new(c).await?)),
         other => Err(format!("unknown sms.mode {other:?}")),
     }
 }
@@ -57,6 +63,18 @@ impl SmsSender for LogSink {
     }
 }
 
+/// How long the start-up lookup of credentials from the AWS default chain may take (instance metadata
+/// and container endpoints time out on machines that have none).
+const CREDENTIALS_LOOKUP: Duration = Duration::from_secs(15);
+
+fn no_credentials(why: &str) -> String {
+    format!(
+        "sms.mode = \"sns\" needs AWS credentials: sms.access_key_id/secret_access_key, \
+         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE, ~/.aws/credentials), a web \
+         identity token, or a container/instance role; none found ({why})"
+    )
+}
+
 /// AWS SNS `Publish` to a phone number, SMSType Transactional.
 pub struct Sns {
     client: Client,
@@ -64,8 +82,7 @@ pub struct Sns {
 }
 
 impl Sns {
-    pub fn new(c: &SmsConfig) -> Result<Sns, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    pub async fn new(c: &SmsConfig) -> Result<Sns, String> {
         let secret = match (&c.secret_access_key, &c.secret_access_key_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(f)) => Some(
@@ -76,27 +93,43 @@ impl Sns {
             ),
             (None, None) => None,
         };
-        let credentials = match (c.access_key_id.clone(), secret) {
-            (Some(id), Some(secret)) => Credentials::new(id, secret, None, None, "nta7516-config"),
-            (Some(_), None) | (None, Some(_)) => {
-                return Err("sms.access_key_id and sms.secret_access_key go together".into())
-            }
-            (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                (Some(id), Some(secret)) => {
-                    Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment")
-                }
-                _ => return Err(
-                    "sms.mode = \"sns\" needs credentials: sms.access_key_id/secret_access_key or \
-                         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-                        .into(),
-                ),
-            },
-        };
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        let credentials = match (c.access_key_id.clone(), secret) {
+            (Some(id), Some(secret)) => SharedCredentialsProvider::new(Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "nta7516-config",
+            )),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("sms.access_key_id and sms.secret_access_key go together".into())
+            }
+            (None, None) => {
+                // The usual AWS sources, in the SDK's order: environment, shared config/credentials
+                // files (AWS_PROFILE), web identity token (EKS), ECS container, EC2 instance role.
+                let chain = DefaultCredentialsChain::builder()
+                    .configure(
+                        ProviderConfig::default()
+                            .with_http_client(http.clone())
+                            .with_region(Some(Region::new(c.region.clone()))),
+                    )
+                    .build()
+                    .await;
+                // Resolved once now, so a gateway without credentials says so at start, not at the
+                // first SMS (the SDK caches and refreshes them afterwards).
+                match tokio::time::timeout(CREDENTIALS_LOOKUP, chain.provide_credentials()).await {
+                    Ok(Ok(_)) => tracing::info!("SNS credentials from the AWS default chain"),
+                    Ok(Err(e)) => return Err(no_credentials(&e.to_string())),
+                    Err(_) => return Err(no_credentials("lookup timed out")),
+                }
+                SharedCredentialsProvider::new(chain)
+            }
+        };
         let timeout = Duration::from_millis(c.timeout_ms);
         let mut conf = aws_sdk_sns::Config::builder()
             .behavior_version(BehaviorVersion::latest())
