@@ -94,6 +94,16 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "KEY=VALUE")]
         fact: Vec<String>,
     },
+    /// Make a running gateway re-read its policy file (like SIGHUP; a policy that does not compile is
+    /// refused and the running one stays). Exit 0 = reloaded.
+    Reload {
+        /// The gateway, e.g. http://127.0.0.1:8470
+        #[arg(long)]
+        url: String,
+        /// Admin token.
+        #[arg(long, env = "NTA7516_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 /// SmartTLS settings shared by `probe` and `doctor`: a gateway configuration's `[smarttls]`, with the

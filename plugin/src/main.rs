@@ -57,6 +57,9 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Admin(args) => stalwart_nta7516::admin::client::run_admin(args).await,
             Command::Audit(args) => stalwart_nta7516::admin::client::run_audit(args).await,
+            Command::Policy(PolicyCommand::Reload { url, token }) => {
+                stalwart_nta7516::admin::client::reload_policy(url, token).await
+            }
             Command::Policy(PolicyCommand::Check { file }) => {
                 SievePolicy::load(&file).map(|_| println!("{}: ok", file.display()))
             }

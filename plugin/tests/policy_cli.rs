@@ -180,7 +180,7 @@ fn sighup_reloads_and_a_broken_policy_keeps_the_previous() {
         panic!("{needle:?} not logged; log so far:\n{seen}");
     };
     wait_for("Sieve policy loaded");
-    wait_for("listening on");
+    let listening = wait_for("listening on");
     let hup = || {
         let ok = Command::new("kill")
             .args(["-HUP", &child.id().to_string()])
@@ -197,6 +197,38 @@ fn sighup_reloads_and_a_broken_policy_keeps_the_previous() {
     std::fs::copy(example("lab.sieve"), &file).unwrap();
     hup();
     wait_for("policy reloaded");
+
+    // The same through the admin API from the CLI: `policy reload --url … --token …`.
+    let base = listening
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("listen address")
+        .trim_end_matches('"')
+        .to_string();
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let reload = |token: &str| {
+        Command::new(BIN)
+            .args(["policy", "reload", "--url", &base, "--token", token.trim()])
+            .env_remove("NTA7516_ADMIN_TOKEN")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&file, BROKEN).unwrap();
+    let out = reload(&token);
+    assert!(!out.status.success(), "a broken policy is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3:4: unknown test"), "{err}");
+    std::fs::copy(example("hospital.sieve"), &file).unwrap();
+    let out = reload(&token);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reload("wrong-token");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     child.kill().unwrap();
     child.wait().unwrap();
 }

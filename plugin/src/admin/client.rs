@@ -505,6 +505,26 @@ pub async fn run_admin(args: AdminArgs) -> Result<(), String> {
     print(&client.send(&req).await?)
 }
 
+/// `policy reload`: `POST /v1/admin/policy/reload` on a running gateway; prints its answer.
+pub async fn reload_policy(url: String, token: Option<String>) -> Result<(), String> {
+    let client = Client::open(&Target {
+        config: None,
+        data_dir: PathBuf::from("data"),
+        url: Some(url),
+        token,
+    })
+    .await?;
+    let reply = client
+        .send(&ApiRequest {
+            method: Method::POST,
+            path: "/v1/admin/policy/reload".into(),
+            content_type: "application/json",
+            body: Vec::new(),
+        })
+        .await?;
+    print(&reply)
+}
+
 pub async fn run_audit(args: AuditArgs) -> Result<(), String> {
     let client = Client::open(&args.target).await?;
     match args.command {
