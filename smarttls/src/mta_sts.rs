@@ -132,22 +132,35 @@ impl MtaStsClient {
     }
 
     /// Looks up the record and, when present, the policy.
+    ///
+    /// RFC 8461 §5.1, §10.3: a cached policy that has not expired keeps applying when the record
+    /// disappears, cannot be looked up or is invalid, and when a changed policy cannot be fetched. An
+    /// attacker who strips the record or blocks the fetch must not turn `enforce` off.
     pub async fn check(&self, dns: &Dns, domain: &str) -> MtaSts {
         let domain = bare(domain);
+        let cached = self.cached(&domain);
+        let fallback = |otherwise: MtaSts| match &cached {
+            Some((id, policy)) => MtaSts::Policy {
+                id: id.clone(),
+                policy: policy.clone(),
+                cached: true,
+            },
+            None => otherwise,
+        };
         let txt = match dns
             .lookup(&format!("_mta-sts.{domain}"), RecordType::TXT)
             .await
         {
             Ok(a) => a,
             Err(DnsFailure::Bogus) => {
-                return MtaSts::DnsFailed {
+                return fallback(MtaSts::DnsFailed {
                     error: "DNSSEC bogus".into(),
-                }
+                })
             }
             Err(e) => {
-                return MtaSts::DnsFailed {
+                return fallback(MtaSts::DnsFailed {
                     error: e.to_string(),
-                }
+                })
             }
         };
         let recs: Vec<String> = txt
@@ -165,35 +178,35 @@ impl MtaStsClient {
             .filter(|s| s.trim_start().starts_with("v=STSv1"))
             .collect();
         let record = match recs.as_slice() {
-            [] => return MtaSts::NoRecord,
+            [] => return fallback(MtaSts::NoRecord),
             [one] => one.clone(),
             _ => {
-                return MtaSts::InvalidRecord {
+                return fallback(MtaSts::InvalidRecord {
                     error: "more than one v=STSv1 record".into(),
-                }
+                })
             }
         };
         let Some(id) = parse_record_id(&record) else {
-            return MtaSts::InvalidRecord {
+            return fallback(MtaSts::InvalidRecord {
                 error: format!("no valid id in {record:?}"),
-            };
+            });
         };
-        if let Some(c) = self.cache.get(&domain) {
-            let (cid, pol, at) = c.value();
-            if *cid == id && at.elapsed() < Duration::from_secs(pol.max_age) {
+        // Same id: the cached policy is current.
+        if let Some((cid, policy)) = &cached {
+            if *cid == id {
                 return MtaSts::Policy {
                     id,
-                    policy: pol.clone(),
+                    policy: policy.clone(),
                     cached: true,
                 };
             }
         }
         match tokio::time::timeout(self.timeout, self.fetch(dns, &domain)).await {
-            Err(_) => MtaSts::FetchFailed {
+            Err(_) => fallback(MtaSts::FetchFailed {
                 id,
                 error: "policy fetch timed out".into(),
-            },
-            Ok(Err(error)) => MtaSts::FetchFailed { id, error },
+            }),
+            Ok(Err(error)) => fallback(MtaSts::FetchFailed { id, error }),
             Ok(Ok(policy)) => {
                 self.cache
                     .insert(domain, (id.clone(), policy.clone(), Instant::now()));
@@ -204,6 +217,13 @@ impl MtaStsClient {
                 }
             }
         }
+    }
+
+    /// The cached policy for `domain` with its id, if it has not expired (`max_age`).
+    fn cached(&self, domain: &str) -> Option<(String, Policy)> {
+        let c = self.cache.get(domain)?;
+        let (id, policy, at) = c.value();
+        (at.elapsed() < Duration::from_secs(policy.max_age)).then(|| (id.clone(), policy.clone()))
     }
 
     async fn fetch(&self, dns: &Dns, domain: &str) -> Result<Policy, String> {

@@ -456,3 +456,87 @@ async fn budget_exhausted_is_unknown_and_probe_fills_cache() {
     let again = st.domain(&d, Duration::from_millis(1)).await;
     assert!(std::sync::Arc::ptr_eq(&r, &again), "served from cache");
 }
+
+/// RFC 8461 downgrade resistance: once an `enforce` policy is cached, the domain stays under it when
+/// the `_mta-sts` record disappears, or when a changed record's policy cannot be fetched, until the
+/// policy's max_age. The three resolvers serve the same domain names: as published, with the record
+/// removed, and with a new id whose policy host is down. Without a cached policy the same answers mean
+/// "no policy" / "fetch failed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mta_sts_cached_policy_survives_record_removal_and_fetch_failure() {
+    use nta7516_smarttls::dns::Dns;
+    use nta7516_smarttls::mta_sts::{Mode, MtaStsClient};
+    use nta7516_smarttls::MtaSts;
+
+    let mut published = World::new().await;
+    let d = published.name("sts");
+    published
+        .mta_sts(
+            &d,
+            "1",
+            "version: STSv1\nmode: enforce\nmx: mx.sts.example\nmax_age: 86400\n",
+        )
+        .await;
+    // The domain itself stays (its MX); only the _mta-sts record is gone.
+    let mut removed = published.twin().await;
+    removed.zone.mx(&d, 10, "mx.sts.example");
+    let mut changed = published.twin().await;
+    changed
+        .zone
+        .txt(&format!("_mta-sts.{d}"), "v=STSv1; id=2;")
+        .addr(
+            &format!("mta-sts.{d}"),
+            std::net::IpAddr::V4(nta7516_smarttls::testkit::fresh_ip()),
+        );
+    let cfg = published.start_dns().await;
+    let dns_published = Dns::new(&cfg).unwrap();
+    let dns_removed = Dns::new(&removed.start_dns().await).unwrap();
+    let dns_changed = Dns::new(&changed.start_dns().await).unwrap();
+    let client = || {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(published.pki.root_der()).unwrap();
+        MtaStsClient::new(
+            std::sync::Arc::new(roots),
+            cfg.mta_sts_port,
+            Duration::from_secs(2),
+        )
+        .unwrap()
+    };
+
+    // A fresh client: what each resolver's answer means on its own.
+    let fresh = client();
+    let r = fresh.check(&dns_removed, &d).await;
+    assert!(matches!(r, MtaSts::NoRecord), "{r:?}");
+    assert!(matches!(
+        fresh.check(&dns_changed, &d).await,
+        MtaSts::FetchFailed { ref id, .. } if id == "2"
+    ));
+
+    // A client that has fetched the enforce policy keeps it.
+    let known = client();
+    match known.check(&dns_published, &d).await {
+        MtaSts::Policy { id, policy, cached } => {
+            assert_eq!(
+                (id.as_str(), policy.mode, cached),
+                ("1", Mode::Enforce, false)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for (what, dns) in [
+        ("record removed", &dns_removed),
+        ("new id, fetch fails", &dns_changed),
+    ] {
+        match known.check(dns, &d).await {
+            MtaSts::Policy { id, policy, cached } => {
+                assert_eq!(
+                    (id.as_str(), policy.mode, cached),
+                    ("1", Mode::Enforce, true),
+                    "{what}"
+                );
+                assert!(!policy.lists("mx.attacker.example"), "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

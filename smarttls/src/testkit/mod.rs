@@ -121,6 +121,15 @@ impl World {
         }
     }
 
+    /// A second world with the same zone names (its own DNS server, keys, PKI and ports): the same
+    /// domains as another resolver sees them, e.g. after a record was removed.
+    pub async fn twin(&self) -> World {
+        let mut w = World::new().await;
+        w.zone = ZoneBuilder::new(&self.zone.origin());
+        w.bogus_zone = ZoneBuilder::new(&self.bogus_zone.origin());
+        w
+    }
+
     /// `label.<zone>`.
     pub fn name(&self, label: &str) -> String {
         format!("{label}.{}", self.zone.origin())
