@@ -440,19 +440,49 @@ async fn sns_down(b: Backend) {
     assert!(records.iter().all(|(k, _, _)| k != "sms_sent"));
 }
 
+/// The common start of the fault tests: moto's SNS, the two test listeners, a running gateway, BOB's
+/// mobile number and one message held for BOB (`None`: moto is missing and the test is skipped).
+struct HeldForBob {
+    moto: Moto,
+    env: Env,
+    gw: Running,
+    phone: &'static str,
+    id: String,
+    original: Vec<u8>,
+}
+
+async fn held_for_bob(b: Backend, phone: &'static str, message_id: &str) -> Option<HeldForBob> {
+    let moto = Moto::start().await?;
+    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let gw = env.start().await;
+    gw.set_phone(BOB, phone).await;
+    let req = message(BOB, message_id, "x");
+    let original = original_bytes(&req);
+    let id = held_id(&gw.hook(&req).await);
+    Some(HeldForBob {
+        moto,
+        env,
+        gw,
+        phone,
+        id,
+        original,
+    })
+}
+
 /// Faults 2: Stalwart's release listener is down at release time. The hold stays, is retried with
 /// backoff, and is delivered exactly once when the listener is back.
 async fn release_listener_down(b: Backend) {
-    let Some(moto) = Moto::start().await else {
+    let Some(HeldForBob {
+        moto,
+        mut env,
+        gw,
+        phone,
+        id,
+        original,
+    }) = held_for_bob(b, "+31611110004", "<down@zorg.test>").await
+    else {
         return;
     };
-    let mut env = Env::new(b, Some(moto.url.clone()), "").await;
-    let gw = env.start().await;
-    let phone = "+31611110004";
-    gw.set_phone(BOB, phone).await;
-    let req = message(BOB, "<down@zorg.test>", "x");
-    let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
     env.notify.wait_for(1, 10).await;
     env.release.stop();
     verify(&env, &gw, &moto, BOB, phone, 1).await;
@@ -534,16 +564,17 @@ async fn assert_release_failures_then_released(gw: &support::Running, id: &str, 
 /// Faults 2b: Stalwart refuses the release (its rate limiters answer 451 after the data): the message
 /// stays held, is retried, and is delivered once when Stalwart accepts it.
 async fn release_refused_then_accepted(b: Backend) {
-    let Some(moto) = Moto::start().await else {
+    let Some(HeldForBob {
+        moto,
+        env,
+        gw,
+        phone,
+        id,
+        original,
+    }) = held_for_bob(b, "+31611110007", "<refused@zorg.test>").await
+    else {
         return;
     };
-    let env = Env::new(b, Some(moto.url.clone()), "").await;
-    let gw = env.start().await;
-    let phone = "+31611110007";
-    gw.set_phone(BOB, phone).await;
-    let req = message(BOB, "<refused@zorg.test>", "x");
-    let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
     env.release
         .refuse
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -634,16 +665,17 @@ async fn insecure_at_release_goes_to_portal(b: Backend) {
 /// The gateway cannot know whether it was accepted: the hold turns `uncertain`, is never re-sent on its
 /// own (that could deliver twice), keeps its content for the operator, and the audit log says so.
 async fn release_reply_lost_is_uncertain(b: Backend) {
-    let Some(moto) = Moto::start().await else {
+    let Some(HeldForBob {
+        moto,
+        env,
+        gw,
+        phone,
+        id,
+        original,
+    }) = held_for_bob(b, "+31611110008", "<lost@zorg.test>").await
+    else {
         return;
     };
-    let env = Env::new(b, Some(moto.url.clone()), "").await;
-    let gw = env.start().await;
-    let phone = "+31611110008";
-    gw.set_phone(BOB, phone).await;
-    let req = message(BOB, "<lost@zorg.test>", "x");
-    let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
     env.release
         .vanish
         .store(true, std::sync::atomic::Ordering::SeqCst);
