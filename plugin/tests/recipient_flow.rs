@@ -106,15 +106,7 @@ async fn release_end_to_end(b: Backend) {
     let (_, queue_id, _) = gw.wait_hold(&id, BOB, "released", 10).await;
     assert_eq!(queue_id.as_deref(), Some(got[0].queue_id.as_str()));
     // Content deleted once Stalwart accepted it.
-    assert!(gw
-        .gw
-        .store
-        .held(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .sealed
-        .is_none());
+    assert!(!gw.content_held(&id).await);
     let page = br.get(&format!("{link}/messages")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
@@ -417,15 +409,7 @@ async fn sns_down(b: Backend) {
     assert!(r.body.contains("try again"), "{}", r.body);
     assert!(r.body.contains("safely held"));
     assert_eq!(gw.hold(&id, BOB).await.0, "held");
-    assert!(gw
-        .gw
-        .store
-        .held(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .sealed
-        .is_some());
+    assert!(gw.content_held(&id).await);
     // The landing page still works: the recipient can try again later.
     assert_eq!(br.get(&link).await.status, StatusCode::OK);
     // The failure is audited (masked number, kind of failure); no code was stored for it.
@@ -497,17 +481,7 @@ async fn release_listener_down(b: Backend) {
         "{state}"
     );
     assert!(qid.is_none());
-    assert!(
-        gw.gw
-            .store
-            .held(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .sealed
-            .is_some(),
-        "content kept"
-    );
+    assert!(gw.content_held(&id).await, "content kept");
     env.release.restart().await;
     let (_, qid, _) = gw.wait_hold(&id, BOB, "released", 15).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -585,17 +559,7 @@ async fn release_refused_then_accepted(b: Backend) {
     })
     .await;
     assert!(env.release.messages().is_empty());
-    assert!(
-        gw.gw
-            .store
-            .held(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .sealed
-            .is_some(),
-        "content kept"
-    );
+    assert!(gw.content_held(&id).await, "content kept");
     env.release
         .refuse
         .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -691,17 +655,7 @@ async fn release_reply_lost_is_uncertain(b: Backend) {
     assert_eq!(got.len(), 1, "sent once, never re-sent");
     assert_eq!(got[0].data, original);
     assert_eq!(gw.hold(&id, BOB).await.0, "uncertain");
-    assert!(
-        gw.gw
-            .store
-            .held(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .sealed
-            .is_some(),
-        "content kept for the operator"
-    );
+    assert!(gw.content_held(&id).await, "content kept for the operator");
     let records = gw.audit(&id).await;
     let failed: Vec<_> = records
         .iter()

@@ -424,6 +424,18 @@ impl Running {
             .collect()
     }
 
+    /// Whether the held message still has its sealed content.
+    pub async fn content_held(&self, id: &str) -> bool {
+        self.gw
+            .store
+            .held(id)
+            .await
+            .unwrap()
+            .expect("a held message")
+            .sealed
+            .is_some()
+    }
+
     /// Every audit record's details, concatenated: for "this never enters the log" checks.
     pub async fn whole_audit_log(&self) -> String {
         let q = stalwart_nta7516::store::audit::AuditQuery {
