@@ -947,8 +947,114 @@ async fn audit_queries(b: Backend) {
     );
 }
 
+/// An uncertain release (Stalwart's reply was lost) is settled by the operator: delivered → released
+/// and the content erased; not delivered → releasing again. Only uncertain holds can be resolved.
+async fn resolve_uncertain_release(b: Backend) {
+    let gw = gateway(b).await;
+    let req = hook_request(
+        "alice@zorg.test",
+        &["bob@example.test", "carol@example.test"],
+        &[("Subject", "lab")],
+        "results\r\n",
+    );
+    assert_eq!(gw.hook(&req).await.json()["action"], "discard");
+    let list = api(&gw, Method::GET, "/v1/admin/held", Value::Null)
+        .await
+        .json();
+    let id = list["held"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/admin/held/{id}/resolve");
+    let resolve = |rcpt: &str, delivered: bool| {
+        api(
+            &gw,
+            Method::POST,
+            &path,
+            json!({"recipient": rcpt, "delivered": delivered}),
+        )
+    };
+    // Still held (not a release whose outcome is unknown): refused, nothing changes.
+    let before = admin_records(&gw).await;
+    assert_bad(
+        &resolve("bob@example.test", true).await,
+        "is held: only an uncertain release can be resolved",
+    );
+    assert_bad(
+        &api(
+            &gw,
+            Method::POST,
+            &path,
+            json!({"recipient": "bob@example.test"}),
+        )
+        .await,
+        "missing field `delivered`",
+    );
+    assert_not_found(
+        &resolve("dave@example.test", true).await,
+        "has no hold for dave@example.test",
+    );
+    assert_eq!(admin_records(&gw).await, before);
+
+    // Both releases went out but their replies were lost.
+    sqlx::query("UPDATE holds SET state = 'uncertain' WHERE message_id = $1")
+        .bind(&id)
+        .execute(gw.gw.store.pool())
+        .await
+        .unwrap();
+    let r = resolve("bob@example.test", true).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["state"], "released");
+    assert_eq!(
+        last_admin_change(&gw).await,
+        ("held.resolve".into(), id.clone())
+    );
+    // Carol still needs the content.
+    assert!(gw
+        .gw
+        .store
+        .held(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed
+        .is_some());
+    let r = resolve("carol@example.test", false).await;
+    assert_eq!(r.json()["state"], "releasing");
+    let states: Vec<(String, String)> = gw
+        .gw
+        .store
+        .holds(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.0, h.2))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("bob@example.test".to_string(), "released".to_string()),
+            ("carol@example.test".to_string(), "releasing".to_string())
+        ]
+    );
+    assert!(gw
+        .gw
+        .store
+        .held(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed
+        .is_some());
+    // Resolved once: a second call is refused.
+    assert_bad(&resolve("bob@example.test", false).await, "is released");
+}
+
 both_backends!(
     recipients,
+    resolve_uncertain_release,
     csv_import_of_10000_recipients_with_3_bad_rows,
     exemptions,
     peers,
@@ -1059,11 +1165,60 @@ async fn cli_admin_local_and_remote() {
     let (code, _, err) = cli(&["admin", "--url", &url, "--token", "wrong", "peers", "list"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("401"), "{err}");
+    // Settling an uncertain release from the CLI: a hold that is still held is refused, with the
+    // API's reason.
+    let req = hook_request(
+        "alice@zorg.test",
+        &["bob@example.test"],
+        &[("Subject", "lab")],
+        "results\r\n",
+    );
+    gw.hook(&req).await;
+    let id = gw.gw.store.list_held(10).await.unwrap()[0].id.clone();
+    let (code, _, err) = cli(&[
+        "admin",
+        "--url",
+        &url,
+        "--token",
+        ADMIN_TOKEN,
+        "held",
+        "resolve",
+        &id,
+        "--recipient",
+        "bob@example.test",
+        "--outcome",
+        "delivered",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("only an uncertain release can be resolved"),
+        "{err}"
+    );
+    sqlx::query("UPDATE holds SET state = 'uncertain' WHERE message_id = $1")
+        .bind(&id)
+        .execute(gw.gw.store.pool())
+        .await
+        .unwrap();
+    let (code, out, err) = cli(&[
+        "admin",
+        "--config",
+        cfg,
+        "held",
+        "resolve",
+        &id,
+        "--recipient",
+        "bob@example.test",
+        "--outcome",
+        "delivered",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"state\": \"released\""), "{out}");
 
     // audit export as CSV and JSON lines, locally.
     let (code, out, err) = cli(&["audit", "--config", cfg, "export", "--format", "csv"]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out.lines().count(), 1 + 2);
+    // Header; recipient and peer changes; the hook's decision and hold, and the resolve.
+    assert_eq!(out.lines().count(), 1 + 2 + 3, "{out}");
     let (code, out, _) = cli(&[
         "audit",
         "--config",

@@ -679,6 +679,40 @@ async fn release_reply_lost_is_uncertain(b: Backend) {
         .any(|t| t.summary.starts_with("release outcome unknown (")
             && t.summary
                 .ends_with("held as uncertain for the operator, not re-sent")));
+
+    // The operator finds nothing in Stalwart's queue and resolves it as not delivered: the worker sends
+    // it again, once, and the hold is released with the new queue id.
+    let resolved = gw
+        .gw
+        .store
+        .resolve_uncertain(
+            "test-operator",
+            &id,
+            BOB,
+            false,
+            stalwart_nta7516::time::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved,
+        stalwart_nta7516::store::admin::Resolved::Done("releasing")
+    );
+    let (_, qid, _) = gw.wait_hold(&id, BOB, "released", 15).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = env.release.messages();
+    assert_eq!(got.len(), 2, "sent again exactly once");
+    assert_eq!(got[1].data, original);
+    assert_eq!(qid.as_deref(), Some(got[1].queue_id.as_str()));
+    let kinds: Vec<String> = gw.audit(&id).await.into_iter().map(|r| r.0).collect();
+    let tail: Vec<&str> = kinds
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["admin", "released"], "{kinds:?}");
 }
 
 /// Twelve messages held for one recipient are released after one verification, over AUTH LOGIN (the

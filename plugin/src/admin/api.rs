@@ -17,7 +17,11 @@ use super::{csv, validate, AdminState};
 use crate::{
     audit::export,
     http::Problem,
-    store::{admin::RecipientIn, audit::AuditQuery, StoreError},
+    store::{
+        admin::{RecipientIn, Resolved},
+        audit::AuditQuery,
+        StoreError,
+    },
     time,
 };
 
@@ -344,6 +348,35 @@ pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -
         }
     }
     ok(json!({ "id": id, "to_portal": changed }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    pub recipient: String,
+    /// What the operator found in Stalwart: delivered (or queued) — or not, and it is to be sent again.
+    pub delivered: bool,
+}
+
+pub async fn resolve_held(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
+    let id = validate::id("held message", "h", &id).map_err(bad)?;
+    let input: ResolveBody = body(&b)?;
+    let recipient = validate::address(&input.recipient).map_err(bad)?;
+    if !s.store.held_exists(&id).await.map_err(unavailable)? {
+        return Err(not_found(format!("no held message with id {id:?}")));
+    }
+    match s
+        .store
+        .resolve_uncertain(&s.actor, &id, &recipient, input.delivered, time::now())
+        .await
+        .map_err(unavailable)?
+    {
+        Resolved::Done(state) => ok(json!({ "id": id, "recipient": recipient, "state": state })),
+        Resolved::NoSuchHold => Err(not_found(format!("{id} has no hold for {recipient}"))),
+        Resolved::NotUncertain(state) => Err(bad(format!(
+            "the hold of {id} for {recipient} is {state}: only an uncertain release can be resolved"
+        ))),
+    }
 }
 
 pub async fn delete_held(State(s): St, Path(id): Path<String>) -> Answer {

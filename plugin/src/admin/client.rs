@@ -144,6 +144,15 @@ pub enum HeldCmd {
         #[arg(long)]
         recipient: Option<String>,
     },
+    /// Settle an uncertain release (its reply was lost) after checking Stalwart: delivered, or to be
+    /// sent again.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        recipient: String,
+        #[arg(long, value_parser = ["delivered", "not-delivered"])]
+        outcome: String,
+    },
     /// Erase the held content now.
     Delete { id: String },
 }
@@ -354,6 +363,15 @@ impl AdminCommand {
                     Method::POST,
                     format!("{b}/held/{}/release-to-portal", enc(id)),
                     json!({ "recipient": recipient }),
+                ),
+                HeldCmd::Resolve {
+                    id,
+                    recipient,
+                    outcome,
+                } => with_json(
+                    Method::POST,
+                    format!("{b}/held/{}/resolve", enc(id)),
+                    json!({ "recipient": recipient, "delivered": outcome == "delivered" }),
                 ),
                 HeldCmd::Delete { id } => ApiRequest {
                     method: Method::DELETE,

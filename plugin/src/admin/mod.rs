@@ -48,6 +48,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::DELETE, "/v1/admin/peers/{domain}"),
     (Method::GET, "/v1/admin/held"),
     (Method::POST, "/v1/admin/held/{id}/release-to-portal"),
+    (Method::POST, "/v1/admin/held/{id}/resolve"),
     (Method::DELETE, "/v1/admin/held/{id}"),
     (Method::GET, "/v1/admin/settings"),
     (Method::GET, "/v1/admin/settings/{domain}"),
@@ -120,6 +121,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<AdminState>) -> Route
             "/v1/admin/held/{id}/release-to-portal",
             post(release_to_portal),
         )
+        .route("/v1/admin/held/{id}/resolve", post(resolve_held))
         .route("/v1/admin/held/{id}", axum::routing::delete(delete_held))
         .route("/v1/admin/settings", get(list_settings))
         .route(

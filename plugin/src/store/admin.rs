@@ -498,6 +498,70 @@ impl Store {
 
     /// Deletes a held message: its content is erased now, its holds become `deleted`; the metadata
     /// stays for the audit trail. `false` when there is no such message.
+    /// Settles an `uncertain` hold (a release to the inbox whose reply was lost) once the operator has
+    /// checked Stalwart's queue or the mailbox: `delivered` makes it `released` (the content goes when no
+    /// other recipient still needs it); not delivered makes it `releasing` now, and the release worker
+    /// sends it again. Holds in any other state are left alone.
+    pub async fn resolve_uncertain(
+        &self,
+        actor: Actor<'_>,
+        id: &str,
+        recipient: &str,
+        delivered: bool,
+        now: i64,
+    ) -> Result<Resolved, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query("SELECT state FROM holds WHERE message_id = $1 AND recipient = $2")
+                .bind(id)
+                .bind(recipient)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        match state.as_deref() {
+            None => return Ok(Resolved::NoSuchHold),
+            Some("uncertain") => {}
+            Some(other) => return Ok(Resolved::NotUncertain(other.to_string())),
+        }
+        let to = if delivered { "released" } else { "releasing" };
+        sqlx::query(
+            "UPDATE holds SET state = $1, next_attempt_at = $2, updated_at = $2 \
+             WHERE message_id = $3 AND recipient = $4 AND state = 'uncertain'",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?;
+        if delivered {
+            sqlx::query(
+                "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
+                 WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
+                 AND state NOT IN ('released', 'expired', 'deleted'))",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append(
+            &mut tx,
+            now,
+            &[admin(
+                actor,
+                "held.resolve",
+                id,
+                Some(id),
+                json!({ "recipient": recipient, "delivered": delivered, "state": to }),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Resolved::Done(to))
+    }
+
     pub async fn delete_held(
         &self,
         actor: Actor<'_>,
@@ -644,4 +708,15 @@ async fn upsert_recipient(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// What [`Store::resolve_uncertain`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// The hold is now in this state.
+    Done(&'static str),
+    /// The message has no hold for that recipient.
+    NoSuchHold,
+    /// The hold is not `uncertain` (its state); nothing changed.
+    NotUncertain(String),
 }
