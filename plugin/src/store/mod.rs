@@ -112,6 +112,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // A SQLite connection is a file handle that cannot go stale: no ping before each use (on
+            // SQLite every statement is a hop to the connection's thread). PostgreSQL keeps the check.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
