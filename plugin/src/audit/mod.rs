@@ -6,11 +6,21 @@
 //! Build an [`Event`] and append it — inside the transaction that makes the change, so the change and its
 //! record commit together or not at all:
 //!
-//! ```ignore
-//! let mut tx = store.transaction().await?;
+//! ```no_run
+//! # use stalwart_nta7516::{audit::Event, store::{self, Store}, time};
+//! # async fn example(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut tx = store.pool().begin().await?;
 //! // … the change itself, on `tx` …
-//! store::audit::append(&mut tx, time::now(), &[Event::CodeSucceeded { … }]).await?;
+//! let event = Event::CodeSucceeded {
+//!     message_ref: Some("h-0123456789abcdef0123456789abcdef".into()),
+//!     recipient: "bob@example.nl".into(),
+//!     challenge_id: "c-0123456789abcdef0123456789abcdef".into(),
+//!     verified_until: time::now() + 90 * 86_400,
+//! };
+//! store::audit::append(&mut tx, time::now(), &[event]).await?;
 //! tx.commit().await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! or, when nothing else changes, with its own transaction: `store.append_audit(&[event]).await?`.
