@@ -613,8 +613,8 @@ async fn peers(b: Backend) {
     );
 }
 
-async fn held_messages(b: Backend) {
-    let gw = gateway(b).await;
+/// One message held for bob@ and carol@example.test; returns its id.
+async fn hold_for_bob_and_carol(gw: &TestGateway) -> String {
     let req = hook_request(
         "alice@zorg.test",
         &["bob@example.test", "carol@example.test"],
@@ -622,12 +622,21 @@ async fn held_messages(b: Backend) {
         "results\r\n",
     );
     assert_eq!(gw.hook(&req).await.json()["action"], "discard");
+    let list = api(gw, Method::GET, "/v1/admin/held", Value::Null)
+        .await
+        .json();
+    list["held"][0]["id"].as_str().unwrap().to_string()
+}
+
+async fn held_messages(b: Backend) {
+    let gw = gateway(b).await;
+    let id = hold_for_bob_and_carol(&gw).await;
     let list = api(&gw, Method::GET, "/v1/admin/held", Value::Null)
         .await
         .json();
     let held = list["held"].as_array().unwrap();
     assert_eq!(held.len(), 1);
-    let id = held[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(held[0]["id"], id);
     assert_eq!(held[0]["recipients"].as_array().unwrap().len(), 2);
     assert_eq!(held[0]["recipients"][0]["outcome"], "challenge");
 
@@ -951,17 +960,7 @@ async fn audit_queries(b: Backend) {
 /// and the content erased; not delivered → releasing again. Only uncertain holds can be resolved.
 async fn resolve_uncertain_release(b: Backend) {
     let gw = gateway(b).await;
-    let req = hook_request(
-        "alice@zorg.test",
-        &["bob@example.test", "carol@example.test"],
-        &[("Subject", "lab")],
-        "results\r\n",
-    );
-    assert_eq!(gw.hook(&req).await.json()["action"], "discard");
-    let list = api(&gw, Method::GET, "/v1/admin/held", Value::Null)
-        .await
-        .json();
-    let id = list["held"][0]["id"].as_str().unwrap().to_string();
+    let id = hold_for_bob_and_carol(&gw).await;
     let path = format!("/v1/admin/held/{id}/resolve");
     let resolve = |rcpt: &str, delivered: bool| {
         api(

@@ -16,7 +16,7 @@ use crate::{
     audit::{Event, ReleaseTarget},
     policy::TlsStatus,
     smtp::{Envelope, SendError, Session, Target},
-    store::{audit::append, StoreError},
+    store::{audit::append, Store, StoreError},
     Gateway,
 };
 
@@ -254,45 +254,40 @@ async fn record(
                 queue_id: None,
             },
         ),
-        Released::Retry { error } => {
-            let next = now + crate::challenge::notify::backoff(gw, attempts);
-            tracing::warn!(
-                message = id,
-                rcpt,
-                error,
-                retry_at = next,
-                "release failed; the message stays held"
-            );
+        Released::Retry { error } | Released::Uncertain { error } => {
+            // A refused or unreachable listener is retried with backoff; a lost reply after the data
+            // is never re-sent on its own (it may be queued): the operator settles it.
+            let retry_at = matches!(result, Released::Retry { .. })
+                .then(|| now + crate::challenge::notify::backoff(gw, attempts));
+            match retry_at {
+                Some(next) => tracing::warn!(
+                    message = id,
+                    rcpt,
+                    error,
+                    retry_at = next,
+                    "release failed; the message stays held"
+                ),
+                None => tracing::error!(
+                    message = id,
+                    rcpt,
+                    error,
+                    "release outcome unknown; not re-sent automatically"
+                ),
+            }
             (
-                "releasing",
-                next,
-                Some(error.clone()),
-                None,
-                Event::ReleaseFailed {
-                    message_ref,
-                    recipient,
-                    error: error.clone(),
-                    retry_at: Some(next),
+                if retry_at.is_some() {
+                    "releasing"
+                } else {
+                    "uncertain"
                 },
-            )
-        }
-        Released::Uncertain { error } => {
-            tracing::error!(
-                message = id,
-                rcpt,
-                error,
-                "release outcome unknown; not re-sent automatically"
-            );
-            (
-                "uncertain",
-                now,
+                retry_at.unwrap_or(now),
                 Some(error.clone()),
                 None,
                 Event::ReleaseFailed {
                     message_ref,
                     recipient,
                     error: error.clone(),
-                    retry_at: None,
+                    retry_at,
                 },
             )
         }
@@ -323,15 +318,7 @@ async fn record(
     .await?;
     if queue_id.is_some() {
         // Accepted by Stalwart: the content goes once no other recipient still needs it.
-        sqlx::query(
-            "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
-             WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
-             AND state NOT IN ('released', 'expired'))",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        Store::erase_if_unneeded(&mut tx, id, now).await?;
     }
     append(&mut tx, now, &[event]).await?;
     tx.commit().await?;

@@ -82,9 +82,8 @@ async fn css() -> Response {
 pub struct Ctx {
     pub lang: Lang,
     pub cookies: HashMap<String, String>,
-    /// The client's address for the SMS limit per IP (see [`client_ip`]); set by `with_gw`.
-    pub ip: String,
-    /// The TCP peer and the `X-Forwarded-For` header it sent.
+    /// The TCP peer and the `X-Forwarded-For` header it sent (the client's address for the SMS limit
+    /// per IP is derived from them with the configured proxies: [`Ctx::client_ip`]).
     peer: Option<IpAddr>,
     forwarded_for: Option<String>,
     /// A language chosen with `?lang=` (remembered in a cookie).
@@ -155,7 +154,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         Ok(Ctx {
             lang,
             cookies,
-            ip: client_ip(peer, None, &[]),
             peer,
             forwarded_for: (!forwarded_for.is_empty()).then(|| forwarded_for.join(",")),
             lang_chosen,
@@ -167,12 +165,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 impl Ctx {
     fn with_gw(mut self, gw: &Gateway) -> Ctx {
         self.secure = gw.config.server.public_url.starts_with("https://");
-        self.ip = client_ip(
+        self
+    }
+
+    /// The client's address for the SMS limit per IP (see [`client_ip`]).
+    fn client_ip(&self, gw: &Gateway) -> String {
+        client_ip(
             self.peer,
             self.forwarded_for.as_deref(),
             &gw.config.portal.trusted_proxies,
-        );
-        self
+        )
     }
 
     fn cookie_attrs(&self) -> &'static str {
@@ -412,12 +414,13 @@ async fn send_code(
     };
     let p = &gw.config.portal;
     let now = crate::time::now();
+    let ip = ctx.client_ip(&gw);
     let limited = ratelimit::take(
         &gw.store,
         &[
             (Scope::SmsRecipient, &c.recipient, p.sms_per_recipient),
             (Scope::SmsPhone, &phone, p.sms_per_phone),
-            (Scope::SmsIp, &ctx.ip, p.sms_per_ip),
+            (Scope::SmsIp, &ip, p.sms_per_ip),
         ],
         p.rate_window_secs,
         now,
@@ -426,7 +429,7 @@ async fn send_code(
     match limited {
         Ok(Ok(())) => {}
         Ok(Err(scope)) => {
-            tracing::warn!(recipient = %c.recipient, ?scope, ip = %ctx.ip, "SMS rate limit reached");
+            tracing::warn!(recipient = %c.recipient, ?scope, ip = %ip, "SMS rate limit reached");
             return ctx.notice(
                 StatusCode::TOO_MANY_REQUESTS,
                 &path,

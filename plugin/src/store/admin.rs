@@ -536,15 +536,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if delivered {
-            sqlx::query(
-                "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
-                 WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
-                 AND state NOT IN ('released', 'expired', 'deleted'))",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            Store::erase_if_unneeded(&mut tx, id, now).await?;
         }
         append(
             &mut tx,

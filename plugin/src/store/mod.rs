@@ -208,19 +208,18 @@ impl Store {
         for a in addresses {
             q = q.bind(*a);
         }
-        let recipients = q.fetch_all(&mut *conn).await;
+        let recipients = q.fetch_all(&mut *conn).await?;
         let mut q = sqlx::query(&sql_exemptions).bind(now);
         for a in addresses.iter().chain(domains.iter()) {
             q = q.bind(*a);
         }
-        let exemptions = q.fetch_all(&mut *conn).await;
+        let exemptions = q.fetch_all(&mut *conn).await?;
         let mut q = sqlx::query(&sql_peers);
         for d in &domains {
             q = q.bind(*d);
         }
-        let peers = q.fetch_all(&mut *conn).await;
-        drop(conn);
-        for row in recipients? {
+        let peers = q.fetch_all(&mut *conn).await?;
+        for row in recipients {
             facts.recipients.insert(
                 row.try_get(0)?,
                 RecipientRow {
@@ -229,7 +228,7 @@ impl Store {
                 },
             );
         }
-        for row in exemptions? {
+        for row in exemptions {
             let kind: String = row.try_get(0)?;
             let value: String = row.try_get(1)?;
             let reason: String = row.try_get(2)?;
@@ -237,7 +236,7 @@ impl Store {
                 .exemptions
                 .insert(value.clone(), format!("{kind} {value}: {reason}"));
         }
-        for row in peers? {
+        for row in peers {
             facts.peers.insert(row.try_get(0)?, row.try_get(1)?);
         }
         Ok(facts)
@@ -426,6 +425,25 @@ impl Store {
         }
         audit::append(&mut tx, rec.now, &[rec.audit, &held].concat()).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Erases a held message's sealed content once none of its holds still needs it (every hold
+    /// released, expired or deleted), inside the caller's transaction.
+    pub async fn erase_if_unneeded(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
+             WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
+             AND state NOT IN ('released', 'expired', 'deleted'))",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
