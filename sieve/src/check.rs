@@ -13,7 +13,7 @@ use std::fmt;
 
 use sieve::{compiler::ErrorType, Compiler, Sieve};
 
-use crate::{engine::Limits, functions::function_map, CAPABILITY};
+use crate::{functions::function_map, limits::Limits, CAPABILITY};
 
 /// Extensions a policy may `require`.
 pub const ALLOWED_REQUIRES: &[&str] = &[
@@ -257,125 +257,159 @@ struct Tok {
 /// A lenient Sieve tokenizer (RFC 5228 §8.1): comments skipped, strings (quoted and `text:`)
 /// unescaped, positions 1-based. Malformed input is left to sieve-rs, which reports it.
 fn lex(src: &str) -> Vec<Tok> {
-    let b = src.as_bytes();
-    let mut out = Vec::new();
-    let (mut i, mut line, mut line_start) = (0usize, 1usize, 0usize);
-    while i < b.len() {
-        let c = b[i];
-        let column = i - line_start + 1;
-        let tok_line = line;
+    let mut lexer = Lexer {
+        src,
+        b: src.as_bytes(),
+        i: 0,
+        line: 1,
+        line_start: 0,
+        out: Vec::new(),
+    };
+    while lexer.i < lexer.b.len() {
+        lexer.step();
+    }
+    lexer.out
+}
+
+/// The tokenizer's cursor: byte offset, current line and where that line starts, tokens so far.
+struct Lexer<'a> {
+    src: &'a str,
+    b: &'a [u8],
+    i: usize,
+    line: usize,
+    line_start: usize,
+    out: Vec<Tok>,
+}
+
+impl Lexer<'_> {
+    /// Reads one token (or skips a newline, blank, or comment) at the cursor.
+    fn step(&mut self) {
+        let c = self.b[self.i];
+        let column = self.i - self.line_start + 1;
+        let tok_line = self.line;
         match c {
             b'\n' => {
-                line += 1;
-                line_start = i + 1;
-                i += 1;
+                self.newline(self.i + 1);
+                self.i += 1;
             }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    if b[i] == b'\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
-            b'"' => {
-                let mut text = Vec::new();
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' && i + 1 < b.len() {
-                        i += 1;
-                    }
-                    if b[i] == b'\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    text.push(b[i]);
-                    i += 1;
-                }
-                i += 1;
-                out.push(Tok {
-                    kind: Kind::Str,
-                    text: String::from_utf8_lossy(&text).into_owned(),
-                    line: tok_line,
-                    column,
-                });
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                let word = &src[start..i];
-                if word.eq_ignore_ascii_case("text") && b.get(i) == Some(&b':') {
-                    // Multi-line string: up to a line holding only ".".
-                    let mut text = String::new();
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                    for l in src[i.min(src.len())..].split_inclusive('\n') {
-                        i += l.len();
-                        if l.starts_with('\n') {
-                            line += 1;
-                            line_start = i;
-                            continue;
-                        }
-                        line += 1;
-                        line_start = i;
-                        if l.trim_end() == "." {
-                            break;
-                        }
-                        text.push_str(l);
-                    }
-                    out.push(Tok {
-                        kind: Kind::Str,
-                        text,
-                        line: tok_line,
-                        column,
-                    });
-                } else {
-                    out.push(Tok {
-                        kind: Kind::Ident,
-                        text: word.to_string(),
-                        line: tok_line,
-                        column,
-                    });
-                }
-            }
+            b'#' => self.skip_line_comment(),
+            b'/' if self.b.get(self.i + 1) == Some(&b'*') => self.skip_block_comment(),
+            b'"' => self.quoted(tok_line, column),
+            c if c.is_ascii_alphabetic() || c == b'_' => self.word(tok_line, column),
             b';' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b',' => {
-                out.push(Tok {
-                    kind: Kind::Punct,
-                    text: (c as char).to_string(),
-                    line,
-                    column,
-                });
-                i += 1;
+                self.push(Kind::Punct, (c as char).to_string(), tok_line, column);
+                self.i += 1;
             }
-            c if c.is_ascii_whitespace() => i += 1,
-            _ => {
-                let start = i;
-                while i < b.len() && !b[i].is_ascii_whitespace() && !b";{}[](),\"#".contains(&b[i])
-                {
-                    i += 1;
-                }
-                i = i.max(start + 1);
-                out.push(Tok {
-                    kind: Kind::Other,
-                    text: src[start..i.min(src.len())].to_string(),
-                    line,
-                    column,
-                });
-            }
+            c if c.is_ascii_whitespace() => self.i += 1,
+            _ => self.other(tok_line, column),
         }
     }
-    out
+
+    /// A new line starts at byte `line_start`.
+    fn newline(&mut self, line_start: usize) {
+        self.line += 1;
+        self.line_start = line_start;
+    }
+
+    fn push(&mut self, kind: Kind, text: String, line: usize, column: usize) {
+        self.out.push(Tok {
+            kind,
+            text,
+            line,
+            column,
+        });
+    }
+
+    /// `# …` up to the end of the line (the newline itself is read by [`Lexer::step`]).
+    fn skip_line_comment(&mut self) {
+        while self.i < self.b.len() && self.b[self.i] != b'\n' {
+            self.i += 1;
+        }
+    }
+
+    /// `/* … */`, counting the lines inside.
+    fn skip_block_comment(&mut self) {
+        let b = self.b;
+        self.i += 2;
+        while self.i < b.len() && !(b[self.i] == b'*' && b.get(self.i + 1) == Some(&b'/')) {
+            if b[self.i] == b'\n' {
+                self.newline(self.i + 1);
+            }
+            self.i += 1;
+        }
+        self.i += 2;
+    }
+
+    /// A quoted string, backslash escapes removed.
+    fn quoted(&mut self, tok_line: usize, column: usize) {
+        let b = self.b;
+        let mut text = Vec::new();
+        self.i += 1;
+        while self.i < b.len() && b[self.i] != b'"' {
+            if b[self.i] == b'\\' && self.i + 1 < b.len() {
+                self.i += 1;
+            }
+            if b[self.i] == b'\n' {
+                self.newline(self.i + 1);
+            }
+            text.push(b[self.i]);
+            self.i += 1;
+        }
+        self.i += 1;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        self.push(Kind::Str, text, tok_line, column);
+    }
+
+    /// An identifier, or the start of a `text:` multi-line string.
+    fn word(&mut self, tok_line: usize, column: usize) {
+        let b = self.b;
+        let start = self.i;
+        while self.i < b.len() && (b[self.i].is_ascii_alphanumeric() || b[self.i] == b'_') {
+            self.i += 1;
+        }
+        let word = &self.src[start..self.i];
+        if word.eq_ignore_ascii_case("text") && b.get(self.i) == Some(&b':') {
+            self.multiline(tok_line, column);
+        } else {
+            self.push(Kind::Ident, word.to_string(), tok_line, column);
+        }
+    }
+
+    /// The body of a `text:` string: the lines after it up to a line holding only ".".
+    fn multiline(&mut self, tok_line: usize, column: usize) {
+        let (b, src) = (self.b, self.src);
+        let mut text = String::new();
+        while self.i < b.len() && b[self.i] != b'\n' {
+            self.i += 1;
+        }
+        for l in src[self.i.min(src.len())..].split_inclusive('\n') {
+            self.i += l.len();
+            self.newline(self.i);
+            if l.starts_with('\n') {
+                continue;
+            }
+            if l.trim_end() == "." {
+                break;
+            }
+            text.push_str(l);
+        }
+        self.push(Kind::Str, text, tok_line, column);
+    }
+
+    /// Anything else, up to a blank, a delimiter or a quote.
+    fn other(&mut self, tok_line: usize, column: usize) {
+        let b = self.b;
+        let start = self.i;
+        while self.i < b.len()
+            && !b[self.i].is_ascii_whitespace()
+            && !b";{}[](),\"#".contains(&b[self.i])
+        {
+            self.i += 1;
+        }
+        self.i = self.i.max(start + 1);
+        let text = self.src[start..self.i.min(self.src.len())].to_string();
+        self.push(Kind::Other, text, tok_line, column);
+    }
 }
 
 #[cfg(test)]

@@ -33,13 +33,15 @@ mod check;
 pub mod engine;
 pub mod facts;
 mod functions;
+pub mod limits;
 pub mod message;
 pub mod phone;
 
 pub use check::CompileError;
-pub use engine::{Limits, Policy, Reason, Requirement, Verdict};
+pub use engine::{Policy, Reason, Requirement, Verdict};
 pub use facts::Facts;
 pub use functions::FUNCTIONS;
+pub use limits::Limits;
 pub use message::PreparedMessage;
 
 /// The capability every policy must `require`.
