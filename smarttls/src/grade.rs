@@ -33,12 +33,55 @@ impl Category {
     }
 }
 
+/// What a finding grades (serialized and shown as the snake_case name, e.g. `tls_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingItem {
+    /// The negotiated protocol version.
+    TlsVersion,
+    /// The negotiated cipher suite.
+    CipherSuite,
+    /// The negotiated key-exchange group.
+    KeyExchange,
+    /// A protocol version the server also accepts (legacy ClientHellos).
+    ProtocolAccepted,
+    /// A cipher suite the server also accepts (legacy ClientHellos).
+    SuiteAccepted,
+    /// The public key of a certificate of the chain.
+    CertPublicKey,
+    /// The signature algorithm of a certificate of the chain.
+    CertSignature,
+    /// STARTTLS offered or not.
+    Starttls,
+}
+
+impl FindingItem {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingItem::TlsVersion => "tls_version",
+            FindingItem::CipherSuite => "cipher_suite",
+            FindingItem::KeyExchange => "key_exchange",
+            FindingItem::ProtocolAccepted => "protocol_accepted",
+            FindingItem::SuiteAccepted => "suite_accepted",
+            FindingItem::CertPublicKey => "cert_public_key",
+            FindingItem::CertSignature => "cert_signature",
+            FindingItem::Starttls => "starttls",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One graded fact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// What was graded: `tls_version`, `cipher_suite`, `key_exchange`, `protocol_accepted`,
-    /// `suite_accepted`, `cert_public_key`, `cert_signature`, `starttls`.
-    pub item: String,
+    /// What was graded.
+    pub item: FindingItem,
     /// The value seen (e.g. `TLSv1.3`, `TLS_AES_256_GCM_SHA384`, `X25519`, `RSA 2048`).
     pub value: String,
     /// Its category.
@@ -79,10 +122,10 @@ impl Grade {
     }
 }
 
-/// Pushes a finding.
-pub fn finding(item: &str, value: impl Into<String>, category: Category) -> Finding {
+/// A finding.
+pub fn finding(item: FindingItem, value: impl Into<String>, category: Category) -> Finding {
     Finding {
-        item: item.into(),
+        item,
         value: value.into(),
         category,
     }
@@ -131,11 +174,11 @@ pub fn suite_name(code: u16) -> String {
     }
 }
 
-/// Category of a protocol version (`TLSv1.3` …).
-pub fn version_category(v: &str) -> Category {
+/// Category of a negotiated protocol version.
+pub fn version_category(v: rustls::ProtocolVersion) -> Category {
     match v {
-        "TLSv1.3" => Category::Good,
-        "TLSv1.2" => Category::Sufficient,
+        rustls::ProtocolVersion::TLSv1_3 => Category::Good,
+        rustls::ProtocolVersion::TLSv1_2 => Category::Sufficient,
         _ => Category::Insufficient,
     }
 }
@@ -160,7 +203,7 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
         out.push(finding(
-            "cert_public_key",
+            FindingItem::CertPublicKey,
             format!("#{position}: unparsable"),
             Category::Insufficient,
         ));
@@ -209,7 +252,7 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
         },
     };
     out.push(finding(
-        "cert_public_key",
+        FindingItem::CertPublicKey,
         format!("#{position}: {key}"),
         kcat,
     ));
@@ -237,7 +280,7 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
         sig.to_string()
     };
     out.push(finding(
-        "cert_signature",
+        FindingItem::CertSignature,
         format!("#{position}: {sig}"),
         scat,
     ));

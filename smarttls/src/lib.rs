@@ -17,16 +17,22 @@
 //! (single-flight), bounds concurrent probes, and answers `unknown` (reason `timeout`) when the
 //! caller's time budget runs out while the probe carries on and fills the cache.
 //!
-//! Modules: [`dns`] (lookups with DNSSEC status), [`smtp`] (EHLO/STARTTLS client), [`tls`]
-//! (recording verifier), [`legacy`] (raw ClientHello), [`dane`], [`mta_sts`], [`grade`], [`peer`],
-//! [`verdict`], [`cache`], [`report`]. With the `testkit` feature, [`testkit`] starts real STARTTLS
-//! servers, a signed DNS server and an MTA-STS web server on loopback for tests.
+//! Modules, from the wire up: [`dns`] (lookups with DNSSEC status), [`smtp`] (EHLO/STARTTLS
+//! client), [`tls`] (recording verifier), [`legacy`] (raw ClientHello), [`mta_sts`] and [`peer`]
+//! (the policy and the `v=NTA7516-1` record); `probe` (the I/O: which lookups and sessions, in
+//! which order, per host and per domain) hands what it gathered to `facts` (raw results to report
+//! facts, with [`dane`]) and `judge` (pure: facts to verdicts and reasons by the rules of
+//! [`verdict`], and the NCSC grade of [`grade`]); [`report`] holds the result types and the text
+//! rendering, [`cache`] the single-flight caches. With the `testkit` feature, [`testkit`] starts
+//! real STARTTLS servers, a signed DNS server and an MTA-STS web server on loopback for tests.
 
 pub mod cache;
 pub mod config;
 pub mod dane;
 pub mod dns;
+mod facts;
 pub mod grade;
+mod judge;
 pub mod legacy;
 pub mod mta_sts;
 pub mod peer;
@@ -46,7 +52,7 @@ use std::time::Duration;
 
 pub use config::SmartTlsConfig;
 pub use dns::DnssecStatus;
-pub use grade::{Category, Finding, Grade};
+pub use grade::{Category, Finding, FindingItem, Grade};
 pub use mta_sts::MtaSts;
 pub use peer::{NtaPeer, PeerStatus};
 pub use report::{render_text, DomainReport, HostProbe, MxReport};

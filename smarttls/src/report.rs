@@ -182,6 +182,17 @@ fn support(s: &Support) -> &'static str {
 /// A readable report.
 pub fn render_text(r: &DomainReport) -> String {
     let mut o = String::new();
+    render_domain(&mut o, r);
+    render_mta_sts(&mut o, &r.mta_sts);
+    render_nta_peer(&mut o, r.nta_peer.as_ref());
+    for m in &r.mx {
+        render_mx(&mut o, m);
+    }
+    o
+}
+
+/// Verdict, grade, DNSSEC, timing, reasons and notes of the domain.
+fn render_domain(o: &mut String, r: &DomainReport) {
     let _ = writeln!(o, "SmartTLS report for {}", r.domain);
     let _ = writeln!(o, "  verdict:  {}", r.verdict.as_str().to_uppercase());
     let _ = writeln!(o, "  grade:    {}", r.grade.category.as_str());
@@ -193,7 +204,10 @@ pub fn render_text(r: &DomainReport) -> String {
     for x in &r.notes {
         let _ = writeln!(o, "  note:     {x}");
     }
-    match &r.mta_sts {
+}
+
+fn render_mta_sts(o: &mut String, mta_sts: &MtaSts) {
+    match mta_sts {
         MtaSts::NoRecord => {
             let _ = writeln!(o, "  MTA-STS:  none");
         }
@@ -212,7 +226,10 @@ pub fn render_text(r: &DomainReport) -> String {
             let _ = writeln!(o, "  MTA-STS:  {other:?}");
         }
     }
-    match &r.nta_peer {
+}
+
+fn render_nta_peer(o: &mut String, peer: Option<&NtaPeer>) {
+    match peer {
         None => {
             let _ = writeln!(o, "  NTA 7516: no v=NTA7516-1 record");
         }
@@ -231,97 +248,107 @@ pub fn render_text(r: &DomainReport) -> String {
             );
         }
     }
-    for m in &r.mx {
-        let p = &m.probe;
-        let pref = m
-            .preference
-            .map(|x| x.to_string())
-            .unwrap_or_else(|| "implicit".into());
-        let _ = writeln!(
-            o,
-            "\n  MX {pref} {}:{}  -> {}",
-            p.host,
-            p.port,
-            m.verdict.as_str().to_uppercase()
-        );
-        let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
-        let _ = writeln!(
-            o,
-            "    addresses: {} (dnssec {}){}",
-            addrs.join(", "),
-            p.address_dnssec
-                .map_or_else(|| "-".to_string(), |d| wire_name(&d)),
-            p.address_error
-                .as_ref()
-                .map(|e| format!(" error: {e}"))
-                .unwrap_or_default()
-        );
-        let _ = writeln!(
-            o,
-            "    reachable: {}  STARTTLS: {}",
-            p.reachable, p.starttls
-        );
-        if let Some(e) = &p.smtp_error {
-            let _ = writeln!(o, "    smtp: {e}");
-        }
-        if let Some(t) = &p.tls {
-            let _ = writeln!(
-                o,
-                "    TLS: {} {} {}  PKIX valid: {}",
-                t.version,
-                t.cipher_suite,
-                t.key_exchange.as_deref().unwrap_or("-"),
-                t.pkix_valid
-            );
-            for (i, c) in t.certificates.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "    cert #{i}: subject={} issuer={} san=[{}] valid {}..{}",
-                    c.subject,
-                    c.issuer,
-                    c.san.join(","),
-                    c.not_before,
-                    c.not_after
-                );
-            }
-            for pr in &t.cert_problems {
-                let _ = writeln!(o, "    cert problem: {}", pr.code());
-            }
-        }
-        if let Some(e) = &p.tls_error {
-            let _ = writeln!(o, "    TLS error: {e}");
-        }
-        let pr = &p.protocols;
-        let _ = writeln!(
-            o,
-            "    protocols: TLS1.0 {} · TLS1.1 {} · TLS1.2 {} · TLS1.3 {}",
-            support(&pr.tls1_0),
-            support(&pr.tls1_1),
-            support(&pr.tls1_2),
-            support(&pr.tls1_3)
-        );
-        let _ = writeln!(o, "    DANE: {}", dane_text(&p.dane));
-        if let Some(l) = m.mta_sts_listed {
-            let _ = writeln!(o, "    MTA-STS lists host: {l}");
-        }
-        let _ = writeln!(o, "    grade: {}", p.grade.category.as_str());
-        for f in &p.grade.findings {
-            let _ = writeln!(
-                o,
-                "      {:<18} {:<44} {}",
-                f.item,
-                f.value,
-                f.category.as_str()
-            );
-        }
-        for x in &m.reasons {
-            let _ = writeln!(o, "    reason: {x}");
-        }
-        for x in &m.notes {
-            let _ = writeln!(o, "    note:   {x}");
-        }
+}
+
+/// One MX host: addresses, SMTP, TLS, protocols, DANE, MTA-STS, grade, reasons and notes.
+fn render_mx(o: &mut String, m: &MxReport) {
+    let p = &m.probe;
+    let pref = m
+        .preference
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "implicit".into());
+    let _ = writeln!(
+        o,
+        "\n  MX {pref} {}:{}  -> {}",
+        p.host,
+        p.port,
+        m.verdict.as_str().to_uppercase()
+    );
+    let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
+    let _ = writeln!(
+        o,
+        "    addresses: {} (dnssec {}){}",
+        addrs.join(", "),
+        p.address_dnssec
+            .map_or_else(|| "-".to_string(), |d| wire_name(&d)),
+        p.address_error
+            .as_ref()
+            .map(|e| format!(" error: {e}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        o,
+        "    reachable: {}  STARTTLS: {}",
+        p.reachable, p.starttls
+    );
+    if let Some(e) = &p.smtp_error {
+        let _ = writeln!(o, "    smtp: {e}");
     }
-    o
+    if let Some(t) = &p.tls {
+        render_tls(o, t);
+    }
+    if let Some(e) = &p.tls_error {
+        let _ = writeln!(o, "    TLS error: {e}");
+    }
+    let pr = &p.protocols;
+    let _ = writeln!(
+        o,
+        "    protocols: TLS1.0 {} · TLS1.1 {} · TLS1.2 {} · TLS1.3 {}",
+        support(&pr.tls1_0),
+        support(&pr.tls1_1),
+        support(&pr.tls1_2),
+        support(&pr.tls1_3)
+    );
+    let _ = writeln!(o, "    DANE: {}", dane_text(&p.dane));
+    if let Some(l) = m.mta_sts_listed {
+        let _ = writeln!(o, "    MTA-STS lists host: {l}");
+    }
+    render_grade(o, &p.grade);
+    for x in &m.reasons {
+        let _ = writeln!(o, "    reason: {x}");
+    }
+    for x in &m.notes {
+        let _ = writeln!(o, "    note:   {x}");
+    }
+}
+
+/// The negotiated session and the certificates.
+fn render_tls(o: &mut String, t: &TlsFacts) {
+    let _ = writeln!(
+        o,
+        "    TLS: {} {} {}  PKIX valid: {}",
+        t.version,
+        t.cipher_suite,
+        t.key_exchange.as_deref().unwrap_or("-"),
+        t.pkix_valid
+    );
+    for (i, c) in t.certificates.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "    cert #{i}: subject={} issuer={} san=[{}] valid {}..{}",
+            c.subject,
+            c.issuer,
+            c.san.join(","),
+            c.not_before,
+            c.not_after
+        );
+    }
+    for pr in &t.cert_problems {
+        let _ = writeln!(o, "    cert problem: {}", pr.code());
+    }
+}
+
+fn render_grade(o: &mut String, g: &Grade) {
+    let _ = writeln!(o, "    grade: {}", g.category.as_str());
+    for f in &g.findings {
+        let _ = writeln!(
+            o,
+            "      {:<18} {:<44} {}",
+            f.item,
+            f.value,
+            f.category.as_str()
+        );
+    }
 }
 
 fn dane_text(d: &DaneStatus) -> String {

@@ -16,7 +16,7 @@ pub enum SmtpError {
     /// TCP connect refused / unreachable.
     Connect(String),
     /// TCP connect or an SMTP reply did not come in time.
-    Timeout(&'static str),
+    Timeout(Step),
     /// Unexpected reply / garbage / connection closed.
     Protocol(String),
     /// EHLO response did not list STARTTLS.
@@ -39,6 +39,30 @@ impl std::fmt::Display for SmtpError {
                 "server sent data after the 220 reply to STARTTLS (plaintext injection)",
             ),
         }
+    }
+}
+
+/// A step of the dialogue that can time out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The TCP connection.
+    Connect,
+    /// The 220 greeting.
+    Greeting,
+    /// The reply to EHLO.
+    EhloReply,
+    /// The reply to STARTTLS.
+    StarttlsReply,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Connect => "TCP connect",
+            Step::Greeting => "greeting",
+            Step::EhloReply => "EHLO reply",
+            Step::StarttlsReply => "STARTTLS reply",
+        })
     }
 }
 
@@ -69,13 +93,13 @@ pub async fn starttls(
     cmd_timeout: Duration,
 ) -> Result<(TcpStream, Plaintext), SmtpError> {
     let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(SmtpError::Timeout("TCP connect")),
+        Err(_) => return Err(SmtpError::Timeout(Step::Connect)),
         Ok(Err(e)) => return Err(SmtpError::Connect(e.to_string())),
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
     let mut rd = BufReader::new(tcp);
-    let greeting = read_reply(&mut rd, cmd_timeout, "greeting").await?;
+    let greeting = read_reply(&mut rd, cmd_timeout, Step::Greeting).await?;
     if greeting.code != 220 {
         return Err(SmtpError::Protocol(format!(
             "greeting {} {}",
@@ -84,7 +108,7 @@ pub async fn starttls(
         )));
     }
     send(&mut rd, &format!("EHLO {ehlo_name}\r\n")).await?;
-    let ehlo = read_reply(&mut rd, cmd_timeout, "EHLO reply").await?;
+    let ehlo = read_reply(&mut rd, cmd_timeout, Step::EhloReply).await?;
     if ehlo.code != 250 {
         return Err(SmtpError::Protocol(format!(
             "EHLO answered {} {}",
@@ -107,7 +131,7 @@ pub async fn starttls(
         return Err(SmtpError::NoStarttls);
     }
     send(&mut rd, "STARTTLS\r\n").await?;
-    let r = read_reply(&mut rd, cmd_timeout, "STARTTLS reply").await?;
+    let r = read_reply(&mut rd, cmd_timeout, Step::StarttlsReply).await?;
     if r.code != 220 {
         return Err(SmtpError::StarttlsRejected(format!(
             "{} {}",
@@ -132,7 +156,7 @@ async fn send(rd: &mut BufReader<TcpStream>, line: &str) -> Result<(), SmtpError
 async fn read_reply(
     rd: &mut BufReader<TcpStream>,
     timeout: Duration,
-    what: &'static str,
+    what: Step,
 ) -> Result<Reply, SmtpError> {
     tokio::time::timeout(timeout, async {
         let mut lines = Vec::new();

@@ -94,6 +94,7 @@ impl RecordingVerifier {
         }
     }
 
+    /// Every problem of the presented chain, each found independently of the others.
     fn check(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -114,115 +115,172 @@ impl RecordingVerifier {
             }
         };
         // 1. Host name, independently of everything else.
-        if let Err(e) = verify_server_name(&parsed, server_name) {
-            let presented = match e {
-                TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
-                    presented,
-                    ..
-                }) => presented,
-                _ => vec![],
-            };
-            problems.push(CertProblem::NameMismatch { presented });
-        }
-        // 2. Chain + time. On a time error repeat at a moment inside the validity period, so that
-        //    the trust question is answered too.
-        let roots = &self.store.roots;
-        let verify = |at: UnixTime, extra: &[CertificateDer<'_>]| {
-            let mut all: Vec<CertificateDer<'_>> = intermediates.to_vec();
-            all.extend(extra.iter().cloned());
-            verify_server_cert_signed_by_trust_anchor(&parsed, roots, &all, at, self.algs.all)
+        problems.extend(name_problem(&parsed, server_name));
+        // 2. Chain + time: dates first, then trust.
+        let chain_check = ChainCheck {
+            parsed: &parsed,
+            roots: &self.store.roots,
+            intermediates,
+            algs: &self.algs,
         };
-        let mut result = verify(now, &[]);
-        let mut at = now;
-        for _ in 0..2 {
-            match &result {
-                Err(TlsError::InvalidCertificate(CertificateError::ExpiredContext {
-                    not_after,
-                    ..
-                })) => {
-                    problems.push(CertProblem::Expired {
-                        not_after: not_after.as_secs() as i64,
-                    });
-                    at = UnixTime::since_unix_epoch(Duration::from_secs(
-                        not_after.as_secs().saturating_sub(1),
-                    ));
-                    result = verify(at, &[]);
-                }
-                Err(TlsError::InvalidCertificate(CertificateError::NotValidYetContext {
-                    not_before,
-                    ..
-                })) => {
-                    problems.push(CertProblem::NotYetValid {
-                        not_before: not_before.as_secs() as i64,
-                    });
-                    at = UnixTime::since_unix_epoch(Duration::from_secs(not_before.as_secs() + 1));
-                    result = verify(at, &[]);
-                }
-                Err(TlsError::InvalidCertificate(CertificateError::Expired))
-                | Err(TlsError::InvalidCertificate(CertificateError::NotValidYet)) => {
-                    // Context-free variants: use x509-parser for the dates.
-                    if let Some((nb, na)) = validity(end_entity) {
-                        let nowsecs = now.as_secs() as i64;
-                        if nowsecs > na {
-                            problems.push(CertProblem::Expired { not_after: na });
-                            at = UnixTime::since_unix_epoch(Duration::from_secs(
-                                (na - 1).max(0) as u64
-                            ));
-                        } else {
-                            problems.push(CertProblem::NotYetValid { not_before: nb });
-                            at = UnixTime::since_unix_epoch(Duration::from_secs(
-                                (nb + 1).max(0) as u64
-                            ));
-                        }
-                        result = verify(at, &[]);
-                    }
-                }
-                _ => break,
-            }
-        }
+        let (result, at) = chain_check.dates(end_entity, now, &mut problems);
         match result {
-            Ok(()) => {
-                let mut known = self
+            Ok(()) => self.remember_intermediates(intermediates),
+            Err(e) => problems.push(self.trust_problem(e, end_entity, &chain_check, at)),
+        }
+        CertCheck { problems, chain }
+    }
+
+    /// What a chain that failed verification (after the dates were dealt with) is: self-signed,
+    /// incomplete (it verifies with intermediates seen before), unknown issuer, or otherwise invalid.
+    fn trust_problem(
+        &self,
+        e: TlsError,
+        end_entity: &CertificateDer<'_>,
+        chain_check: &ChainCheck<'_, '_>,
+        at: UnixTime,
+    ) -> CertProblem {
+        match e {
+            TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                if is_self_signed(end_entity) {
+                    return CertProblem::SelfSigned;
+                }
+                let known = self
                     .store
                     .known_intermediates
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                for c in intermediates {
-                    if !known.iter().any(|k| k.as_ref() == c.as_ref()) && known.len() < 1000 {
-                        known.push(c.clone().into_owned());
-                    }
-                }
-            }
-            Err(TlsError::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-                if is_self_signed(end_entity) {
-                    problems.push(CertProblem::SelfSigned);
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if !known.is_empty() && chain_check.verify(at, &known).is_ok() {
+                    CertProblem::IncompleteChain
                 } else {
-                    let known = self
-                        .store
-                        .known_intermediates
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone();
-                    if !known.is_empty() && verify(at, &known).is_ok() {
-                        problems.push(CertProblem::IncompleteChain);
-                    } else {
-                        problems.push(CertProblem::UnknownIssuer);
-                    }
+                    CertProblem::UnknownIssuer
                 }
             }
-            Err(TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. }))
-            | Err(TlsError::InvalidCertificate(CertificateError::NotValidYetContext { .. })) => {
+            TlsError::InvalidCertificate(CertificateError::ExpiredContext { .. })
+            | TlsError::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
                 // An intermediate is out of its validity period as well; already recorded for the leaf
                 // or not: record as invalid.
-                problems.push(CertProblem::Invalid {
+                CertProblem::Invalid {
                     error: "a certificate in the chain is outside its validity period".into(),
-                });
+                }
             }
-            Err(e) => problems.push(CertProblem::Invalid {
+            e => CertProblem::Invalid {
                 error: e.to_string(),
-            }),
+            },
         }
-        CertCheck { problems, chain }
+    }
+
+    /// Keeps the intermediates of a chain that verified (up to 1000), to recognise incomplete chains
+    /// later.
+    fn remember_intermediates(&self, intermediates: &[CertificateDer<'_>]) {
+        let mut known = self
+            .store
+            .known_intermediates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for c in intermediates {
+            if !known.iter().any(|k| k.as_ref() == c.as_ref()) && known.len() < 1000 {
+                known.push(c.clone().into_owned());
+            }
+        }
+    }
+}
+
+/// The host name problem of the leaf, if any.
+fn name_problem(
+    parsed: &ParsedCertificate<'_>,
+    server_name: &ServerName<'_>,
+) -> Option<CertProblem> {
+    let e = verify_server_name(parsed, server_name).err()?;
+    let presented = match e {
+        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
+            presented,
+            ..
+        }) => presented,
+        _ => vec![],
+    };
+    Some(CertProblem::NameMismatch { presented })
+}
+
+/// Verification of the leaf against the trusted roots with the sent (and possibly extra)
+/// intermediates, at a chosen moment.
+struct ChainCheck<'a, 'c> {
+    parsed: &'a ParsedCertificate<'c>,
+    roots: &'a RootCertStore,
+    intermediates: &'a [CertificateDer<'c>],
+    algs: &'a WebPkiSupportedAlgorithms,
+}
+
+impl ChainCheck<'_, '_> {
+    fn verify(&self, at: UnixTime, extra: &[CertificateDer<'_>]) -> Result<(), TlsError> {
+        let mut all: Vec<CertificateDer<'_>> = self.intermediates.to_vec();
+        all.extend(extra.iter().cloned());
+        verify_server_cert_signed_by_trust_anchor(self.parsed, self.roots, &all, at, self.algs.all)
+    }
+
+    /// Verifies at `now`; on a time error records it and verifies again at a moment inside the
+    /// validity period (at most twice), so that the trust question is answered too. Returns the last
+    /// result and the moment it was verified at.
+    fn dates(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        now: UnixTime,
+        problems: &mut Vec<CertProblem>,
+    ) -> (Result<(), TlsError>, UnixTime) {
+        let mut result = self.verify(now, &[]);
+        let mut at = now;
+        for _ in 0..2 {
+            let Some(next) = date_problem(&result, end_entity, now, problems) else {
+                break;
+            };
+            at = next;
+            result = self.verify(at, &[]);
+        }
+        (result, at)
+    }
+}
+
+/// If `result` is a time error: records it in `problems` and returns a moment inside the validity
+/// period to verify at again. `None`: not a time error (or no dates to be found), stop.
+fn date_problem(
+    result: &Result<(), TlsError>,
+    end_entity: &CertificateDer<'_>,
+    now: UnixTime,
+    problems: &mut Vec<CertProblem>,
+) -> Option<UnixTime> {
+    let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+    match result {
+        Err(TlsError::InvalidCertificate(CertificateError::ExpiredContext {
+            not_after, ..
+        })) => {
+            problems.push(CertProblem::Expired {
+                not_after: not_after.as_secs() as i64,
+            });
+            Some(at(not_after.as_secs().saturating_sub(1)))
+        }
+        Err(TlsError::InvalidCertificate(CertificateError::NotValidYetContext {
+            not_before,
+            ..
+        })) => {
+            problems.push(CertProblem::NotYetValid {
+                not_before: not_before.as_secs() as i64,
+            });
+            Some(at(not_before.as_secs() + 1))
+        }
+        Err(TlsError::InvalidCertificate(CertificateError::Expired))
+        | Err(TlsError::InvalidCertificate(CertificateError::NotValidYet)) => {
+            // Context-free variants: use x509-parser for the dates.
+            let (nb, na) = validity(end_entity)?;
+            if now.as_secs() as i64 > na {
+                problems.push(CertProblem::Expired { not_after: na });
+                Some(at((na - 1).max(0) as u64))
+            } else {
+                problems.push(CertProblem::NotYetValid { not_before: nb });
+                Some(at((nb + 1).max(0) as u64))
+            }
+        }
+        _ => None,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use nta7516_smarttls::testkit::{LeafKind, SmtpServerOpts, World};
-use nta7516_smarttls::{render_text, DomainReport, SmartTls, Verdict};
+use nta7516_smarttls::{render_text, DomainReport, FindingItem, SmartTls, Verdict};
 
 const BUDGET: Duration = Duration::from_secs(8);
 
@@ -205,12 +205,13 @@ async fn legacy_only_server(tls11: bool) {
         .grade
         .findings
         .iter()
-        .any(|f| f.item == "protocol_accepted" && f.value == version));
+        .any(|f| f.item == FindingItem::ProtocolAccepted && f.value == version));
     assert!(r
         .grade
         .findings
         .iter()
-        .any(|f| f.item == "suite_accepted" && f.value.starts_with("TLS_ECDHE_ECDSA_WITH_AES_")));
+        .any(|f| f.item == FindingItem::SuiteAccepted
+            && f.value.starts_with("TLS_ECDHE_ECDSA_WITH_AES_")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
