@@ -446,4 +446,24 @@ mod tests {
             .collect();
         assert_eq!(strs, vec!["a", "b"]);
     }
+
+    #[test]
+    fn lexer_reads_escapes_and_multiline_strings() {
+        let t = lex("require \"a\\\"b\";\ntext:\nhello\n.\nkeep;");
+        let got: Vec<_> = t
+            .iter()
+            .map(|t| (t.kind, t.text.as_str(), t.line, t.column))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Kind::Ident, "require", 1, 1),
+                (Kind::Str, "a\"b", 1, 9),
+                (Kind::Punct, ";", 1, 15),
+                (Kind::Str, "hello\n", 2, 1),
+                (Kind::Ident, "keep", 5, 1),
+                (Kind::Punct, ";", 5, 5),
+            ]
+        );
+    }
 }

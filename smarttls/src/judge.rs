@@ -624,3 +624,159 @@ pub(crate) fn judge_domain(r: &mut DomainReport) {
         Verdict::Secure
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::unprobed_host;
+    use crate::mta_sts::MtaSts;
+
+    fn codes(reasons: &[Reason]) -> Vec<&'static str> {
+        reasons.iter().map(|r| r.code.as_str()).collect()
+    }
+
+    #[test]
+    fn mx_plan_sorts_dedups_and_truncates() {
+        let mxs = vec![
+            (20, "b.example".to_string()),
+            (10, "a.example".to_string()),
+            (30, "a.example".to_string()),
+            (40, "c.example".to_string()),
+        ];
+        let MxPlan::Hosts(hosts) = mx_plan("example", mxs, false, 2) else {
+            panic!("hosts expected");
+        };
+        let got: Vec<_> = hosts
+            .iter()
+            .map(|t| (t.preference, t.host.as_str()))
+            .collect();
+        assert_eq!(got, [(Some(10), "a.example"), (Some(20), "b.example")]);
+        let MxPlan::Hosts(one) = mx_plan("example", vec![(5, "x".into())], false, 0) else {
+            panic!("hosts expected");
+        };
+        assert_eq!(one.len(), 1, "max_mx 0 still probes one host");
+    }
+
+    #[test]
+    fn mx_plan_null_mx_nxdomain_and_implicit() {
+        let null = mx_plan("d", vec![(0, String::new())], false, 10);
+        let MxPlan::Stop(s) = null else {
+            panic!("{null:?}")
+        };
+        assert_eq!((s.verdict, s.reason.code), (Verdict::Insecure, C::NullMx));
+        let nx = mx_plan("d", vec![], true, 10);
+        let MxPlan::Stop(s) = nx else {
+            panic!("{nx:?}")
+        };
+        assert_eq!((s.verdict, s.reason.code), (Verdict::Insecure, C::NoMx));
+        assert_eq!(mx_plan("d", vec![], false, 10), MxPlan::Implicit);
+    }
+
+    #[test]
+    fn implicit_mx_and_lookup_failures() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = implicit_mx("d", &Ok((vec![ip], DnssecStatus::Secure))).unwrap();
+        assert_eq!((t.preference, t.host.as_str()), (None, "d"));
+        let cases = [
+            (
+                Ok((vec![], DnssecStatus::Secure)),
+                Verdict::Insecure,
+                C::NoMx,
+            ),
+            (Err(DnsFailure::Bogus), Verdict::Insecure, C::DnssecBogus),
+            (Err(DnsFailure::Timeout), Verdict::Unknown, C::DnsFailure),
+        ];
+        for (answer, verdict, code) in cases {
+            let s = implicit_mx("d", &answer).unwrap_err();
+            assert_eq!((s.verdict, s.reason.code), (verdict, code), "{answer:?}");
+        }
+        let s = mx_lookup_failed("d", &DnsFailure::Bogus);
+        assert_eq!(
+            (s.verdict, s.reason.code),
+            (Verdict::Insecure, C::DnssecBogus)
+        );
+        let s = mx_lookup_failed("d", &DnsFailure::Failed("SERVFAIL".into()));
+        assert_eq!(
+            (s.verdict, s.reason.code),
+            (Verdict::Unknown, C::DnsFailure)
+        );
+    }
+
+    #[test]
+    fn host_failures_before_tls() {
+        let j = address_failure("mx", &DnsFailure::Bogus);
+        assert_eq!(
+            (j.verdict, codes(&j.reasons)),
+            (Verdict::Insecure, vec!["dnssec_bogus"])
+        );
+        let j = address_failure("mx", &DnsFailure::Timeout);
+        assert_eq!(
+            (j.verdict, codes(&j.reasons)),
+            (Verdict::Unknown, vec!["dns_failure"])
+        );
+        let j = unreachable("mx", "cannot connect");
+        assert_eq!(
+            (j.verdict, codes(&j.reasons)),
+            (Verdict::Unknown, vec!["mx_unreachable"])
+        );
+        let hp = unprobed_host("mx", 25);
+        let j = judge_host(&hp, &Err(SmtpError::NoStarttls), None);
+        assert_eq!(
+            (j.verdict, codes(&j.reasons)),
+            (Verdict::Insecure, vec!["starttls_missing"])
+        );
+        let j = judge_host(&hp, &Err(SmtpError::Timeout(smtp::Step::EhloReply)), None);
+        assert_eq!(
+            (j.verdict, codes(&j.reasons)),
+            (Verdict::Unknown, vec!["timeout"])
+        );
+    }
+
+    fn mx(host: &str, reachable: bool, verdict: Verdict, reasons: Vec<Reason>) -> MxReport {
+        let mut probe = unprobed_host(host, 25);
+        probe.reachable = reachable;
+        probe.verdict = Some(verdict);
+        probe.reasons = reasons;
+        mx_report(Some(10), probe, &MtaSts::NoRecord)
+    }
+
+    fn report(mx: Vec<MxReport>) -> DomainReport {
+        let mut r = crate::probe::budget_exceeded("d", std::time::Duration::ZERO);
+        r.reasons.clear();
+        r.mx = mx;
+        r
+    }
+
+    #[test]
+    fn domain_verdict_from_reachable_hosts() {
+        let down = || {
+            let why = Reason::host(C::MxUnreachable, "down", "cannot connect");
+            mx("down", false, Verdict::Unknown, vec![why])
+        };
+        let mut r = report(vec![down(), mx("up", true, Verdict::Secure, vec![])]);
+        judge_domain(&mut r);
+        assert_eq!(r.verdict, Verdict::Secure);
+        assert_eq!(r.note_codes(), ["mx_unreachable"]);
+        assert!(r.notes[0]
+            .text
+            .ends_with("(skipped: Stalwart falls through to the next MX)"));
+
+        let mut r = report(vec![down()]);
+        judge_domain(&mut r);
+        assert_eq!(
+            (r.verdict, r.reason_codes()),
+            (Verdict::Unknown, vec!["mx_unreachable"])
+        );
+
+        let expired = Reason::host(C::CertExpired, "bad", "expired");
+        let mut r = report(vec![
+            mx("up", true, Verdict::Secure, vec![]),
+            mx("bad", true, Verdict::Insecure, vec![expired]),
+        ]);
+        judge_domain(&mut r);
+        assert_eq!(
+            (r.verdict, r.reason_codes()),
+            (Verdict::Insecure, vec!["cert_expired"])
+        );
+    }
+}

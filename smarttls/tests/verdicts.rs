@@ -21,7 +21,12 @@ fn assert_verdict(r: &DomainReport, verdict: Verdict, codes: &[&str]) {
         r.domain, r.reasons
     );
     assert_eq!(r.reason_codes(), codes, "reason codes of {}", r.domain);
-    assert_eq!(verdict.is_deliverable(), verdict == Verdict::Secure);
+    assert_eq!(
+        r.verdict.is_deliverable(),
+        verdict == Verdict::Secure,
+        "deliverability of {}",
+        r.domain
+    );
 }
 
 /// One MX host with a leaf of `kind`: (world, prober, domain).
