@@ -18,7 +18,7 @@ use hickory_resolver::TokioResolver;
 use serde::Serialize;
 
 use crate::config::SmartTlsConfig;
-use crate::Error;
+use crate::error::Error;
 
 /// DNSSEC status of an answer (RFC 4033 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -79,19 +79,10 @@ pub(crate) fn nta_record(answer: &Answer) -> Option<String> {
     })
 }
 
-/// `TLSv1.3`, `TLSv1.2`, or the rustls name of another version.
-pub(crate) fn version_str(v: rustls::ProtocolVersion) -> String {
-    match v {
-        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
-        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        other => format!("{other:?}"),
-    }
-}
-
 /// The session and certificate facts of a completed handshake.
 pub(crate) fn tls_facts(s: &Session) -> TlsFacts {
     TlsFacts {
-        version: version_str(s.version),
+        version: grade::protocol_name(s.version),
         cipher_suite: grade::suite_name(u16::from(s.suite)),
         key_exchange: s.group.map(|g| grade::group_category(g).0),
         pkix_valid: s.cert.problems.is_empty(),

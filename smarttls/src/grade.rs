@@ -174,6 +174,15 @@ pub fn suite_name(code: u16) -> String {
     }
 }
 
+/// Name of a negotiated protocol version: `TLSv1.3`, `TLSv1.2`, or the rustls name of another.
+pub fn protocol_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Category of a negotiated protocol version.
 pub fn version_category(v: rustls::ProtocolVersion) -> Category {
     match v {

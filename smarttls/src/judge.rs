@@ -471,7 +471,7 @@ fn session_findings(s: &Session) -> Vec<Finding> {
     let mut f = Vec::new();
     f.push(finding(
         FindingItem::TlsVersion,
-        crate::facts::version_str(s.version),
+        grade::protocol_name(s.version),
         grade::version_category(s.version),
     ));
     let code = u16::from(s.suite);

@@ -30,6 +30,7 @@ pub mod cache;
 pub mod config;
 pub mod dane;
 pub mod dns;
+mod error;
 mod facts;
 pub mod grade;
 mod judge;
@@ -52,19 +53,12 @@ use std::time::Duration;
 
 pub use config::SmartTlsConfig;
 pub use dns::DnssecStatus;
+pub use error::Error;
 pub use grade::{Category, Finding, FindingItem, Grade};
 pub use mta_sts::MtaSts;
 pub use peer::{NtaPeer, PeerStatus};
 pub use report::{render_text, DomainReport, HostProbe, MxReport};
 pub use verdict::{Reason, ReasonCode, Verdict};
-
-/// Errors building a [`SmartTls`].
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Bad configuration (resolver, trust anchors, CA file).
-    #[error("SmartTLS configuration: {0}")]
-    Config(String),
-}
 
 /// The SmartTLS prober with its caches. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]

@@ -117,10 +117,10 @@ impl MtaStsClient {
         roots: Arc<rustls::RootCertStore>,
         port: u16,
         timeout: Duration,
-    ) -> Result<Self, crate::Error> {
+    ) -> Result<Self, crate::error::Error> {
         let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| crate::Error::Config(e.to_string()))?
+            .map_err(|e| crate::error::Error::Config(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self {

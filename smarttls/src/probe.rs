@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::cache::{Lookup, SingleFlight};
 use crate::config::SmartTlsConfig;
 use crate::dns::{bare, Answer, Dns, DnsFailure, DnssecStatus};
+use crate::error::Error;
 use crate::facts;
 use crate::grade::Grade;
 use crate::judge::{self, HostJudgement, MxPlan, MxTarget, Stop};
@@ -66,7 +67,7 @@ struct Connected {
 }
 
 impl Engine {
-    pub fn new(cfg: SmartTlsConfig) -> Result<Arc<Self>, crate::Error> {
+    pub fn new(cfg: SmartTlsConfig) -> Result<Arc<Self>, Error> {
         let dns = Dns::new(&cfg)?;
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -329,11 +330,9 @@ impl Engine {
 fn load_ca_file(
     path: &std::path::Path,
     roots: &mut rustls::RootCertStore,
-) -> Result<Vec<CertificateDer<'static>>, crate::Error> {
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     use rustls::pki_types::pem::PemObject;
-    let bad = |e: &dyn std::fmt::Display| {
-        crate::Error::Config(format!("ca_file {}: {e}", path.display()))
-    };
+    let bad = |e: &dyn std::fmt::Display| Error::Config(format!("ca_file {}: {e}", path.display()));
     let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
     let mut intermediates = Vec::new();
     let mut n = 0;
@@ -347,7 +346,7 @@ fn load_ca_file(
         }
     }
     if n == 0 {
-        return Err(crate::Error::Config(format!(
+        return Err(Error::Config(format!(
             "ca_file {} holds no root certificate",
             path.display()
         )));
