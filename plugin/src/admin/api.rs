@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{csv, validate, AdminState};
 use crate::{
     audit::export,
-    http::Problem,
+    http::problem::Problem,
     store::{
         admin::{RecipientIn, Resolved},
         audit::AuditQuery,

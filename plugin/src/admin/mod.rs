@@ -22,7 +22,11 @@ use axum::{
     Router,
 };
 
-use crate::{http::Problem, store::Store, Gateway};
+use crate::{
+    http::{auth::bearer_ok, problem::Problem},
+    store::Store,
+    Gateway,
+};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -150,7 +154,7 @@ async fn openapi() -> Response {
 /// `Authorization: Bearer <admin token>`; without a configured token every request is refused.
 async fn authorize(State(state): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     match state.token.as_deref() {
-        Some(token) if crate::http::bearer_ok(req.headers(), token) => next.run(req).await,
+        Some(token) if bearer_ok(req.headers(), token) => next.run(req).await,
         Some(_) => Problem::unauthorized().into_response(),
         None => Problem::new(
             axum::http::StatusCode::UNAUTHORIZED,
