@@ -42,7 +42,7 @@ pub mod report;
 pub mod verify;
 
 pub use event::{
-    Entry, Event, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
+    Entry, Event, Kind, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
 };
 pub use record::{Record, GENESIS};
 pub use report::Report;
