@@ -296,7 +296,7 @@ fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::n
             data_dir.join("master.key").display()
         );
     }
-    if gw.config.sms.mode == "log" {
+    if gw.config.sms.mode == stalwart_nta7516::config::SmsMode::Log {
         eprintln!();
         eprintln!(
             "  ################################################################################"
