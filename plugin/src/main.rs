@@ -1,4 +1,8 @@
 //! `stalwart-nta7516`: the gateway binary. See the crate docs of `stalwart_nta7516`.
+//!
+//! It parses the command line ([`cli`]) and runs the command: `serve` wires the configuration, the
+//! SmartTLS seam, the policy and the [`Gateway`] into the HTTP application and the background jobs;
+//! the other commands call the library's probe, doctor, policy and admin client.
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 

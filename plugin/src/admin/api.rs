@@ -1,5 +1,8 @@
 //! Admin API handlers. Input is validated into typed values before anything is stored; bad input is a
 //! 400 problem that says what is wrong and changes nothing; an unknown id is a 404 problem.
+//!
+//! Strings stop here: query parameters and bodies become [`super::choice`] enums and
+//! [`super::validate`] values, and only wire names go on to the store.
 
 use std::{collections::HashMap, sync::Arc};
 

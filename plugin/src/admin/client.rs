@@ -1,6 +1,9 @@
 //! `stalwart-nta7516 admin …` and `audit …`: each command is one admin API request, sent to a running
 //! gateway (`--url`, `--token`) or handled in-process by the same router over the local database (the
 //! configuration's `storage.url`), so both ways behave identically.
+//!
+//! It owns the clap commands and their translation into requests; it calls only the admin router
+//! ([`super::routes`]), the store (to open it) and the audit export formats.
 
 use std::path::PathBuf;
 

@@ -5,6 +5,12 @@
 //!
 //! The CLI (`stalwart-nta7516 admin …`) sends the same requests, to a running gateway (`--url`) or to
 //! this router in-process over the local database ([`client`]).
+//!
+//! This file owns the route table ([`ROUTES`], [`routes`]) and the token check; [`api`] the handlers,
+//! [`choice`] the closed choices (formats, kinds, modes), [`validate`] typed input, [`csv`] the CSV
+//! form, [`client`] the CLI. The admin API may call the store, the audit log's types and exports, the
+//! policy reload and the HTTP leaves [`crate::http::problem`] and [`crate::http::auth`] — never
+//! [`crate::http`] itself, whose router mounts this one.
 
 pub mod api;
 pub mod choice;

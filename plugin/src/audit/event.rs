@@ -344,8 +344,8 @@ impl Event {
         }
     }
 
-    /// The record's columns: who and what it is about ([`Event::subject`]) and what happened
-    /// ([`Event::details`]).
+    /// The record's columns: who and what it is about (`subject`) and what happened
+    /// (`details`).
     pub fn entry(&self) -> Entry {
         let Subject {
             at,

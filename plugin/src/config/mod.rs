@@ -4,9 +4,9 @@
 //! and column), the embedded default, the validation order and the questions others ask of the
 //! configuration ([`Config::default_requirement`], [`Config::is_local_domain`], …). Each section's
 //! types, defaults and own checks live in a file of their own:
-//! [`http`] (`[server]`, `[hook]`, `[webhook]`, `[admin]`), [`storage`] (`[storage]`, `[hold]`),
-//! [`policy`] (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), [`sms`], [`portal`],
-//! [`smarttls`], [`stalwart`] and [`doctor`]; [`env`] applies the environment overrides. The sections
+//! `http.rs` (`[server]`, `[hook]`, `[webhook]`, `[admin]`), `storage.rs` (`[storage]`, `[hold]`),
+//! `policy.rs` (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), `sms.rs`, `portal.rs`,
+//! `smarttls.rs`, `stalwart.rs` and `doctor.rs`; `env.rs` applies the environment overrides. The sections
 //! import only serde, this module's error type and the policy's `Requirement`.
 //!
 //! Closed choices (`sms.mode`, `policy.default`) are enums read by serde: a bad value is refused while
