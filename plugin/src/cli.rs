@@ -1,4 +1,6 @@
-//! Command-line interface (clap): `serve` and the admin tools.
+//! Command-line interface (clap): `serve`, `probe`, `doctor`, `check-config`, `policy` and the admin
+//! and audit tools ([`stalwart_nta7516::admin::client`] defines those). Definitions only: `main` runs
+//! them.
 
 use std::path::PathBuf;
 

@@ -13,10 +13,14 @@
 //! - [`hold`]: envelope encryption of held content and the retention job;
 //! - [`store`]: the database (SQLite or PostgreSQL through sqlx);
 //! - [`challenge`]: recipient 2FA (tokens, codes, rate limits, SMS, notification mails, the worker);
-//! - [`portal`]: the recipient's and sender's web pages; [`smtp`]: the submission client to Stalwart;
-//! - [`http`]: the axum routes; [`config`]: the TOML configuration; [`metrics`]: Prometheus;
+//! - [`portal`]: the recipient's and sender's web pages;
+//! - [`stalwart_submit`]: the SMTP client that submits releases and notifications to Stalwart;
+//! - [`http`]: the axum application — it mounts hook, webhook, admin API and portal; the leaves
+//!   [`http::problem`] and [`http::auth`] are what those surfaces share;
+//! - [`config`]: the TOML configuration, one file per section group; [`metrics`]: Prometheus;
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
-//! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit).
+//! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
+//! - [`doctor`]: the readiness check of the organisation's own domain.
 
 pub mod admin;
 pub mod audit;
@@ -30,8 +34,8 @@ pub mod metrics;
 pub mod policy;
 pub mod portal;
 pub mod secrets;
-pub mod smtp;
 pub mod stalwart;
+pub mod stalwart_submit;
 pub mod store;
 pub mod submission;
 pub mod time;

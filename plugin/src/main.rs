@@ -1,4 +1,8 @@
 //! `stalwart-nta7516`: the gateway binary. See the crate docs of `stalwart_nta7516`.
+//!
+//! It parses the command line ([`cli`]) and runs the command: `serve` wires the configuration, the
+//! SmartTLS seam, the policy and the [`Gateway`] into the HTTP application and the background jobs;
+//! the other commands call the library's probe, doctor, policy and admin client.
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -296,7 +300,7 @@ fn banner(gw: &Gateway, embedded: bool, data_dir: &std::path::Path, addr: std::n
             data_dir.join("master.key").display()
         );
     }
-    if gw.config.sms.mode == "log" {
+    if gw.config.sms.mode == stalwart_nta7516::config::SmsMode::Log {
         eprintln!();
         eprintln!(
             "  ################################################################################"

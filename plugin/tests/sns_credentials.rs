@@ -6,7 +6,7 @@ mod common;
 mod support;
 
 use stalwart_nta7516::challenge::sms;
-use stalwart_nta7516::config::SmsConfig;
+use stalwart_nta7516::config::{SmsConfig, SmsMode};
 use support::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +42,7 @@ async fn credentials_from_a_profile_file_and_a_clear_error_without_any() {
     std::env::set_var("AWS_PROFILE", "gateway");
 
     let conf = SmsConfig {
-        mode: "sns".into(),
+        mode: SmsMode::Sns,
         endpoint_url: Some(moto.url.clone()),
         sender_id: Some("Zorg".into()),
         ..SmsConfig::default()

@@ -1,5 +1,8 @@
 //! Admin API handlers. Input is validated into typed values before anything is stored; bad input is a
 //! 400 problem that says what is wrong and changes nothing; an unknown id is a 404 problem.
+//!
+//! Strings stop here: query parameters and bodies become [`super::choice`] enums and
+//! [`super::validate`] values, and only wire names go on to the store.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -13,10 +16,13 @@ use axum::{
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
 
-use super::{csv, validate, AdminState};
+use super::{
+    choice::{AuditFormat, ExemptionKind, ImportMode, ReportFormat},
+    csv, validate, AdminState,
+};
 use crate::{
-    audit::export,
-    http::Problem,
+    audit::{export, Kind},
+    http::problem::Problem,
     store::{
         admin::{RecipientIn, Resolved},
         audit::AuditQuery,
@@ -161,10 +167,10 @@ pub async fn reset_verification(State(s): St, Path(address): Path<String>) -> An
 /// CSV upload. Bad rows are reported with their line numbers; the good rows are imported, unless
 /// `all_or_nothing=true`, which imports nothing when any row is bad (then 400).
 pub async fn import_recipients(State(s): St, Query(q): Params, b: Bytes) -> Answer {
+    let mode = ImportMode::from_query(q.get("all_or_nothing").map(String::as_str)).map_err(bad)?;
     let text = std::str::from_utf8(&b).map_err(|e| bad(format!("the CSV is not UTF-8: {e}")))?;
     let parsed = csv::parse(text).map_err(bad)?;
-    let strict = q.get("all_or_nothing").is_some_and(|v| v == "true");
-    if strict && !parsed.errors.is_empty() {
+    if mode == ImportMode::AllOrNothing && !parsed.errors.is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-input",
@@ -228,14 +234,8 @@ pub struct ExemptionBody {
 
 pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
     let input: ExemptionBody = body(&b)?;
-    let value = match input.kind.as_str() {
-        "address" => validate::address(&input.value),
-        "domain" => validate::domain(&input.value),
-        other => Err(format!(
-            "kind must be \"address\" or \"domain\", not {other:?}"
-        )),
-    }
-    .map_err(bad)?;
+    let kind = ExemptionKind::parse(&input.kind).map_err(bad)?;
+    let value = kind.value(&input.value).map_err(bad)?;
     let reason = validate::text("reason", &input.reason, 500).map_err(bad)?;
     let now = time::now();
     let expires_at = input
@@ -249,7 +249,7 @@ pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
     }
     let id = s
         .store
-        .put_exemption(&s.actor, &input.kind, &value, &reason, expires_at, now)
+        .put_exemption(&s.actor, kind.as_str(), &value, &reason, expires_at, now)
         .await
         .map_err(unavailable)?;
     let all = s.store.list_exemptions().await.map_err(unavailable)?;
@@ -461,6 +461,7 @@ pub async fn delete_settings(State(s): St, Path(domain): Path<String>) -> Answer
 /// Audit records by message, recipient, kind and time (RFC 3339), paged by `after_seq`; `format=csv`
 /// or `format=jsonl` for an export.
 pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
+    let format = AuditFormat::parse(q.get("format").map(String::as_str)).map_err(bad)?;
     let time_param = |k: &str| {
         q.get(k)
             .map(|v| validate::time(k, v))
@@ -474,7 +475,7 @@ pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
             .map(|r| validate::address(r))
             .transpose()
             .map_err(bad)?,
-        kind: q.get("kind").cloned(),
+        kind: q.get("kind").map(|k| audit_kind(k)).transpose()?,
         since: time_param("since")?,
         until: time_param("until")?,
         after_seq: q
@@ -487,25 +488,33 @@ pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
         limit: Some(limit(&q, 1000, 10_000)?),
     };
     let records = s.store.audit_query(&query).await.map_err(unavailable)?;
-    match q.get("format").map(String::as_str) {
-        None | Some("json") => {
+    match format {
+        AuditFormat::Json => {
             let next = records.last().map(|r| r.seq);
             ok(json!({ "records": records, "next_after_seq": next }))
         }
-        Some("jsonl") => Ok((
+        AuditFormat::Jsonl => Ok((
             [(header::CONTENT_TYPE, "application/jsonl")],
             records.iter().map(export::json_line).collect::<String>(),
         )
             .into_response()),
-        Some("csv") => Ok((
+        AuditFormat::Csv => Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             std::iter::once(export::CSV_HEADER.to_string())
                 .chain(records.iter().map(export::csv_line))
                 .collect::<String>(),
         )
             .into_response()),
-        Some(other) => Err(bad(format!(
-            "format must be json, jsonl or csv, not {other:?}"
+    }
+}
+
+/// The `kind` filter: one of the record kinds, else a 400 that lists them.
+fn audit_kind(name: &str) -> Result<String, Problem> {
+    match Kind::parse(name) {
+        Some(kind) => Ok(kind.as_str().to_string()),
+        None => Err(bad(format!(
+            "kind must be one of {}, not {name:?}",
+            Kind::ALL.map(Kind::as_str).join(", ")
         ))),
     }
 }
@@ -535,6 +544,7 @@ pub async fn audit_report(
     Path(message_id): Path<String>,
     Query(q): Params,
 ) -> Answer {
+    let format = ReportFormat::parse(q.get("format").map(String::as_str)).map_err(bad)?;
     // Held messages are `h-…`, messages that went out at once `m-…`.
     let message_id = validate::id("message", "h", &message_id)
         .or_else(|_| validate::id("message", "m", &message_id))
@@ -553,21 +563,18 @@ pub async fn audit_report(
             "the audit log has no records for message {message_id:?}"
         )));
     };
-    match q.get("format").map(String::as_str) {
-        None | Some("json") => ok(report),
-        Some("text") => Ok((
+    match format {
+        ReportFormat::Json => ok(report),
+        ReportFormat::Text => Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             report.to_text(),
         )
             .into_response()),
-        Some("html") => Ok((
+        ReportFormat::Html => Ok((
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             report.to_html(),
         )
             .into_response()),
-        Some(other) => Err(bad(format!(
-            "format must be json, text or html, not {other:?}"
-        ))),
     }
 }
 

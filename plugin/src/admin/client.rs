@@ -1,6 +1,9 @@
 //! `stalwart-nta7516 admin …` and `audit …`: each command is one admin API request, sent to a running
 //! gateway (`--url`, `--token`) or handled in-process by the same router over the local database (the
 //! configuration's `storage.url`), so both ways behave identically.
+//!
+//! It owns the clap commands and their translation into requests; it calls only the admin router
+//! ([`super::routes`]), the store (to open it) and the audit export formats.
 
 use std::path::PathBuf;
 
@@ -10,7 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use tower::ServiceExt;
 
-use super::{routes, AdminState};
+use super::{
+    choice::{ExemptionKind, ExportFormat, ImportMode, ReportFormat, ResolveOutcome},
+    routes, AdminState,
+};
 use crate::{audit::export, audit::Record, config::Config, store::Store};
 
 /// Where the commands go.
@@ -104,9 +110,8 @@ pub enum RecipientsCmd {
 pub enum ExemptionsCmd {
     List,
     Add {
-        /// address or domain
-        #[arg(long)]
-        kind: String,
+        #[arg(long, value_enum)]
+        kind: ExemptionKind,
         #[arg(long)]
         value: String,
         #[arg(long)]
@@ -150,8 +155,8 @@ pub enum HeldCmd {
         id: String,
         #[arg(long)]
         recipient: String,
-        #[arg(long, value_parser = ["delivered", "not-delivered"])]
-        outcome: String,
+        #[arg(long, value_enum)]
+        outcome: ResolveOutcome,
     },
     /// Erase the held content now.
     Delete { id: String },
@@ -193,9 +198,8 @@ pub enum AuditCommand {
     Report {
         #[arg(long)]
         message_id: String,
-        /// json, text or html
-        #[arg(long, default_value = "text")]
-        format: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
     },
     /// Records in a time range, as JSON lines or CSV.
     Export {
@@ -205,9 +209,8 @@ pub enum AuditCommand {
         /// RFC 3339, exclusive
         #[arg(long)]
         until: Option<String>,
-        /// jsonl or csv
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
     },
 }
 
@@ -271,131 +274,165 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
+/// The API's base path.
+const BASE: &str = "/v1/admin";
+
+fn delete(path: String) -> ApiRequest {
+    ApiRequest {
+        method: Method::DELETE,
+        ..get(path)
+    }
+}
+
+fn post_empty(path: String) -> ApiRequest {
+    ApiRequest {
+        method: Method::POST,
+        ..get(path)
+    }
+}
+
 impl AdminCommand {
     /// The API request this command stands for.
     pub fn request(&self) -> Result<ApiRequest, String> {
-        use serde_json::json;
-        let b = "/v1/admin";
+        match self {
+            AdminCommand::Recipients(c) => c.request(),
+            AdminCommand::Exemptions(c) => Ok(c.request()),
+            AdminCommand::Peers(c) => Ok(c.request()),
+            AdminCommand::Held(c) => Ok(c.request()),
+            AdminCommand::Settings(c) => Ok(c.request()),
+        }
+    }
+}
+
+impl RecipientsCmd {
+    fn request(&self) -> Result<ApiRequest, String> {
+        let one = |address: &str| format!("{BASE}/recipients/{}", enc(address));
         Ok(match self {
-            AdminCommand::Recipients(c) => match c {
-                RecipientsCmd::List { after, limit } => get(format!(
-                    "{b}/recipients{}",
-                    query(&[
-                        ("after", after.clone()),
-                        ("limit", limit.map(|l| l.to_string()))
-                    ])
-                )),
-                RecipientsCmd::Get { address } => get(format!("{b}/recipients/{}", enc(address))),
-                RecipientsCmd::Set {
-                    address,
-                    phone,
-                    verified_until,
-                } => with_json(
-                    Method::PUT,
-                    format!("{b}/recipients/{}", enc(address)),
-                    json!({ "phone": phone, "verified_until": verified_until }),
-                ),
-                RecipientsCmd::Delete { address } => ApiRequest {
-                    method: Method::DELETE,
-                    ..get(format!("{b}/recipients/{}", enc(address)))
-                },
-                RecipientsCmd::ResetVerification { address } => ApiRequest {
+            RecipientsCmd::List { after, limit } => get(format!(
+                "{BASE}/recipients{}",
+                query(&[
+                    ("after", after.clone()),
+                    ("limit", limit.map(|l| l.to_string()))
+                ])
+            )),
+            RecipientsCmd::Get { address } => get(one(address)),
+            RecipientsCmd::Set {
+                address,
+                phone,
+                verified_until,
+            } => with_json(
+                Method::PUT,
+                one(address),
+                serde_json::json!({ "phone": phone, "verified_until": verified_until }),
+            ),
+            RecipientsCmd::Delete { address } => delete(one(address)),
+            RecipientsCmd::ResetVerification { address } => {
+                post_empty(format!("{}/reset-verification", one(address)))
+            }
+            RecipientsCmd::Import {
+                file,
+                all_or_nothing,
+            } => {
+                let mode = match all_or_nothing {
+                    true => ImportMode::AllOrNothing,
+                    false => ImportMode::GoodRows,
+                };
+                ApiRequest {
                     method: Method::POST,
-                    ..get(format!(
-                        "{b}/recipients/{}/reset-verification",
-                        enc(address)
-                    ))
-                },
-                RecipientsCmd::Import {
-                    file,
-                    all_or_nothing,
-                } => ApiRequest {
-                    method: Method::POST,
-                    path: format!(
-                        "{b}/recipients/import{}",
-                        if *all_or_nothing {
-                            "?all_or_nothing=true"
-                        } else {
-                            ""
-                        }
-                    ),
+                    path: format!("{BASE}/recipients/import{}", mode.query()),
                     content_type: "text/csv",
                     body: std::fs::read(file)
                         .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
-                },
-                RecipientsCmd::Export => get(format!("{b}/recipients/export")),
-            },
-            AdminCommand::Exemptions(c) => match c {
-                ExemptionsCmd::List => get(format!("{b}/exemptions")),
-                ExemptionsCmd::Add {
-                    kind,
-                    value,
-                    reason,
-                    expires_at,
-                } => with_json(
-                    Method::POST,
-                    format!("{b}/exemptions"),
-                    json!({ "kind": kind, "value": value, "reason": reason, "expires_at": expires_at }),
-                ),
-                ExemptionsCmd::Delete { id } => ApiRequest {
-                    method: Method::DELETE,
-                    ..get(format!("{b}/exemptions/{}", enc(id)))
-                },
-            },
-            AdminCommand::Peers(c) => match c {
-                PeersCmd::List => get(format!("{b}/peers")),
-                PeersCmd::Set { domain, provider } => with_json(
-                    Method::PUT,
-                    format!("{b}/peers/{}", enc(domain)),
-                    json!({ "provider": provider }),
-                ),
-                PeersCmd::Delete { domain } => ApiRequest {
-                    method: Method::DELETE,
-                    ..get(format!("{b}/peers/{}", enc(domain)))
-                },
-            },
-            AdminCommand::Held(c) => match c {
-                HeldCmd::List { limit } => get(format!(
-                    "{b}/held{}",
-                    query(&[("limit", limit.map(|l| l.to_string()))])
-                )),
-                HeldCmd::ReleaseToPortal { id, recipient } => with_json(
-                    Method::POST,
-                    format!("{b}/held/{}/release-to-portal", enc(id)),
-                    json!({ "recipient": recipient }),
-                ),
-                HeldCmd::Resolve {
-                    id,
-                    recipient,
-                    outcome,
-                } => with_json(
-                    Method::POST,
-                    format!("{b}/held/{}/resolve", enc(id)),
-                    json!({ "recipient": recipient, "delivered": outcome == "delivered" }),
-                ),
-                HeldCmd::Delete { id } => ApiRequest {
-                    method: Method::DELETE,
-                    ..get(format!("{b}/held/{}", enc(id)))
-                },
-            },
-            AdminCommand::Settings(c) => match c {
-                SettingsCmd::List => get(format!("{b}/settings")),
-                SettingsCmd::Get { domain } => get(format!("{b}/settings/{}", enc(domain))),
-                SettingsCmd::Set {
-                    domain,
-                    retention_days,
-                    groups,
-                } => with_json(
-                    Method::PUT,
-                    format!("{b}/settings/{}", enc(domain)),
-                    json!({ "retention_days": retention_days, "groups": groups }),
-                ),
-                SettingsCmd::Delete { domain } => ApiRequest {
-                    method: Method::DELETE,
-                    ..get(format!("{b}/settings/{}", enc(domain)))
-                },
-            },
+                }
+            }
+            RecipientsCmd::Export => get(format!("{BASE}/recipients/export")),
         })
+    }
+}
+
+impl ExemptionsCmd {
+    fn request(&self) -> ApiRequest {
+        match self {
+            ExemptionsCmd::List => get(format!("{BASE}/exemptions")),
+            ExemptionsCmd::Add {
+                kind,
+                value,
+                reason,
+                expires_at,
+            } => with_json(
+                Method::POST,
+                format!("{BASE}/exemptions"),
+                serde_json::json!({
+                    "kind": kind.as_str(),
+                    "value": value,
+                    "reason": reason,
+                    "expires_at": expires_at,
+                }),
+            ),
+            ExemptionsCmd::Delete { id } => delete(format!("{BASE}/exemptions/{}", enc(id))),
+        }
+    }
+}
+
+impl PeersCmd {
+    fn request(&self) -> ApiRequest {
+        let one = |domain: &str| format!("{BASE}/peers/{}", enc(domain));
+        match self {
+            PeersCmd::List => get(format!("{BASE}/peers")),
+            PeersCmd::Set { domain, provider } => with_json(
+                Method::PUT,
+                one(domain),
+                serde_json::json!({ "provider": provider }),
+            ),
+            PeersCmd::Delete { domain } => delete(one(domain)),
+        }
+    }
+}
+
+impl HeldCmd {
+    fn request(&self) -> ApiRequest {
+        let one = |id: &str| format!("{BASE}/held/{}", enc(id));
+        match self {
+            HeldCmd::List { limit } => get(format!(
+                "{BASE}/held{}",
+                query(&[("limit", limit.map(|l| l.to_string()))])
+            )),
+            HeldCmd::ReleaseToPortal { id, recipient } => with_json(
+                Method::POST,
+                format!("{}/release-to-portal", one(id)),
+                serde_json::json!({ "recipient": recipient }),
+            ),
+            HeldCmd::Resolve {
+                id,
+                recipient,
+                outcome,
+            } => with_json(
+                Method::POST,
+                format!("{}/resolve", one(id)),
+                serde_json::json!({ "recipient": recipient, "delivered": outcome.delivered() }),
+            ),
+            HeldCmd::Delete { id } => delete(one(id)),
+        }
+    }
+}
+
+impl SettingsCmd {
+    fn request(&self) -> ApiRequest {
+        let one = |domain: &str| format!("{BASE}/settings/{}", enc(domain));
+        match self {
+            SettingsCmd::List => get(format!("{BASE}/settings")),
+            SettingsCmd::Get { domain } => get(one(domain)),
+            SettingsCmd::Set {
+                domain,
+                retention_days,
+                groups,
+            } => with_json(
+                Method::PUT,
+                one(domain),
+                serde_json::json!({ "retention_days": retention_days, "groups": groups }),
+            ),
+            SettingsCmd::Delete { domain } => delete(one(domain)),
+        }
     }
 }
 
@@ -535,7 +572,7 @@ pub async fn reload_policy(url: String, token: Option<String>) -> Result<(), Str
     let reply = client
         .send(&ApiRequest {
             method: Method::POST,
-            path: "/v1/admin/policy/reload".into(),
+            path: format!("{BASE}/policy/reload"),
             content_type: "application/json",
             body: Vec::new(),
         })
@@ -546,36 +583,13 @@ pub async fn reload_policy(url: String, token: Option<String>) -> Result<(), Str
 pub async fn run_audit(args: AuditArgs) -> Result<(), String> {
     let client = Client::open(&args.target).await?;
     match args.command {
-        AuditCommand::Verify => {
-            let reply = client.send(&get("/v1/admin/audit/verify".into())).await?;
-            if reply.status >= 400 {
-                return print(&reply);
-            }
-            let v: serde_json::Value =
-                serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
-            let findings = v["findings"].as_array().cloned().unwrap_or_default();
-            println!(
-                "{} records, head #{} {}",
-                v["records"],
-                v["head_seq"],
-                v["head_hash"].as_str().unwrap_or_default()
-            );
-            for f in &findings {
-                println!("FAIL: {}", f["text"].as_str().unwrap_or_default());
-            }
-            if findings.is_empty() {
-                println!("OK: the chain is intact");
-                Ok(())
-            } else {
-                Err(format!("{} problem(s) in the audit log", findings.len()))
-            }
-        }
+        AuditCommand::Verify => audit_verify(&client).await,
         AuditCommand::Report { message_id, format } => {
             let reply = client
                 .send(&get(format!(
-                    "/v1/admin/audit/report/{}?format={}",
+                    "{BASE}/audit/report/{}?format={}",
                     enc(&message_id),
-                    enc(&format)
+                    format.as_str()
                 )))
                 .await?;
             print(&reply)
@@ -584,51 +598,80 @@ pub async fn run_audit(args: AuditArgs) -> Result<(), String> {
             since,
             until,
             format,
-        } => {
-            if !matches!(format.as_str(), "jsonl" | "csv") {
-                return Err(format!("--format must be jsonl or csv, not {format:?}"));
-            }
-            use std::io::Write;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            if format == "csv" {
-                out.write_all(export::CSV_HEADER.as_bytes())
-                    .map_err(|e| e.to_string())?;
-            }
-            let mut after = 0i64;
-            loop {
-                let reply = client
-                    .send(&get(format!(
-                        "/v1/admin/audit{}",
-                        query(&[
-                            ("since", since.clone()),
-                            ("until", until.clone()),
-                            ("after_seq", Some(after.to_string())),
-                            ("limit", Some("10000".into())),
-                        ])
-                    )))
-                    .await?;
-                if reply.status >= 400 {
-                    return print(&reply);
-                }
-                #[derive(serde::Deserialize)]
-                struct Page {
-                    records: Vec<Record>,
-                }
-                let page: Page = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
-                for r in &page.records {
-                    let line = if format == "csv" {
-                        export::csv_line(r)
-                    } else {
-                        export::json_line(r)
-                    };
-                    out.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-                }
-                match page.records.last() {
-                    Some(last) => after = last.seq,
-                    None => break,
-                }
-            }
-            out.flush().map_err(|e| e.to_string())
+        } => audit_export(&client, since, until, format).await,
+    }
+}
+
+/// `audit verify`: the chain's head, and each finding; an error when there is one.
+async fn audit_verify(client: &Client) -> Result<(), String> {
+    let reply = client.send(&get(format!("{BASE}/audit/verify"))).await?;
+    if reply.status >= 400 {
+        return print(&reply);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+    let findings = v["findings"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} records, head #{} {}",
+        v["records"],
+        v["head_seq"],
+        v["head_hash"].as_str().unwrap_or_default()
+    );
+    for f in &findings {
+        println!("FAIL: {}", f["text"].as_str().unwrap_or_default());
+    }
+    if findings.is_empty() {
+        println!("OK: the chain is intact");
+        Ok(())
+    } else {
+        Err(format!("{} problem(s) in the audit log", findings.len()))
+    }
+}
+
+/// `audit export`: every record in the range, page by page, to stdout.
+async fn audit_export(
+    client: &Client,
+    since: Option<String>,
+    until: Option<String>,
+    format: ExportFormat,
+) -> Result<(), String> {
+    use std::io::Write;
+    #[derive(serde::Deserialize)]
+    struct Page {
+        records: Vec<Record>,
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == ExportFormat::Csv {
+        out.write_all(export::CSV_HEADER.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let mut after = 0i64;
+    loop {
+        let reply = client
+            .send(&get(format!(
+                "{BASE}/audit{}",
+                query(&[
+                    ("since", since.clone()),
+                    ("until", until.clone()),
+                    ("after_seq", Some(after.to_string())),
+                    ("limit", Some("10000".into())),
+                ])
+            )))
+            .await?;
+        if reply.status >= 400 {
+            return print(&reply);
+        }
+        let page: Page = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+        for r in &page.records {
+            let line = match format {
+                ExportFormat::Csv => export::csv_line(r),
+                ExportFormat::Jsonl => export::json_line(r),
+            };
+            out.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        match page.records.last() {
+            Some(last) => after = last.seq,
+            None => break,
         }
     }
+    out.flush().map_err(|e| e.to_string())
 }

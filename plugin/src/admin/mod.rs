@@ -5,8 +5,15 @@
 //!
 //! The CLI (`stalwart-nta7516 admin …`) sends the same requests, to a running gateway (`--url`) or to
 //! this router in-process over the local database ([`client`]).
+//!
+//! This file owns the route table ([`ROUTES`], [`routes`]) and the token check; [`api`] the handlers,
+//! [`choice`] the closed choices (formats, kinds, modes), [`validate`] typed input, [`csv`] the CSV
+//! form, [`client`] the CLI. The admin API may call the store, the audit log's types and exports, the
+//! policy reload and the HTTP leaves [`crate::http::problem`] and [`crate::http::auth`] — never
+//! [`crate::http`] itself, whose router mounts this one.
 
 pub mod api;
+pub mod choice;
 pub mod client;
 pub mod csv;
 pub mod validate;
@@ -22,7 +29,11 @@ use axum::{
     Router,
 };
 
-use crate::{http::Problem, store::Store, Gateway};
+use crate::{
+    http::{auth::bearer_ok, problem::Problem},
+    store::Store,
+    Gateway,
+};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -150,7 +161,7 @@ async fn openapi() -> Response {
 /// `Authorization: Bearer <admin token>`; without a configured token every request is refused.
 async fn authorize(State(state): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
     match state.token.as_deref() {
-        Some(token) if crate::http::bearer_ok(req.headers(), token) => next.run(req).await,
+        Some(token) if bearer_ok(req.headers(), token) => next.run(req).await,
         Some(_) => Problem::unauthorized().into_response(),
         None => Problem::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -158,5 +169,49 @@ async fn authorize(State(state): State<Arc<AdminState>>, req: Request, next: Nex
             "the admin API has no token configured ([admin] token or token_file)",
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choice::{AuditFormat, ExemptionKind, ImportMode, ReportFormat};
+
+    /// The `enum` of a query parameter of `GET path` in the OpenAPI document.
+    fn query_enum(path: &str, name: &str) -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        p["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn openapi_choices_are_the_servers() {
+        let kinds: Vec<&str> = crate::audit::Kind::ALL.map(|k| k.as_str()).to_vec();
+        assert_eq!(query_enum("/v1/admin/audit", "kind"), kinds);
+        for f in query_enum("/v1/admin/audit", "format") {
+            assert!(AuditFormat::parse(Some(&f)).is_ok(), "{f}");
+        }
+        let report = query_enum("/v1/admin/audit/report/{message_id}", "format");
+        for f in &report {
+            assert_eq!(ReportFormat::parse(Some(f)).unwrap().as_str(), f);
+        }
+        assert_eq!(report.len(), 3);
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let exemption =
+            &doc["components"]["schemas"]["ExemptionInput"]["properties"]["kind"]["enum"];
+        for k in exemption.as_array().unwrap() {
+            let k = k.as_str().unwrap();
+            assert_eq!(ExemptionKind::parse(k).unwrap().as_str(), k);
+        }
+        let import = &doc["paths"]["/v1/admin/recipients/import"]["post"]["parameters"][0];
+        assert_eq!(import["name"], "all_or_nothing");
+        assert_eq!(import["schema"]["type"], "boolean");
+        assert!(ImportMode::from_query(Some("true")).is_ok());
+        assert!(ImportMode::from_query(Some("false")).is_ok());
     }
 }

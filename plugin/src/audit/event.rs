@@ -247,251 +247,350 @@ pub struct Entry {
     pub details: Value,
 }
 
-impl Event {
-    /// The stable kind name stored with the record.
-    pub fn kind(&self) -> &'static str {
+/// The kind of an audit record: one per [`Event`] variant, stored with the record by its stable name
+/// ([`Kind::as_str`]) and used to filter audit queries ([`Kind::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Decision,
+    Held,
+    NotificationSent,
+    SmsSent,
+    SmsFailed,
+    CodeSucceeded,
+    CodeFailed,
+    ChallengeLocked,
+    PhoneNumber,
+    Released,
+    ReleaseFailed,
+    PortalViewed,
+    PortalDownloaded,
+    Expired,
+    Delivery,
+    Admin,
+}
+
+impl Kind {
+    /// Every kind, in the order of [`Event`].
+    pub const ALL: [Kind; 16] = [
+        Kind::Decision,
+        Kind::Held,
+        Kind::NotificationSent,
+        Kind::SmsSent,
+        Kind::SmsFailed,
+        Kind::CodeSucceeded,
+        Kind::CodeFailed,
+        Kind::ChallengeLocked,
+        Kind::PhoneNumber,
+        Kind::Released,
+        Kind::ReleaseFailed,
+        Kind::PortalViewed,
+        Kind::PortalDownloaded,
+        Kind::Expired,
+        Kind::Delivery,
+        Kind::Admin,
+    ];
+
+    /// The stable name stored with the record (never change one: exports and reports read it).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Event::Decision { .. } => "decision",
-            Event::Held { .. } => "held",
-            Event::NotificationSent { .. } => "notification_sent",
-            Event::SmsSent { .. } => "sms_sent",
-            Event::SmsFailed { .. } => "sms_failed",
-            Event::CodeSucceeded { .. } => "code_succeeded",
-            Event::CodeFailed { .. } => "code_failed",
-            Event::ChallengeLocked { .. } => "challenge_locked",
-            Event::PhoneNumber { .. } => "phone_number",
-            Event::Released { .. } => "released",
-            Event::ReleaseFailed { .. } => "release_failed",
-            Event::PortalViewed { .. } => "portal_viewed",
-            Event::PortalDownloaded { .. } => "portal_downloaded",
-            Event::Expired { .. } => "expired",
-            Event::Delivery { .. } => "delivery",
-            Event::Admin { .. } => "admin",
+            Kind::Decision => "decision",
+            Kind::Held => "held",
+            Kind::NotificationSent => "notification_sent",
+            Kind::SmsSent => "sms_sent",
+            Kind::SmsFailed => "sms_failed",
+            Kind::CodeSucceeded => "code_succeeded",
+            Kind::CodeFailed => "code_failed",
+            Kind::ChallengeLocked => "challenge_locked",
+            Kind::PhoneNumber => "phone_number",
+            Kind::Released => "released",
+            Kind::ReleaseFailed => "release_failed",
+            Kind::PortalViewed => "portal_viewed",
+            Kind::PortalDownloaded => "portal_downloaded",
+            Kind::Expired => "expired",
+            Kind::Delivery => "delivery",
+            Kind::Admin => "admin",
         }
     }
 
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl Event {
+    /// The stable kind name stored with the record.
+    pub fn kind(&self) -> &'static str {
+        self.record_kind().as_str()
+    }
+
+    pub fn record_kind(&self) -> Kind {
+        match self {
+            Event::Decision { .. } => Kind::Decision,
+            Event::Held { .. } => Kind::Held,
+            Event::NotificationSent { .. } => Kind::NotificationSent,
+            Event::SmsSent { .. } => Kind::SmsSent,
+            Event::SmsFailed { .. } => Kind::SmsFailed,
+            Event::CodeSucceeded { .. } => Kind::CodeSucceeded,
+            Event::CodeFailed { .. } => Kind::CodeFailed,
+            Event::ChallengeLocked { .. } => Kind::ChallengeLocked,
+            Event::PhoneNumber { .. } => Kind::PhoneNumber,
+            Event::Released { .. } => Kind::Released,
+            Event::ReleaseFailed { .. } => Kind::ReleaseFailed,
+            Event::PortalViewed { .. } => Kind::PortalViewed,
+            Event::PortalDownloaded { .. } => Kind::PortalDownloaded,
+            Event::Expired { .. } => Kind::Expired,
+            Event::Delivery { .. } => Kind::Delivery,
+            Event::Admin { .. } => Kind::Admin,
+        }
+    }
+
+    /// The record's columns: who and what it is about (`subject`) and what happened
+    /// (`details`).
     pub fn entry(&self) -> Entry {
-        let kind = self.kind();
-        let plain = |message_ref: Option<&String>, recipient: &str, details: Value| Entry {
-            at: None,
-            kind,
-            message_ref: message_ref.cloned(),
-            message_sha256: None,
-            sender: None,
-            recipient: Some(recipient.to_string()),
-            details,
-        };
+        let Subject {
+            at,
+            message_ref,
+            message_sha256,
+            sender,
+            recipient,
+        } = self.subject();
+        Entry {
+            at,
+            kind: self.kind(),
+            message_ref,
+            message_sha256,
+            sender,
+            recipient,
+            details: self.details(),
+        }
+    }
+
+    /// The indexed columns: the message, sender and recipient the event is about (and for a delivery
+    /// event its own time).
+    fn subject(&self) -> Subject {
         match self {
             Event::Decision {
                 message_ref,
                 sha256,
                 sender,
                 recipient,
-                queue_id,
-                outcome,
-                reasons,
-                tls,
-            } => Entry {
-                at: None,
-                kind,
-                message_ref: Some(message_ref.clone()),
-                message_sha256: Some(sha256.clone()),
-                sender: Some(sender.clone()),
-                recipient: Some(recipient.clone()),
-                details: json!({
-                    "outcome": outcome,
-                    "reasons": reasons,
-                    "tls": tls,
-                    "queue_id": queue_id.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()).map(|q| q.to_string()),
-                    "queue_id_hex": queue_id,
-                }),
-            },
-            Event::Held {
+                ..
+            }
+            | Event::Held {
                 message_ref,
                 sha256,
                 sender,
                 recipient,
-                outcome,
-                challenge_id,
-                expires_at,
-            } => Entry {
-                at: None,
-                kind,
-                message_ref: Some(message_ref.clone()),
+                ..
+            } => Subject {
                 message_sha256: Some(sha256.clone()),
                 sender: Some(sender.clone()),
-                recipient: Some(recipient.clone()),
-                details: json!({
-                    "outcome": outcome,
-                    "challenge_id": challenge_id,
-                    "expires_at": crate::time::rfc3339(*expires_at),
-                }),
+                ..Subject::recipient(Some(message_ref), recipient)
             },
             Event::NotificationSent {
                 message_ref,
                 recipient,
-                notice,
-                to,
-                queue_id,
-            } => plain(
-                Some(message_ref),
-                recipient,
-                json!({ "channel": "email", "notice": notice, "to": to, "queue_id": queue_id }),
-            ),
-            Event::SmsFailed {
+                ..
+            }
+            | Event::Released {
                 message_ref,
                 recipient,
-                challenge_id,
-                phone,
-                failure,
-            } => plain(
-                message_ref.as_ref(),
-                recipient,
-                json!({ "challenge_id": challenge_id, "phone": phone, "failure": failure }),
-            ),
-            Event::ChallengeLocked {
+                ..
+            }
+            | Event::ReleaseFailed {
                 message_ref,
                 recipient,
-                challenge_id,
-            } => plain(
-                message_ref.as_ref(),
+                ..
+            }
+            | Event::PortalViewed {
+                message_ref,
                 recipient,
-                json!({ "challenge_id": challenge_id }),
-            ),
+            }
+            | Event::PortalDownloaded {
+                message_ref,
+                recipient,
+                ..
+            }
+            | Event::Expired {
+                message_ref,
+                recipient,
+            } => Subject::recipient(Some(message_ref), recipient),
+            Event::SmsSent {
+                message_ref,
+                recipient,
+                ..
+            }
+            | Event::SmsFailed {
+                message_ref,
+                recipient,
+                ..
+            }
+            | Event::CodeSucceeded {
+                message_ref,
+                recipient,
+                ..
+            }
+            | Event::CodeFailed {
+                message_ref,
+                recipient,
+                ..
+            }
+            | Event::ChallengeLocked {
+                message_ref,
+                recipient,
+                ..
+            } => Subject::recipient(message_ref.as_ref(), recipient),
             Event::PhoneNumber {
                 message_ref,
                 recipient,
                 sender,
-                source,
-                outcome,
-                phone,
-            } => Entry {
-                at: None,
-                kind,
-                message_ref: message_ref.clone(),
-                message_sha256: None,
+                ..
+            } => Subject {
                 sender: Some(sender.clone()),
-                recipient: Some(recipient.clone()),
-                details: json!({ "source": source, "outcome": outcome, "phone": phone }),
+                ..Subject::recipient(message_ref.as_ref(), recipient)
             },
-            Event::SmsSent {
-                message_ref,
-                recipient,
-                challenge_id,
-                phone,
-            } => plain(
-                message_ref.as_ref(),
-                recipient,
-                json!({ "challenge_id": challenge_id, "phone": phone }),
-            ),
-            Event::CodeSucceeded {
-                message_ref,
-                recipient,
-                challenge_id,
-                verified_until,
-            } => plain(
-                message_ref.as_ref(),
-                recipient,
-                json!({
-                    "challenge_id": challenge_id,
-                    "verified_until": crate::time::rfc3339(*verified_until),
-                }),
-            ),
-            Event::CodeFailed {
-                message_ref,
-                recipient,
-                challenge_id,
-                attempts_left,
-            } => plain(
-                message_ref.as_ref(),
-                recipient,
-                json!({ "challenge_id": challenge_id, "attempts_left": attempts_left }),
-            ),
-            Event::Released {
-                message_ref,
-                recipient,
-                target,
-                queue_id,
-            } => plain(
-                Some(message_ref),
-                recipient,
-                json!({
-                    "target": target,
-                    "queue_id": queue_id.map(|q| q.to_string()),
-                    "queue_id_hex": queue_id.map(|q| format!("{q:x}")),
-                }),
-            ),
-            Event::ReleaseFailed {
-                message_ref,
-                recipient,
-                error,
-                retry_at,
-            } => plain(
-                Some(message_ref),
-                recipient,
-                json!({
-                    "error": error,
-                    "retry_at": retry_at.map(crate::time::rfc3339),
-                    "next": if retry_at.is_some() { "retry" } else { "operator" },
-                }),
-            ),
-            Event::PortalViewed {
-                message_ref,
-                recipient,
-            } => plain(Some(message_ref), recipient, json!({})),
-            Event::PortalDownloaded {
-                message_ref,
-                recipient,
-                part,
-            } => plain(Some(message_ref), recipient, json!({ "part": part })),
-            Event::Expired {
-                message_ref,
-                recipient,
-            } => plain(Some(message_ref), recipient, json!({})),
             Event::Delivery {
                 message_ref,
                 sha256,
                 sender,
                 recipient,
                 at,
-                event_type,
-                event_id,
-                queue_id,
-                data,
-            } => Entry {
+                ..
+            } => Subject {
                 at: Some(*at),
-                kind,
                 message_ref: Some(message_ref.clone()),
                 message_sha256: sha256.clone(),
                 sender: sender.clone(),
                 recipient: recipient.clone(),
-                details: json!({
-                    "event": event_type,
-                    "event_id": event_id,
-                    "queue_id": queue_id.to_string(),
-                    "data": data,
-                }),
             },
+            Event::Admin { message_ref, .. } => Subject {
+                message_ref: message_ref.clone(),
+                ..Subject::default()
+            },
+        }
+    }
+
+    /// The `details` JSON: what happened, per event (the format is part of the hash chain: never
+    /// change a key of an existing event).
+    fn details(&self) -> Value {
+        use crate::time::rfc3339;
+        match self {
+            Event::Decision {
+                queue_id,
+                outcome,
+                reasons,
+                tls,
+                ..
+            } => json!({
+                "outcome": outcome,
+                "reasons": reasons,
+                "tls": tls,
+                "queue_id": queue_id.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()).map(|q| q.to_string()),
+                "queue_id_hex": queue_id,
+            }),
+            Event::Held {
+                outcome,
+                challenge_id,
+                expires_at,
+                ..
+            } => json!({
+                "outcome": outcome,
+                "challenge_id": challenge_id,
+                "expires_at": rfc3339(*expires_at),
+            }),
+            Event::NotificationSent {
+                notice,
+                to,
+                queue_id,
+                ..
+            } => json!({ "channel": "email", "notice": notice, "to": to, "queue_id": queue_id }),
+            Event::SmsSent {
+                challenge_id,
+                phone,
+                ..
+            } => json!({ "challenge_id": challenge_id, "phone": phone }),
+            Event::SmsFailed {
+                challenge_id,
+                phone,
+                failure,
+                ..
+            } => json!({ "challenge_id": challenge_id, "phone": phone, "failure": failure }),
+            Event::CodeSucceeded {
+                challenge_id,
+                verified_until,
+                ..
+            } => json!({
+                "challenge_id": challenge_id,
+                "verified_until": rfc3339(*verified_until),
+            }),
+            Event::CodeFailed {
+                challenge_id,
+                attempts_left,
+                ..
+            } => json!({ "challenge_id": challenge_id, "attempts_left": attempts_left }),
+            Event::ChallengeLocked { challenge_id, .. } => json!({ "challenge_id": challenge_id }),
+            Event::PhoneNumber {
+                source,
+                outcome,
+                phone,
+                ..
+            } => json!({ "source": source, "outcome": outcome, "phone": phone }),
+            Event::Released {
+                target, queue_id, ..
+            } => json!({
+                "target": target,
+                "queue_id": queue_id.map(|q| q.to_string()),
+                "queue_id_hex": queue_id.map(|q| format!("{q:x}")),
+            }),
+            Event::ReleaseFailed {
+                error, retry_at, ..
+            } => json!({
+                "error": error,
+                "retry_at": retry_at.map(rfc3339),
+                "next": if retry_at.is_some() { "retry" } else { "operator" },
+            }),
+            Event::PortalViewed { .. } | Event::Expired { .. } => json!({}),
+            Event::PortalDownloaded { part, .. } => json!({ "part": part }),
+            Event::Delivery {
+                event_type,
+                event_id,
+                queue_id,
+                data,
+                ..
+            } => json!({
+                "event": event_type,
+                "event_id": event_id,
+                "queue_id": queue_id.to_string(),
+                "data": data,
+            }),
             Event::Admin {
                 actor,
                 action,
                 target,
-                message_ref,
                 details,
-            } => Entry {
-                at: None,
-                kind,
-                message_ref: message_ref.clone(),
-                message_sha256: None,
-                sender: None,
-                recipient: None,
-                details: json!({
-                    "actor": actor,
-                    "action": action,
-                    "target": target,
-                    "details": details,
-                }),
-            },
+                ..
+            } => json!({ "actor": actor, "action": action, "target": target, "details": details }),
+        }
+    }
+}
+
+/// The indexed columns of a record ([`Entry`] without kind and details).
+#[derive(Default)]
+struct Subject {
+    at: Option<i64>,
+    message_ref: Option<String>,
+    message_sha256: Option<String>,
+    sender: Option<String>,
+    recipient: Option<String>,
+}
+
+impl Subject {
+    /// A record about one recipient (of a message, when there is one).
+    fn recipient(message_ref: Option<&String>, recipient: &str) -> Subject {
+        Subject {
+            message_ref: message_ref.cloned(),
+            recipient: Some(recipient.to_string()),
+            ..Subject::default()
         }
     }
 }
@@ -507,6 +606,38 @@ mod tests {
             "+316*****678"
         );
         assert_eq!(MaskedPhone::from_e164("+3161").as_str(), "*****");
+    }
+
+    #[test]
+    fn kinds_round_trip_by_name_and_are_distinct() {
+        let names: std::collections::BTreeSet<&str> =
+            Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), Kind::ALL.len());
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            // Kind::ALL lists every kind: the exhaustive match below stops compiling when a kind is
+            // added, and its position must then be given here and in ALL.
+            let at = match k {
+                Kind::Decision => 0,
+                Kind::Held => 1,
+                Kind::NotificationSent => 2,
+                Kind::SmsSent => 3,
+                Kind::SmsFailed => 4,
+                Kind::CodeSucceeded => 5,
+                Kind::CodeFailed => 6,
+                Kind::ChallengeLocked => 7,
+                Kind::PhoneNumber => 8,
+                Kind::Released => 9,
+                Kind::ReleaseFailed => 10,
+                Kind::PortalViewed => 11,
+                Kind::PortalDownloaded => 12,
+                Kind::Expired => 13,
+                Kind::Delivery => 14,
+                Kind::Admin => 15,
+            };
+            assert_eq!(Kind::ALL[at], k);
+        }
+        assert_eq!(Kind::parse("Held"), None);
     }
 
     #[test]

@@ -33,6 +33,14 @@
 //! Each record carries the hash of the previous one ([`record`] defines the encoding); a single-row
 //! chain head, updated in the same transaction, serialises appends across connections and gateway
 //! instances. [`verify`] finds edited, inserted and deleted records and names them.
+//!
+//! # Layout
+//!
+//! [`event`] (what is recorded, and each event's columns), [`record`] (the stored record and its
+//! hash), [`verify`], [`report`] (proof of delivery), [`export`] (JSON lines, CSV) and [`delivery`]
+//! (which webhook events become records). The audit log builds and checks records; it may use the
+//! policy's decision types, Stalwart's webhook wire types and the time helpers. The store writes and
+//! reads them; nothing here touches the database.
 
 pub mod delivery;
 pub mod event;
@@ -42,7 +50,7 @@ pub mod report;
 pub mod verify;
 
 pub use event::{
-    Entry, Event, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
+    Entry, Event, Kind, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
 };
 pub use record::{Record, GENESIS};
 pub use report::Report;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::record::Record;
+use super::{event::Kind, record::Record};
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,8 +107,11 @@ fn reason_text(v: &Value) -> Option<String> {
 }
 
 fn summarise(r: &Record, d: &Value) -> String {
-    match r.kind.as_str() {
-        "decision" => {
+    let Some(kind) = Kind::parse(&r.kind) else {
+        return r.kind.clone();
+    };
+    match kind {
+        Kind::Decision => {
             let reasons: Vec<String> = d["reasons"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| s(&x["text"])).collect())
@@ -119,61 +122,44 @@ fn summarise(r: &Record, d: &Value) -> String {
                 reasons.join("; ")
             )
         }
-        "held" => format!(
+        Kind::Held => format!(
             "held for {} until {}",
             s(&d["outcome"]).unwrap_or_default(),
             s(&d["expires_at"]).unwrap_or_default()
         ),
-        "notification_sent" => {
-            let notice = match d["notice"].as_str() {
-                Some("recipient_notice") => "recipient notified".to_string(),
-                Some("sender_phone_request") => "sender asked for the mobile number".to_string(),
-                Some("sender_not_collected") => {
-                    "sender told the message was not collected".to_string()
-                }
-                _ => "notification sent".to_string(),
-            };
-            format!(
-                "{notice} by {} to {}{}",
-                s(&d["channel"]).unwrap_or_default(),
-                s(&d["to"]).unwrap_or_default(),
-                s(&d["queue_id"])
-                    .map(|q| format!(" (Stalwart queue id {q})"))
-                    .unwrap_or_default()
-            )
-        }
-        "sms_failed" => format!(
+        Kind::NotificationSent => notification_summary(d),
+        Kind::SmsFailed => format!(
             "SMS to {} not sent ({}); recipient asked to try again later",
             s(&d["phone"]).unwrap_or_default(),
             s(&d["failure"]).unwrap_or_default()
         ),
-        "challenge_locked" => "too many wrong codes: verification locked".into(),
-        "phone_number" => format!(
+        Kind::ChallengeLocked => "too many wrong codes: verification locked".into(),
+        Kind::PhoneNumber => format!(
             "mobile number {} from the sender ({}): {}",
             s(&d["phone"]).unwrap_or_else(|| "-".into()),
             s(&d["source"]).unwrap_or_default().replace('_', " "),
             s(&d["outcome"]).unwrap_or_default().replace('_', " ")
         ),
-        "sms_sent" => format!(
+        Kind::SmsSent => format!(
             "verification code sent by SMS to {}",
             s(&d["phone"]).unwrap_or_default()
         ),
-        "code_succeeded" => format!(
+        Kind::CodeSucceeded => format!(
             "verification succeeded; verified until {}",
             s(&d["verified_until"]).unwrap_or_default()
         ),
-        "code_failed" => format!(
+        Kind::CodeFailed => format!(
             "wrong verification code ({} attempts left)",
             s(&d["attempts_left"]).unwrap_or_default()
         ),
-        "released" => format!(
+        Kind::Released => format!(
             "released to {}{}",
             s(&d["target"]).unwrap_or_default(),
             s(&d["queue_id"])
                 .map(|q| format!(" (Stalwart queue id {q})"))
                 .unwrap_or_default()
         ),
-        "release_failed" => match s(&d["retry_at"]) {
+        Kind::ReleaseFailed => match s(&d["retry_at"]) {
             Some(at) => format!(
                 "release to the inbox failed ({}); retried at {at}",
                 s(&d["error"]).unwrap_or_default()
@@ -183,40 +169,58 @@ fn summarise(r: &Record, d: &Value) -> String {
                 s(&d["error"]).unwrap_or_default()
             ),
         },
-        "portal_viewed" => "read on the portal".into(),
-        "portal_downloaded" => format!(
+        Kind::PortalViewed => "read on the portal".into(),
+        Kind::PortalDownloaded => format!(
             "downloaded from the portal: {}",
             s(&d["part"]).unwrap_or_default()
         ),
-        "expired" => "hold expired; content deleted".into(),
-        "delivery" => {
-            let data = &d["data"];
-            let mut parts = vec![s(&d["event"]).unwrap_or_default()];
-            for key in ["hostname", "remoteIp", "version", "details", "code"] {
-                if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
-                    parts.push(format!(
-                        "{key}={}",
-                        s(v).unwrap_or_default().replace(['\r', '\n'], " ")
-                    ));
-                }
-            }
-            if let Some(reason) = data
-                .get("reason")
-                .or(data.get("causedBy"))
-                .and_then(reason_text)
-            {
-                parts.push(format!("reason={reason}"));
-            }
-            parts.join(" ")
-        }
-        "admin" => format!(
+        Kind::Expired => "hold expired; content deleted".into(),
+        Kind::Delivery => delivery_summary(d),
+        Kind::Admin => format!(
             "admin {} {} by {}",
             s(&d["action"]).unwrap_or_default(),
             s(&d["target"]).unwrap_or_default(),
             s(&d["actor"]).unwrap_or_default()
         ),
-        other => other.to_string(),
     }
+}
+
+fn notification_summary(d: &Value) -> String {
+    let notice = match d["notice"].as_str() {
+        Some("recipient_notice") => "recipient notified".to_string(),
+        Some("sender_phone_request") => "sender asked for the mobile number".to_string(),
+        Some("sender_not_collected") => "sender told the message was not collected".to_string(),
+        _ => "notification sent".to_string(),
+    };
+    format!(
+        "{notice} by {} to {}{}",
+        s(&d["channel"]).unwrap_or_default(),
+        s(&d["to"]).unwrap_or_default(),
+        s(&d["queue_id"])
+            .map(|q| format!(" (Stalwart queue id {q})"))
+            .unwrap_or_default()
+    )
+}
+
+fn delivery_summary(d: &Value) -> String {
+    let data = &d["data"];
+    let mut parts = vec![s(&d["event"]).unwrap_or_default()];
+    for key in ["hostname", "remoteIp", "version", "details", "code"] {
+        if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
+            parts.push(format!(
+                "{key}={}",
+                s(v).unwrap_or_default().replace(['\r', '\n'], " ")
+            ));
+        }
+    }
+    if let Some(reason) = data
+        .get("reason")
+        .or(data.get("causedBy"))
+        .and_then(reason_text)
+    {
+        parts.push(format!("reason={reason}"));
+    }
+    parts.join(" ")
 }
 
 /// Builds the report from the message's records (any order; sorted here by time, then sequence).
@@ -248,17 +252,24 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
                 recipient: rcpt.to_string(),
                 ..Default::default()
             });
-        match r.kind.as_str() {
-            "decision" => {
+        match Kind::parse(&r.kind) {
+            Some(Kind::Decision) => {
                 e.outcome = s(&d["outcome"]);
                 e.reasons = d["reasons"].as_array().cloned().unwrap_or_default();
                 e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
             }
-            "held" => e.held = true,
-            "sms_sent" | "sms_failed" | "code_succeeded" | "code_failed" | "challenge_locked"
-            | "notification_sent" | "phone_number" => e.verification.push(summary),
-            "released" => e.released = Some(summary),
-            "delivery" => {
+            Some(Kind::Held) => e.held = true,
+            Some(
+                Kind::SmsSent
+                | Kind::SmsFailed
+                | Kind::CodeSucceeded
+                | Kind::CodeFailed
+                | Kind::ChallengeLocked
+                | Kind::NotificationSent
+                | Kind::PhoneNumber,
+            ) => e.verification.push(summary),
+            Some(Kind::Released) => e.released = Some(summary),
+            Some(Kind::Delivery) => {
                 let event = d["event"].as_str().unwrap_or_default();
                 if let Some(status) = delivery_status(event) {
                     let delivery = connection_evidence(&records, &parsed, r, d, status);
@@ -305,7 +316,7 @@ fn connection_evidence(
         ..Default::default()
     };
     for (r, pd) in records.iter().zip(parsed) {
-        if r.kind != "delivery" {
+        if r.kind != Kind::Delivery.as_str() {
             continue;
         }
         let pdata = &pd["data"];

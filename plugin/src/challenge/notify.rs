@@ -14,7 +14,7 @@ use sqlx::Row;
 use super::{store as cstore, token_hash, Purpose};
 use crate::{
     audit::{Event, Notice},
-    smtp::{Envelope, SendError, Session, Target},
+    stalwart_submit::{Envelope, SendError, Session, Target},
     store::StoreError,
     Gateway,
 };

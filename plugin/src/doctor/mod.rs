@@ -12,6 +12,9 @@
 //!
 //! The JSON form (`doctor --json`, [`DoctorReport::to_json`]) is stable: see the README section
 //! "doctor" for its schema. Check ids never change meaning; new checks may be added.
+//!
+//! The doctor may call SmartTLS, hickory's record types and mail-auth — nothing of the running gateway
+//! (no store, no HTTP); `main` hands it its options (`[doctor]`, `[smarttls]`).
 
 pub mod dkim;
 pub mod dmarc;

@@ -97,30 +97,44 @@ fn per_host(
 }
 
 /// All transport checks except `dnssec_domain`, in order: `mx`, `dnssec_mx`, `starttls`, `tls`,
-/// `certificate`, `dane`.
+/// `certificate`, `dane`. Without a mail server the per-MX checks fail as not tested.
 pub fn checks(r: &DomainReport) -> Vec<Check> {
     let mut out = vec![mx(r)];
     if r.mx.is_empty() {
-        let why = r
-            .reasons
-            .first()
-            .map(|x| x.text.clone())
-            .unwrap_or_else(|| "no mail server found".into());
-        for (id, title) in [
-            ("dnssec_mx", "DNSSEC of the MX names"),
-            ("starttls", "STARTTLS on every MX"),
-            ("tls", "TLS versions and ciphers"),
-            ("certificate", "MX certificates"),
-            ("dane", "DANE (TLSA) on every MX"),
-        ] {
-            out.push(Check::new(id, title).fail(
-                format!("not tested: {why}"),
-                format!("publish MX records for {} first", r.domain),
-            ));
-        }
-        return out;
+        out.extend(untested(r));
+    } else {
+        out.extend([dnssec_mx(r), starttls(r), tls(r), certificate(r), dane(r)]);
     }
-    out.push(per_host(
+    out
+}
+
+/// The per-MX checks when there is no MX to test, each failed with the reason.
+fn untested(r: &DomainReport) -> Vec<Check> {
+    let why = r
+        .reasons
+        .first()
+        .map(|x| x.text.clone())
+        .unwrap_or_else(|| "no mail server found".into());
+    [
+        ("dnssec_mx", "DNSSEC of the MX names"),
+        ("starttls", "STARTTLS on every MX"),
+        ("tls", "TLS versions and ciphers"),
+        ("certificate", "MX certificates"),
+        ("dane", "DANE (TLSA) on every MX"),
+    ]
+    .into_iter()
+    .map(|(id, title)| {
+        Check::new(id, title).fail(
+            format!("not tested: {why}"),
+            format!("publish MX records for {} first", r.domain),
+        )
+    })
+    .collect()
+}
+
+/// `dnssec_mx`: the address answers of every MX name are DNSSEC-secure.
+fn dnssec_mx(r: &DomainReport) -> Check {
+    per_host(
         Check::new("dnssec_mx", "DNSSEC of the MX names"),
         &r.mx,
         |m| match (m.probe.address_dnssec, &m.probe.address_error) {
@@ -132,8 +146,12 @@ pub fn checks(r: &DomainReport) -> Vec<Check> {
         "every MX name is DNSSEC-signed".into(),
         "MX names without DNSSEC",
         "sign the zones of the MX host names with DNSSEC (DANE needs it too)".into(),
-    ));
-    out.push(per_host(
+    )
+}
+
+/// `starttls`: every MX is reachable, offers STARTTLS and completes a handshake.
+fn starttls(r: &DomainReport) -> Check {
+    per_host(
         Check::new("starttls", "STARTTLS on every MX"),
         &r.mx,
         |m| {
@@ -153,97 +171,96 @@ pub fn checks(r: &DomainReport) -> Vec<Check> {
         "every MX offers STARTTLS".into(),
         "MX without working STARTTLS",
         "enable STARTTLS with TLS 1.2/1.3 on every MX (Stalwart: a certificate for the MX name on the SMTP listener)".into(),
-    ));
-    out.push(per_host(
+    )
+}
+
+/// `tls`: the NCSC grade of every MX.
+fn tls(r: &DomainReport) -> Check {
+    per_host(
         Check::new("tls", "TLS versions and ciphers"),
         &r.mx,
-        |m| {
-            let p = &m.probe;
-            if p.tls.is_none() {
-                return (Status::Fail, "no TLS session to grade".into());
-            }
-            let worst: Vec<String> = p
-                .grade
-                .findings
-                .iter()
-                .filter(|f| f.category >= Category::PhaseOut)
-                .map(|f| format!("{} {} {}", f.item, f.value, f.category.as_str()))
-                .collect();
-            let line = if worst.is_empty() {
-                format!("grade {}", p.grade.category.as_str())
-            } else {
-                format!("grade {} ({})", p.grade.category.as_str(), worst.join("; "))
-            };
-            let s = match p.grade.category {
-                Category::Good | Category::Sufficient => Status::Pass,
-                Category::PhaseOut => Status::Warn,
-                Category::Insufficient => Status::Fail,
-            };
-            (s, line)
-        },
+        tls_line,
         format!("NCSC grade {}", r.grade.category.as_str()),
         "MX with weak or no TLS",
         "allow only TLS 1.2/1.3 with ECDHE and AEAD suites (NCSC-NL TLS guidelines)".into(),
-    ));
-    out.push(per_host(
+    )
+}
+
+fn tls_line(m: &MxReport) -> (Status, String) {
+    let p = &m.probe;
+    if p.tls.is_none() {
+        return (Status::Fail, "no TLS session to grade".into());
+    }
+    let worst: Vec<String> = p
+        .grade
+        .findings
+        .iter()
+        .filter(|f| f.category >= Category::PhaseOut)
+        .map(|f| format!("{} {} {}", f.item, f.value, f.category.as_str()))
+        .collect();
+    let line = if worst.is_empty() {
+        format!("grade {}", p.grade.category.as_str())
+    } else {
+        format!("grade {} ({})", p.grade.category.as_str(), worst.join("; "))
+    };
+    let s = match p.grade.category {
+        Category::Good | Category::Sufficient => Status::Pass,
+        Category::PhaseOut => Status::Warn,
+        Category::Insufficient => Status::Fail,
+    };
+    (s, line)
+}
+
+/// `certificate`: PKIX-valid, or authenticated by DANE.
+fn certificate(r: &DomainReport) -> Check {
+    per_host(
         Check::new("certificate", "MX certificates"),
         &r.mx,
-        |m| {
-            let p = &m.probe;
-            let Some(t) = &p.tls else {
-                return (Status::Fail, "no certificate seen (no TLS)".into());
-            };
-            let problems: Vec<&str> = t.cert_problems.iter().map(|x| x.code()).collect();
-            let expiry = t
-                .certificates
-                .first()
-                .map(|c| format!(", valid until {}", c.not_after))
-                .unwrap_or_default();
-            if t.pkix_valid {
-                (Status::Pass, format!("PKIX-valid{expiry}"))
-            } else if matches!(p.dane, DaneStatus::Match { .. }) {
-                (
-                    Status::Pass,
-                    format!(
-                        "authenticated by DANE ({}), PKIX: {}",
-                        p.dane.code(),
-                        problems.join(", ")
-                    ),
-                )
-            } else {
-                (Status::Fail, format!("{}{expiry}", problems.join(", ")))
-            }
-        },
+        certificate_line,
         "every MX certificate is valid".into(),
         "MX with an invalid certificate",
         "install a certificate from a trusted CA for the MX host name, renew it before it expires, and send the full chain".into(),
-    ));
-    let mut dane = per_host(
+    )
+}
+
+fn certificate_line(m: &MxReport) -> (Status, String) {
+    let p = &m.probe;
+    let Some(t) = &p.tls else {
+        return (Status::Fail, "no certificate seen (no TLS)".into());
+    };
+    let problems: Vec<&str> = t.cert_problems.iter().map(|x| x.code()).collect();
+    let expiry = t
+        .certificates
+        .first()
+        .map(|c| format!(", valid until {}", c.not_after))
+        .unwrap_or_default();
+    if t.pkix_valid {
+        (Status::Pass, format!("PKIX-valid{expiry}"))
+    } else if matches!(p.dane, DaneStatus::Match { .. }) {
+        (
+            Status::Pass,
+            format!(
+                "authenticated by DANE ({}), PKIX: {}",
+                p.dane.code(),
+                problems.join(", ")
+            ),
+        )
+    } else {
+        (Status::Fail, format!("{}{expiry}", problems.join(", ")))
+    }
+}
+
+/// `dane`: a secure, matching TLSA record on every MX; a single record is noted (rollover).
+fn dane(r: &DomainReport) -> Check {
+    let dane = per_host(
         Check::new("dane", "DANE (TLSA) on every MX"),
         &r.mx,
         |m| {
-            let d = &m.probe.dane;
-            let s = match d {
+            let s = match &m.probe.dane {
                 DaneStatus::Match { .. } => Status::Pass,
                 _ => Status::Fail,
             };
-            let line = match d {
-                DaneStatus::NoTlsa { .. } => "no TLSA record".to_string(),
-                DaneStatus::Insecure { .. } => "TLSA present but not DNSSEC-secure".into(),
-                DaneStatus::Bogus => "TLSA lookup bogus".into(),
-                DaneStatus::LookupFailed { error } => format!("TLSA lookup failed: {error}"),
-                DaneStatus::NotChecked { .. } => "TLSA present, not verifiable without TLS".into(),
-                DaneStatus::Match { matched, records } => {
-                    format!("{matched} matches ({} record(s))", records.len())
-                }
-                DaneStatus::Mismatch { records } => {
-                    format!("none of {} TLSA record(s) matches the certificate", records.len())
-                }
-                DaneStatus::NoUsableRecords { .. } => {
-                    "only unusable TLSA records (usage 0/1 do not count for SMTP)".into()
-                }
-            };
-            (s, line)
+            (s, dane_line(&m.probe.dane))
         },
         "every MX has a secure, matching TLSA record".into(),
         "MX without valid DANE",
@@ -257,14 +274,35 @@ pub fn checks(r: &DomainReport) -> Vec<Check> {
         )
         .map(|m| m.probe.host.as_str())
         .collect();
-    if !single.is_empty() {
-        dane = dane.detail(format!(
-            "note: single TLSA record on {}: publish a second one (3 1 1 of the next key, or 2 1 1 of the CA) for rollover",
-            single.join(", ")
-        ));
+    if single.is_empty() {
+        return dane;
     }
-    out.push(dane);
-    out
+    dane.detail(format!(
+        "note: single TLSA record on {}: publish a second one (3 1 1 of the next key, or 2 1 1 of the CA) for rollover",
+        single.join(", ")
+    ))
+}
+
+fn dane_line(d: &DaneStatus) -> String {
+    match d {
+        DaneStatus::NoTlsa { .. } => "no TLSA record".to_string(),
+        DaneStatus::Insecure { .. } => "TLSA present but not DNSSEC-secure".into(),
+        DaneStatus::Bogus => "TLSA lookup bogus".into(),
+        DaneStatus::LookupFailed { error } => format!("TLSA lookup failed: {error}"),
+        DaneStatus::NotChecked { .. } => "TLSA present, not verifiable without TLS".into(),
+        DaneStatus::Match { matched, records } => {
+            format!("{matched} matches ({} record(s))", records.len())
+        }
+        DaneStatus::Mismatch { records } => {
+            format!(
+                "none of {} TLSA record(s) matches the certificate",
+                records.len()
+            )
+        }
+        DaneStatus::NoUsableRecords { .. } => {
+            "only unusable TLSA records (usage 0/1 do not count for SMTP)".into()
+        }
+    }
 }
 
 fn mx(r: &DomainReport) -> Check {

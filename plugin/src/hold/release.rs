@@ -15,7 +15,7 @@ use sqlx::Row;
 use crate::{
     audit::{Event, ReleaseTarget},
     policy::TlsStatus,
-    smtp::{Envelope, SendError, Session, Target},
+    stalwart_submit::{Envelope, SendError, Session, Target},
     store::{audit::append, Store, StoreError},
     Gateway,
 };
@@ -104,7 +104,7 @@ pub async fn release_due(
 
 async fn release_one(
     gw: &Gateway,
-    target: &Result<Target, crate::smtp::SmtpError>,
+    target: &Result<Target, crate::stalwart_submit::SmtpError>,
     session: &mut Option<Session>,
     id: &str,
     rcpt: &str,

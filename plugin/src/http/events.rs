@@ -12,7 +12,7 @@ use axum::{
     Json,
 };
 
-use super::Problem;
+use super::problem::Problem;
 use crate::{stalwart::webhook, Gateway};
 
 /// Largest webhook body accepted (Stalwart batches events every `throttle` tick).

@@ -11,7 +11,7 @@ use axum::{
     Json,
 };
 
-use super::{bearer_ok, Problem};
+use super::{auth::bearer_ok, problem::Problem};
 use crate::{stalwart::hook::Request, submission, Gateway};
 
 pub async fn mta_hook(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,6 +1,12 @@
-//! HTTP surface (axum): the MTA hook for Stalwart, health and metrics. Plain async handlers with the
-//! [`Gateway`] as explicit state.
+//! The gateway's HTTP application (axum): [`router`] mounts every surface — Stalwart's MTA hook
+//! ([`hook`]) and webhook ([`events`]), the admin API ([`crate::admin`]), the portal
+//! ([`crate::portal`]) — plus health and metrics, with the [`Gateway`] as explicit state.
+//!
+//! This file is the top of the HTTP layer: it may import every surface, and no surface imports it.
+//! What the surfaces share lives in the leaves [`problem`] (RFC 9457 errors) and [`auth`] (bearer
+//! tokens), which import nothing of the gateway's HTTP code.
 
+pub mod auth;
 pub mod events;
 pub mod hook;
 pub mod problem;
@@ -9,13 +15,15 @@ use std::sync::Arc;
 
 use axum::{
     extract::State,
-    http::{header, HeaderMap, StatusCode},
+    http::{header, StatusCode},
     response::IntoResponse,
     routing::{get, post},
     Router,
 };
 
 use crate::Gateway;
+// Kept for callers that name them through `http::`; new code imports the leaves.
+pub use auth::bearer_ok;
 pub use problem::Problem;
 
 /// Largest hook body accepted: Stalwart embeds the whole message (its own default maximum is 50 MB),
@@ -39,17 +47,6 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::portal::routes())
         .with_state(gw)
-}
-
-/// `Authorization: Bearer <token>` compared in constant time.
-pub fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|presented| {
-            crate::secrets::equal(presented.trim().as_bytes(), token.as_bytes())
-        })
 }
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::response::Response {

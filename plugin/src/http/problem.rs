@@ -1,4 +1,5 @@
-//! RFC 9457 problem details: every HTTP error the gateway returns is `application/problem+json`.
+//! RFC 9457 problem details: every HTTP error the gateway returns is `application/problem+json`. A leaf
+//! (axum and serde only), shared by every HTTP surface.
 
 use axum::{
     http::{header, StatusCode},

@@ -1,7 +1,12 @@
-//! A small SMTP submission client for the gateway's own submissions to Stalwart (`nta-release`,
-//! `nta-notify`): EHLO, STARTTLS with a verified certificate (rustls, configurable CA file), AUTH
-//! PLAIN/LOGIN as the service account, then up to [`MAX_PER_SESSION`] transactions per connection
-//! (Stalwart's per-session limit), each MAIL FROM / RCPT TO / DATA with dot-stuffing.
+//! The SMTP client that submits the gateway's own mail to Stalwart: released messages to the
+//! `nta-release` listener ([`crate::hold::release`]) and notification mails to `nta-notify`
+//! ([`crate::challenge::notify`]). EHLO, STARTTLS with a verified certificate (rustls, configurable CA
+//! file), AUTH PLAIN/LOGIN as the service account, then up to [`MAX_PER_SESSION`] transactions per
+//! connection (Stalwart's per-session limit), each MAIL FROM / RCPT TO / DATA with dot-stuffing.
+//!
+//! It owns the SMTP conversation only: what to send and when is the callers' business. It may use
+//! [`crate::config::StalwartConfig`] (where and as whom) and nothing else of the gateway. (Not under
+//! [`crate::stalwart`], which holds Stalwart's wire formats; a client is not a wire format.)
 //!
 //! Every failure says whether the message may have been accepted ([`SendError::Uncertain`]: the final
 //! dot was sent but no reply was read) so callers never re-send something Stalwart may already queue.

@@ -1,0 +1,80 @@
+//! `[portal]`: recipient verification — code lifetime and tries, SMS rate limits, the portal session,
+//! the background worker's interval and the reverse proxies trusted for the client address.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Recipient verification: codes, tries, rate limits and the background worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Validity of an SMS code.
+    #[serde(default = "default_code_lifetime")]
+    pub code_lifetime_secs: i64,
+    /// Wrong codes before the challenge locks.
+    #[serde(default = "default_tries")]
+    pub max_tries: i64,
+    /// Window of the SMS rate limits below.
+    #[serde(default = "default_rate_window")]
+    pub rate_window_secs: i64,
+    #[serde(default = "default_sms_per_recipient")]
+    pub sms_per_recipient: i64,
+    #[serde(default = "default_sms_per_phone")]
+    pub sms_per_phone: i64,
+    #[serde(default = "default_sms_per_ip")]
+    pub sms_per_ip: i64,
+    /// Lifetime of the portal session after a successful code.
+    #[serde(default = "default_session")]
+    pub session_secs: i64,
+    /// How often the notification/release worker looks for work when nothing wakes it.
+    #[serde(default = "default_worker_interval")]
+    pub worker_interval_ms: u64,
+    /// Reverse proxies in front of the portal (IP addresses). A request from one of them is counted
+    /// against the SMS limit per IP with the client address it names in `X-Forwarded-For` (the
+    /// right-most entry that is not itself a trusted proxy); from anyone else the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+fn default_code_lifetime() -> i64 {
+    300
+}
+fn default_tries() -> i64 {
+    5
+}
+fn default_rate_window() -> i64 {
+    3_600
+}
+fn default_sms_per_recipient() -> i64 {
+    5
+}
+fn default_sms_per_phone() -> i64 {
+    5
+}
+fn default_sms_per_ip() -> i64 {
+    20
+}
+fn default_session() -> i64 {
+    1_800
+}
+fn default_worker_interval() -> u64 {
+    5_000
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+impl PortalConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_tries < 1 || self.code_lifetime_secs < 1 {
+            return Err(ConfigError::Invalid(
+                "portal.max_tries and portal.code_lifetime_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
