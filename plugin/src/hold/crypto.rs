@@ -10,6 +10,8 @@ use ring::{
     rand::{SecureRandom, SystemRandom},
 };
 
+pub use crate::store::sealed::Sealed;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("master key must be 64 hex characters (32 bytes)")]
@@ -27,17 +29,6 @@ pub enum KeyError {
 pub struct MasterKey {
     key: LessSafeKey,
     id: String,
-}
-
-/// Sealed content as stored.
-#[derive(Debug, Clone)]
-pub struct Sealed {
-    pub key_id: String,
-    /// nonce ‖ AES-GCM(master, data key) ‖ tag
-    pub wrapped_key: Vec<u8>,
-    pub nonce: Vec<u8>,
-    /// AES-GCM(data key, content) ‖ tag
-    pub ciphertext: Vec<u8>,
 }
 
 impl MasterKey {

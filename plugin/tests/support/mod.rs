@@ -458,9 +458,7 @@ impl Running {
     }
 
     pub async fn phone(&self, rcpt: &str) -> Option<String> {
-        stalwart_nta7516::challenge::store::phone(&self.gw.store, rcpt)
-            .await
-            .unwrap()
+        self.gw.store.phone(rcpt).await.unwrap()
     }
 
     pub async fn set_phone(&self, rcpt: &str, phone: &str) {
