@@ -509,3 +509,34 @@ impl Store {
         .transpose()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ChallengeState::{self, *};
+
+    #[test]
+    fn challenge_transitions_are_exactly_the_legal_ones() {
+        let all = [Pending, Verified, Locked, Expired];
+        let legal = [
+            (Pending, Verified),
+            (Pending, Locked),
+            (Verified, Locked),
+            (Pending, Expired),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    ChallengeState::can_transition(from, to),
+                    legal.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+            assert_eq!(ChallengeState::parse(from.as_str()), from);
+        }
+        // Refused, among others: a locked or expired challenge never verifies.
+        assert!(!ChallengeState::can_transition(Locked, Verified));
+        assert!(!ChallengeState::can_transition(Expired, Pending));
+        assert!(!ChallengeState::can_transition(Verified, Pending));
+        assert_eq!(ChallengeState::parse("bogus"), Expired);
+    }
+}

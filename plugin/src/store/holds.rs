@@ -853,3 +853,163 @@ async fn insert_holds(
     }
     Ok(held)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use HoldState::*;
+
+    /// Every legal change, written out once more by hand.
+    const LEGAL: &[(HoldState, HoldState)] = &[
+        (Held, Releasing),
+        (Held, Portal),
+        (Held, Expired),
+        (Held, Deleted),
+        (Releasing, Sending),
+        (Sending, Committing),
+        (Sending, Portal),
+        (Sending, Expired),
+        (Sending, Releasing),
+        (Committing, Released),
+        (Committing, Releasing),
+        (Committing, Uncertain),
+        (Uncertain, Released),
+        (Uncertain, Releasing),
+    ];
+
+    #[test]
+    fn hold_transitions_are_exactly_the_legal_ones() {
+        for from in HoldState::ALL {
+            for to in HoldState::ALL {
+                assert_eq!(
+                    HoldState::can_transition(from, to),
+                    LEGAL.contains(&(from, to)),
+                    "{from} → {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn illegal_hold_transitions_are_refused() {
+        for (from, to) in [
+            (Released, Sending),
+            (Released, Releasing),
+            (Uncertain, Sending),
+            (Uncertain, Committing),
+            (Held, Sending),
+            (Held, Released),
+            (Releasing, Committing),
+            (Releasing, Released),
+            (Portal, Releasing),
+            (Expired, Releasing),
+            (Deleted, Held),
+            (Held, Held),
+        ] {
+            assert!(!HoldState::can_transition(from, to), "{from} → {to}");
+        }
+        // Final states go nowhere.
+        for from in [Released, Portal, Expired, Deleted] {
+            assert!(HoldState::ALL
+                .iter()
+                .all(|to| !HoldState::can_transition(from, *to)));
+        }
+    }
+
+    #[test]
+    fn states_round_trip_and_content_rule() {
+        for s in HoldState::ALL {
+            assert_eq!(HoldState::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(HoldState::parse("bogus").is_err());
+        assert!(Held.needs_content() && Uncertain.needs_content() && Portal.needs_content());
+        assert!(!Released.needs_content() && !Expired.needs_content() && !Deleted.needs_content());
+    }
+
+    async fn store_with_hold(state: HoldState) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        sqlx::query(
+            "INSERT INTO held_messages (id, idem_key, sender, sha256, size, key_id, created_at, expires_at) \
+             VALUES ('m1', 'k1', 's@a', 'x', 1, 'k', 1, 100)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO holds (message_id, recipient, outcome, state, created_at, updated_at, last_error) \
+             VALUES ('m1', 'r@b', 'challenge', $1, 1, 1, 'before')",
+        )
+        .bind(state.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+        (dir, store)
+    }
+
+    async fn row(store: &Store) -> (String, i64, i64, Option<String>) {
+        let r = sqlx::query(
+            "SELECT state, updated_at, attempts, last_error FROM holds WHERE message_id = 'm1'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    }
+
+    /// `released → sending` is refused with a typed error and the row keeps every column.
+    #[tokio::test]
+    async fn refused_transition_leaves_the_row_unchanged() {
+        let (_dir, store) = store_with_hold(Released).await;
+        let before = row(&store).await;
+        let which = Holds::One {
+            message_id: "m1",
+            recipient: "r@b",
+        };
+        let update = HoldUpdate {
+            count_attempt: true,
+            last_error: Some(None),
+            ..HoldUpdate::default()
+        };
+        let refused = transition(store.pool(), which, Released, Sending, 50, update).await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::IllegalTransition {
+                    what: "hold",
+                    from: "released",
+                    to: "sending"
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(store
+            .transition_hold("m1", "r@b", Released, Sending, 50)
+            .await
+            .is_err());
+        assert_eq!(row(&store).await, before);
+        store.close().await;
+    }
+
+    /// A legal change from a state the hold is not in moves nothing; from its state it moves it.
+    #[tokio::test]
+    async fn transition_moves_only_from_the_expected_state() {
+        let (_dir, store) = store_with_hold(Committing).await;
+        let before = row(&store).await;
+        assert!(!store
+            .transition_hold("m1", "r@b", Releasing, Sending, 50)
+            .await
+            .unwrap());
+        assert_eq!(row(&store).await, before);
+        assert!(store
+            .transition_hold("m1", "r@b", Committing, Uncertain, 50)
+            .await
+            .unwrap());
+        assert_eq!(
+            row(&store).await,
+            ("uncertain".into(), 50, 0, Some("before".into()))
+        );
+        store.close().await;
+    }
+}
