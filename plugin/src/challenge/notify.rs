@@ -8,6 +8,7 @@
 //! hook, and a restart loses nothing: both steps start again from the database.
 //!
 //! Mails carry no message content and no subject: only the sender, that a secure message waits, the link.
+//! Calls `store` (planning, the outbox, the facts a mail needs) and `smtp`.
 
 use super::{token_hash, Purpose};
 use crate::{

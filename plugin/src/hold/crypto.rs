@@ -1,6 +1,7 @@
 //! Envelope encryption of held content: AES-256-GCM with a random 256-bit data key per message; the data
 //! key is itself sealed with AES-256-GCM under the master key. The message id is the associated data of
-//! both, so a sealed body cannot be swapped between rows.
+//! both, so a sealed body cannot be swapped between rows. Calls `ring`; the sealed form it produces is
+//! `store::sealed::Sealed`.
 
 use std::path::Path;
 

@@ -7,6 +7,8 @@
 //! content is deleted once no other recipient of the message still needs it. A refusal or an unreachable
 //! listener puts the hold back to `releasing` with exponential backoff. A lost reply after the final dot
 //! makes it `uncertain`: kept, reported, never sent again automatically — so nothing is delivered twice.
+//! Every step is a [`HoldState`] transition through the store (see `store::holds` for the machine).
+//! Calls `store`, `smtp`, the TLS-verdict seam and the master key.
 
 use std::time::Duration;
 

@@ -5,8 +5,7 @@
 //!
 //! Files: [`recipient`] (before verification), [`view`] (after: messages, reading, downloads),
 //! [`sender`] (the phone-number page), [`session`] (the request context and the portal session),
-//! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes, the headers and the link
-//! lookup. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
+//! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
 
 pub mod csrf;
 pub mod html;
@@ -24,11 +23,7 @@ use axum::{
     Router,
 };
 
-use crate::{
-    challenge::{self, Challenge, Purpose},
-    Gateway,
-};
-pub use session::{client_ip, Ctx};
+use crate::Gateway;
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
@@ -80,21 +75,4 @@ async fn css() -> Response {
         html::CSS,
     )
         .into_response()
-}
-
-/// The challenge behind a recipient link, or the 404 answer.
-pub async fn challenge_for(
-    gw: &Gateway,
-    ctx: &Ctx,
-    purpose: Purpose,
-    token: &str,
-) -> Result<Challenge, Response> {
-    match challenge::by_token(&gw.store, purpose, token).await {
-        Ok(Some(c)) => Ok(c),
-        Ok(None) => Err(ctx.not_found()),
-        Err(e) => {
-            tracing::error!(error = %e, "portal: store error");
-            Err(ctx.unavailable("/p/"))
-        }
-    }
 }

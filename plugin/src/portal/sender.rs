@@ -12,10 +12,9 @@ use axum::{
 };
 
 use super::{
-    challenge_for,
     csrf::{self, CsrfScope},
     html::{esc, page},
-    session::Ctx,
+    session::{challenge_for, Ctx},
 };
 use crate::{
     challenge::{phone::Phone, Challenge, ChallengeState, Purpose},

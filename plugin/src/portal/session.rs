@@ -1,6 +1,6 @@
 //! The request context of every portal page ([`Ctx`]: language, cookies, client address, the answers
 //! every page shares) and the portal session (a cookie bound to one recipient, checked by
-//! [`authorised`]). Calls `challenge` for the session lookup.
+//! [`authorised`]), and the link lookup ([`challenge_for`]). Calls `challenge`.
 
 use std::{
     collections::HashMap,
@@ -13,12 +13,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{
-    challenge_for,
-    html::{esc, page, Lang},
-};
+use super::html::{esc, page, Lang};
 use crate::{
-    challenge::{self, Purpose},
+    challenge::{self, Challenge, Purpose},
     Gateway,
 };
 
@@ -186,6 +183,23 @@ impl Ctx {
 
     pub fn cookie(&self, name: &str, value: &str) -> String {
         format!("{name}={value}{}", self.cookie_attrs())
+    }
+}
+
+/// The challenge behind a recipient link, or the 404 answer.
+pub async fn challenge_for(
+    gw: &Gateway,
+    ctx: &Ctx,
+    purpose: Purpose,
+    token: &str,
+) -> Result<Challenge, Response> {
+    match challenge::by_token(&gw.store, purpose, token).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(ctx.not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "portal: store error");
+            Err(ctx.unavailable("/p/"))
+        }
     }
 }
 

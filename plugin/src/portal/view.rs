@@ -1,7 +1,8 @@
 //! After verification: the recipient's messages, reading a portal message, downloading the .eml and
 //! each attachment. Every page needs the session cookie of the link's own recipient, and a message opens
 //! only when that recipient has a portal hold for it. Message HTML is never rendered: the text is shown
-//! escaped, downloads are `application/octet-stream` attachments.
+//! escaped, downloads are `application/octet-stream` attachments. Every access is audited before the
+//! content is shown. Calls `store`, the master key and the portal's session and HTML parts.
 
 use std::sync::Arc;
 

@@ -1,15 +1,19 @@
 //! Storage: the only place that talks to the database. One sqlx `Any` pool, the same queries for SQLite
 //! (embedded default) and PostgreSQL (several gateway instances), with a migration set for each.
 //!
-//! One file per table group, each adding its methods to [`Store`]: [`holds`] (held messages, holds and
-//! their state machine, decisions), [`challenges`] (challenges and portal sessions), [`recipients`]
-//! (recipients, exemptions, peers), [`outbox`] (notification mails), [`ratelimit`], [`audit`] (the
-//! hash-chained log and webhook intake), [`admin`] (operator changes), [`sealed`] (the stored form of
-//! encrypted content). State columns are enums here; strings exist only at the SQL boundary.
+//! One file per table group, each adding its methods to [`Store`]:
+//! - [`hook`]: the hook's one transaction (decisions, the sealed copy, holds, challenges);
+//! - [`holds`]: held messages and holds — the hold state machine, release steps, retention;
+//! - [`challenges`]: challenges (their state machine) and portal sessions;
+//! - [`recipients`]: recipients, exemptions, peers;
+//! - [`outbox`]: notification mails; [`ratelimit`]: SMS limits;
+//! - [`audit`]: the hash-chained log and the webhook intake; [`admin`]: operator changes;
+//! - [`sealed`]: the stored form of encrypted content; `checkpoint`: SQLite WAL checkpoints.
 //!
-//! The store is the lowest layer with I/O: it may use `audit` (event types), `policy` (decision
-//! values), `stalwart` (wire types), `ids`, `time` and `secrets`-free helpers, never `challenge`,
-//! `hold`, `portal`, `admin`, `http` or `submission`, which all call into it.
+//! State columns are enums here; strings exist only at the SQL boundary. The store is the lowest
+//! layer with I/O: it may use `audit` (event types), `policy` (decision values), `stalwart` (wire
+//! types), `ids` and `time`; never `challenge`, `hold`, `portal`, `admin`, `http` or `submission`,
+//! which all call into it.
 
 use std::{str::FromStr, time::Duration};
 
@@ -23,13 +27,15 @@ pub mod audit;
 pub mod challenges;
 mod checkpoint;
 pub mod holds;
+pub mod hook;
 pub mod outbox;
 pub mod ratelimit;
 pub mod recipients;
 pub mod sealed;
 
 pub use challenges::{Challenge, ChallengeState, Purpose};
-pub use holds::{HeldFor, HeldRow, HoldState, HookRecord};
+pub use holds::{HeldFor, HeldRow, HoldState};
+pub use hook::HookRecord;
 pub use recipients::{RecipientRow, StoredFacts};
 pub use sealed::Sealed;
 
