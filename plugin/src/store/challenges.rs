@@ -184,21 +184,21 @@ pub(super) async fn pending_challenge(
     expires_at: i64,
 ) -> Result<String, StoreError> {
     let id = crate::ids::new_id("c");
-    let pending = ChallengeState::Pending.as_str();
+    // 'pending' is written out (it is `ChallengeState::Pending`): the lookup must match the partial
+    // unique index `challenges_one_pending ... WHERE state = 'pending'` literally, or neither SQLite
+    // nor a generic PostgreSQL plan can use it on this, the hook's, path.
     sqlx::query(
-        "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, $5, $3, $4) \
+        "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, 'pending', $3, $4) \
          ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING",
     )
     .bind(&id)
     .bind(recipient)
     .bind(now)
     .bind(expires_at)
-    .bind(pending)
     .execute(&mut **tx)
     .await?;
-    let row = sqlx::query("SELECT id FROM challenges WHERE recipient = $1 AND state = $2")
+    let row = sqlx::query("SELECT id FROM challenges WHERE recipient = $1 AND state = 'pending'")
         .bind(recipient)
-        .bind(pending)
         .fetch_one(&mut **tx)
         .await?;
     Ok(row.try_get(0)?)
@@ -533,6 +533,8 @@ mod tests {
             }
             assert_eq!(ChallengeState::parse(from.as_str()), from);
         }
+        // Written out in `pending_challenge` (the partial index's predicate).
+        assert_eq!(Pending.as_str(), "pending");
         // Refused, among others: a locked or expired challenge never verifies.
         assert!(!ChallengeState::can_transition(Locked, Verified));
         assert!(!ChallengeState::can_transition(Expired, Pending));
