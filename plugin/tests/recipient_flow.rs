@@ -696,7 +696,9 @@ async fn release_reply_lost_is_uncertain(b: Backend) {
         .unwrap();
     assert_eq!(
         resolved,
-        stalwart_nta7516::store::admin::Resolved::Done("releasing")
+        stalwart_nta7516::store::admin::Resolved::Done(
+            stalwart_nta7516::store::HoldState::Releasing
+        )
     );
     let (_, qid, _) = gw.wait_hold(&id, BOB, "released", 15).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -74,7 +74,7 @@ async fn phone_by_link(b: Backend) {
     assert!(again.body.contains("number is known"), "{}", again.body);
     // Audited: the request to the sender, the sender's two entries (the invalid one without what was
     // typed), then the recipient's notice.
-    let records = gw.audit(&id).await;
+    let records = gw.wait_audit(&id, 6, 10).await;
     let kinds: Vec<&str> = records.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(
         kinds,

@@ -1,36 +1,32 @@
-//! Recipient 2FA: link tokens, SMS codes, phone numbers, rate limits, the SMS senders, the notification
-//! mails and the background worker that sends them and releases verified holds.
+//! Recipient 2FA: link tokens, SMS codes ([`code`]: sending one, checking one), phone numbers
+//! ([`phone`]), the SMS senders ([`sms`]), the notification mails ([`notify`]) and the background
+//! [`worker`] that sends them and releases verified holds. All state is in the database, reached
+//! through `store` only; may call `store`, `hold`, `smtp`, `audit`, `config`, `secrets` and the
+//! `Gateway`; never `portal`, `admin` or `http`.
 //!
 //! Secrets handling (DESIGN §6): link tokens are HMAC-SHA256 values (256 bits) derived from the challenge
 //! id under a key derived from the master key, so they can be re-created for a resent mail and never need
 //! to be stored; the database keeps only their SHA-256 (looked up by hash, compared in constant time).
 //! SMS codes are 6 random digits stored as an HMAC bound to the challenge id.
 
+pub mod code;
 pub mod notify;
 pub mod phone;
-pub mod ratelimit;
 pub mod sms;
-pub mod store;
 pub mod worker;
 
 use base64::Engine;
 use ring::{digest, hmac};
 
-/// What a link token opens. Each purpose has its own token for the same challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// The recipient's portal link (in the notification mail).
-    Recipient,
-    /// The sender's "enter the recipient's mobile number" link.
-    SenderPhone,
-}
+pub use crate::store::{Challenge, ChallengeState, Purpose};
+use crate::store::{Store, StoreError};
+pub use code::{check_code, send_code, CodeCheck, CodeSent};
 
-impl Purpose {
-    fn label(self) -> &'static str {
-        match self {
-            Purpose::Recipient => "recipient",
-            Purpose::SenderPhone => "sender-phone",
-        }
+/// The HMAC label of a purpose's link tokens.
+fn label(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::Recipient => "recipient",
+        Purpose::SenderPhone => "sender-phone",
     }
 }
 
@@ -61,7 +57,7 @@ impl Keys {
     pub fn link_token(&self, purpose: Purpose, challenge_id: &str) -> String {
         let tag = hmac::sign(
             &self.link,
-            format!("{}\0{challenge_id}", purpose.label()).as_bytes(),
+            format!("{}\0{challenge_id}", label(purpose)).as_bytes(),
         );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
@@ -80,6 +76,35 @@ impl Keys {
 /// SHA-256 hex of a presented token: the only form in which tokens are stored and looked up.
 pub fn token_hash(token: &str) -> String {
     hex::encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// The challenge a presented link token opens, or `None`. Looked up by the token's SHA-256 (so the
+/// database never compares secrets) and re-checked in constant time.
+pub async fn by_token(
+    store: &Store,
+    purpose: Purpose,
+    token: &str,
+) -> Result<Option<Challenge>, StoreError> {
+    if token.len() > 64 {
+        return Ok(None);
+    }
+    let hash = token_hash(token);
+    let Some((c, stored)) = store.challenge_by_token(purpose, &hash).await? else {
+        return Ok(None);
+    };
+    Ok(crate::secrets::equal(stored.as_bytes(), hash.as_bytes()).then_some(c))
+}
+
+/// The recipient a portal session cookie belongs to, while it is valid.
+pub async fn session_recipient(
+    store: &Store,
+    cookie: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    if cookie.len() > 64 {
+        return Ok(None);
+    }
+    store.session_recipient(&token_hash(cookie), now).await
 }
 
 /// Six uniformly random digits.

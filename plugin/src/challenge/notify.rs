@@ -8,131 +8,51 @@
 //! hook, and a restart loses nothing: both steps start again from the database.
 //!
 //! Mails carry no message content and no subject: only the sender, that a secure message waits, the link.
+//! Calls `store` (planning, the outbox, the facts a mail needs) and `smtp`.
 
-use sqlx::Row;
-
-use super::{store as cstore, token_hash, Purpose};
+use super::{token_hash, Purpose};
 use crate::{
-    audit::{Event, Notice},
     stalwart_submit::{Envelope, SendError, Session, Target},
-    store::StoreError,
+    store::{
+        outbox::{OutboxKind as Kind, OutboxRow},
+        StoreError,
+    },
     Gateway,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    RecipientNotice,
-    SenderPhone,
-    SenderExpired,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::RecipientNotice => "recipient_notice",
-            Kind::SenderPhone => "sender_phone",
-            Kind::SenderExpired => "sender_expired",
-        }
-    }
-    fn parse(s: &str) -> Option<Kind> {
-        Some(match s {
-            "recipient_notice" => Kind::RecipientNotice,
-            "sender_phone" => Kind::SenderPhone,
-            "sender_expired" => Kind::SenderExpired,
-            _ => return None,
-        })
-    }
-}
+/// Rows planned or sent per pass.
+const BATCH: i64 = 200;
+const SEND_BATCH: i64 = 100;
 
 /// Records due notifications in the outbox. Returns how many were planned.
 pub async fn plan(gw: &Gateway, now: i64) -> Result<usize, StoreError> {
-    let pool = gw.store.pool();
     let mut planned = 0;
-    sqlx::query(
-        "UPDATE challenges SET state = 'expired' WHERE state = 'pending' AND expires_at <= $1",
-    )
-    .bind(now)
-    .execute(pool)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT c.id, c.recipient, c.sender_asked, r.phone FROM challenges c \
-         LEFT JOIN recipients r ON r.address = c.recipient \
-         WHERE c.state = 'pending' AND c.notice_queued = 0 ORDER BY c.created_at LIMIT 200",
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in rows {
-        let id: String = row.try_get(0)?;
-        let recipient: String = row.try_get(1)?;
-        let sender_asked: i64 = row.try_get(2)?;
-        let phone: Option<String> = row.try_get(3)?;
-        let hashes = (
-            token_hash(&gw.keys.link_token(Purpose::Recipient, &id)),
-            token_hash(&gw.keys.link_token(Purpose::SenderPhone, &id)),
-        );
-        let (kind, rcpt, flag) = if phone.is_some() {
-            (Kind::RecipientNotice, recipient, "notice_queued")
-        } else if sender_asked == 0 {
-            let Some(sender) = cstore::senders(&gw.store, &id).await?.into_iter().next() else {
+    gw.store.expire_challenges(now).await?;
+    for c in gw.store.unplanned_challenges(BATCH).await? {
+        let (kind, rcpt) = if c.has_phone {
+            (Kind::RecipientNotice, c.recipient)
+        } else if !c.sender_asked {
+            let Some(sender) = gw.store.senders(&c.id).await?.into_iter().next() else {
                 continue;
             };
-            (Kind::SenderPhone, sender, "sender_asked")
+            (Kind::SenderPhone, sender)
         } else {
             continue;
         };
-        let mut tx = pool.begin().await?;
-        sqlx::query(&format!(
-            "UPDATE challenges SET {flag} = 1, token_hash = $1, sender_token_hash = $2 WHERE id = $3"
-        ))
-        .bind(&hashes.0)
-        .bind(&hashes.1)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-        enqueue(&mut tx, kind, &id, &rcpt, now).await?;
-        tx.commit().await?;
+        let hashes = (
+            token_hash(&gw.keys.link_token(Purpose::Recipient, &c.id)),
+            token_hash(&gw.keys.link_token(Purpose::SenderPhone, &c.id)),
+        );
+        gw.store
+            .plan_challenge_mail(&c.id, kind, &rcpt, (&hashes.0, &hashes.1), now)
+            .await?;
         planned += 1;
     }
-    let expired = sqlx::query(
-        "SELECT DISTINCT m.id, m.sender FROM held_messages m JOIN holds h ON h.message_id = m.id \
-         WHERE h.state = 'expired' AND m.expiry_noticed = 0 LIMIT 200",
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in expired {
-        let id: String = row.try_get(0)?;
-        let sender: String = row.try_get(1)?;
-        let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        enqueue(&mut tx, Kind::SenderExpired, &id, &sender, now).await?;
-        tx.commit().await?;
+    for (id, sender) in gw.store.unnoticed_expiries(BATCH).await? {
+        gw.store.plan_expiry_notice(&id, &sender, now).await?;
         planned += 1;
     }
     Ok(planned)
-}
-
-async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: Kind,
-    ref_id: &str,
-    rcpt: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox (id, kind, ref_id, rcpt, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5) ON CONFLICT (kind, ref_id, rcpt) DO NOTHING",
-    )
-    .bind(crate::ids::new_id("o"))
-    .bind(kind.as_str())
-    .bind(ref_id)
-    .bind(rcpt)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Submits due outbox rows to the notify listener. Returns `(sent, failed)`.
@@ -140,13 +60,8 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     let Some(conf) = &gw.config.stalwart else {
         return Ok((0, 0));
     };
-    let rows = sqlx::query(
-        "SELECT id, kind, ref_id, rcpt, attempts FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         ORDER BY created_at, id LIMIT 100",
-    )
-    .bind(now)
-    .fetch_all(gw.store.pool())
-    .await?;
+    // Not claimed: two gateway instances could both send a due row (see the multi-instance issue).
+    let rows = gw.store.due_outbox(now, SEND_BATCH).await?;
     if rows.is_empty() {
         return Ok((0, 0));
     }
@@ -160,15 +75,7 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     let mut session: Option<Session> = None;
     let (mut sent, mut failed) = (0, 0);
     for row in rows {
-        let id: String = row.try_get(0)?;
-        let kind: String = row.try_get(1)?;
-        let ref_id: String = row.try_get(2)?;
-        let rcpt: String = row.try_get(3)?;
-        let attempts: i64 = row.try_get(4)?;
-        let Some(kind) = Kind::parse(&kind) else {
-            continue;
-        };
-        let mail = render(gw, kind, &ref_id, &rcpt, now).await?;
+        let mail = render(gw, row.kind, &row.ref_id, &row.rcpt, now).await?;
         if session.as_ref().is_some_and(|s| !s.has_room()) {
             if let Some(s) = session.take() {
                 s.quit().await;
@@ -178,7 +85,7 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
             match Session::open(&target).await {
                 Ok(s) => session = Some(s),
                 Err(e) => {
-                    retry_later(gw, &id, attempts, &e.to_string(), now).await?;
+                    retry_later(gw, &row, &e.to_string(), now).await?;
                     failed += 1;
                     continue;
                 }
@@ -188,27 +95,16 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
         let result = s
             .send(&Envelope {
                 from: &conf.notify_from,
-                to: &rcpt,
+                to: &row.rcpt,
                 data: &mail,
             })
             .await;
         match result {
             Ok(queue_id) => {
-                let mut tx = gw.store.pool().begin().await?;
-                sqlx::query(
-                    "UPDATE outbox SET state = 'sent', queue_id = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
-                )
-                .bind(&queue_id)
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-                let events = sent_events(&mut tx, kind, &ref_id, &rcpt, &queue_id).await?;
-                crate::store::audit::append(&mut tx, now, &events).await?;
-                tx.commit().await?;
+                gw.store.outbox_sent(&row, &queue_id, now).await?;
                 tracing::info!(
-                    kind = kind.as_str(),
-                    rcpt,
+                    kind = row.kind.as_str(),
+                    rcpt = row.rcpt,
                     queue_id,
                     "notification submitted"
                 );
@@ -216,13 +112,13 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
             }
             Err(SendError::Uncertain(e)) => {
                 // A notification may have gone out; sending it again is better than none, but say so.
-                tracing::warn!(error = %e, rcpt, "notification outcome unknown; will resend");
-                retry_later(gw, &id, attempts, &e.to_string(), now).await?;
+                tracing::warn!(error = %e, rcpt = row.rcpt, "notification outcome unknown; will resend");
+                retry_later(gw, &row, &e.to_string(), now).await?;
                 session = None;
                 failed += 1;
             }
             Err(SendError::Failed(e)) => {
-                retry_later(gw, &id, attempts, &e.to_string(), now).await?;
+                retry_later(gw, &row, &e.to_string(), now).await?;
                 session = None;
                 failed += 1;
             }
@@ -234,77 +130,20 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     Ok((sent, failed))
 }
 
-/// The audit events of a notification Stalwart accepted: one per message and recipient it is about.
-async fn sent_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: Kind,
-    ref_id: &str,
-    rcpt: &str,
-    queue_id: &str,
-) -> Result<Vec<Event>, StoreError> {
-    let event = |message_ref: String, recipient: String, notice: Notice| Event::NotificationSent {
-        message_ref,
-        recipient,
-        notice,
-        to: rcpt.to_string(),
-        queue_id: Some(queue_id.to_string()),
-    };
-    let rows = |sql: &'static str| sqlx::query(sql).bind(ref_id);
-    Ok(match kind {
-        // ref_id: the challenge; rcpt: its recipient.
-        Kind::RecipientNotice => cstore::messages_of(tx, ref_id)
-            .await?
-            .into_iter()
-            .map(|m| event(m, rcpt.to_string(), Notice::RecipientNotice))
-            .collect(),
-        // ref_id: the challenge; rcpt: the sender asked for the recipient's number.
-        Kind::SenderPhone => rows(
-            "SELECT h.message_id, h.recipient FROM holds h JOIN held_messages m ON m.id = h.message_id \
-             WHERE h.challenge_id = $1 AND m.sender = $2 ORDER BY h.message_id",
-        )
-        .bind(rcpt)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| Ok(event(r.try_get(0)?, r.try_get(1)?, Notice::SenderPhoneRequest)))
-        .collect::<Result<_, sqlx::Error>>()?,
-        // ref_id: the message; rcpt: its sender; one event per recipient who did not collect it.
-        Kind::SenderExpired => rows(
-            "SELECT message_id, recipient FROM holds WHERE message_id = $1 AND state = 'expired' \
-             ORDER BY recipient",
-        )
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| Ok(event(r.try_get(0)?, r.try_get(1)?, Notice::SenderNotCollected)))
-        .collect::<Result<_, sqlx::Error>>()?,
-    })
-}
-
 async fn retry_later(
     gw: &Gateway,
-    id: &str,
-    attempts: i64,
+    row: &OutboxRow,
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let next = now + backoff(gw, attempts);
+    let next = now + backoff(gw, row.attempts);
     tracing::warn!(
-        outbox = id,
+        outbox = row.id,
         error,
         retry_at = next,
         "notification not submitted; will retry"
     );
-    sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(next)
-    .bind(error)
-    .bind(now)
-    .bind(id)
-    .execute(gw.store.pool())
-    .await?;
-    Ok(())
+    gw.store.outbox_retry(&row.id, next, error, now).await
 }
 
 /// `retry_base_secs · 2^attempts`, capped at `retry_max_secs`.
@@ -329,7 +168,7 @@ async fn render(
     let base = gw.config.server.public_url.trim_end_matches('/');
     let (subject, body) = match kind {
         Kind::RecipientNotice => {
-            let senders = cstore::senders(&gw.store, ref_id).await?;
+            let senders = gw.store.senders(ref_id).await?;
             let from = if senders.is_empty() {
                 "-".to_string()
             } else {
@@ -352,11 +191,7 @@ async fn render(
             )
         }
         Kind::SenderPhone => {
-            let recipient: String = sqlx::query("SELECT recipient FROM challenges WHERE id = $1")
-                .bind(ref_id)
-                .fetch_one(gw.store.pool())
-                .await?
-                .try_get(0)?;
+            let recipient = gw.store.challenge_recipient(ref_id).await?;
             let link = format!(
                 "{base}/s/{}",
                 gw.keys.link_token(Purpose::SenderPhone, ref_id)
@@ -373,17 +208,7 @@ async fn render(
             )
         }
         Kind::SenderExpired => {
-            let rows = sqlx::query(
-                "SELECT recipient FROM holds WHERE message_id = $1 AND state = 'expired' ORDER BY recipient",
-            )
-            .bind(ref_id)
-            .fetch_all(gw.store.pool())
-            .await?;
-            let list = rows
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<Vec<_>, _>>()?
-                .join(", ");
+            let list = gw.store.expired_recipients(ref_id).await?.join(", ");
             (
                 format!("Niet opgehaald / Not collected ({ref_id})"),
                 format!(

@@ -3,7 +3,8 @@
 //! The subject tag is removed from the held copy (the recipient must never see it, and it is not part of
 //! the message the sender meant). So the held copy differs from the submitted bytes by exactly that tag;
 //! `held_messages.sha256` is the digest of the held copy (what is released), while the idempotency key
-//! stays that of the submitted bytes (so a client retry still finds its hold).
+//! stays that of the submitted bytes (so a client retry still finds its hold). Pure functions; calls
+//! nothing.
 
 /// A validated E.164 number (`+` and 8–15 digits, no leading zero).
 #[derive(Debug, Clone, PartialEq, Eq)]

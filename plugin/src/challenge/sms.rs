@@ -1,5 +1,5 @@
 //! SMS senders: AWS SNS (`[sms] mode = "sns"`) and the development log sink (`mode = "log"`).
-//! A send error never touches a hold: the portal shows "try again later".
+//! A send error never touches a hold: the portal shows "try again later". Calls `config` and the AWS SDK.
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,5 +1,6 @@
 //! The background worker: plans and sends notifications and releases verified holds. Woken by the hook
-//! (after a commit), the portal (after a verification or a phone number) and a timer.
+//! (after a commit), the portal (after a verification or a phone number) and a timer. Calls
+//! `challenge::notify` and `hold::release`.
 
 use std::{sync::Arc, time::Duration};
 

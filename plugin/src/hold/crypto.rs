@@ -1,6 +1,7 @@
 //! Envelope encryption of held content: AES-256-GCM with a random 256-bit data key per message; the data
 //! key is itself sealed with AES-256-GCM under the master key. The message id is the associated data of
-//! both, so a sealed body cannot be swapped between rows.
+//! both, so a sealed body cannot be swapped between rows. Calls `ring`; the sealed form it produces is
+//! `store::sealed::Sealed`.
 
 use std::path::Path;
 
@@ -9,6 +10,8 @@ use ring::{
     digest,
     rand::{SecureRandom, SystemRandom},
 };
+
+pub use crate::store::sealed::Sealed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -27,17 +30,6 @@ pub enum KeyError {
 pub struct MasterKey {
     key: LessSafeKey,
     id: String,
-}
-
-/// Sealed content as stored.
-#[derive(Debug, Clone)]
-pub struct Sealed {
-    pub key_id: String,
-    /// nonce ‖ AES-GCM(master, data key) ‖ tag
-    pub wrapped_key: Vec<u8>,
-    pub nonce: Vec<u8>,
-    /// AES-GCM(data key, content) ‖ tag
-    pub ciphertext: Vec<u8>,
 }
 
 impl MasterKey {

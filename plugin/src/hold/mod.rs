@@ -1,7 +1,9 @@
 //! Holding messages: the encrypted copy of a message kept until its recipients pass 2FA.
 //!
 //! The original bytes are rebuilt from the hook body ([`crate::stalwart::hook::Message::rebuild`]);
-//! [`crypto`] seals them with a fresh per-message key that a master key wraps.
+//! [`crypto`] seals them with a fresh per-message key that a master key wraps; [`release`] submits
+//! verified holds to Stalwart; [`retention`] deletes expired content. The hold states themselves are
+//! `store::holds::HoldState`. May call `store`, `smtp`, `policy` (TLS status), `audit` and the `Gateway`.
 
 pub mod crypto;
 pub mod retention;

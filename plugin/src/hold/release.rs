@@ -7,40 +7,32 @@
 //! content is deleted once no other recipient of the message still needs it. A refusal or an unreachable
 //! listener puts the hold back to `releasing` with exponential backoff. A lost reply after the final dot
 //! makes it `uncertain`: kept, reported, never sent again automatically — so nothing is delivered twice.
+//! Every step is a [`HoldState`] transition through the store (see `store::holds` for the machine).
+//! Calls `store`, `smtp`, the TLS-verdict seam and the master key.
 
 use std::time::Duration;
-
-use sqlx::Row;
 
 use crate::{
     audit::{Event, ReleaseTarget},
     policy::TlsStatus,
     stalwart_submit::{Envelope, SendError, Session, Target},
-    store::{audit::append, Store, StoreError},
+    store::{
+        holds::{DueRelease, ReleaseStep},
+        HoldState, StoreError,
+    },
     Gateway,
 };
 
 /// A claimed hold is stale after this long (a crashed worker); see [`recover`].
 pub const LEASE_SECS: i64 = 600;
 
+/// Holds released per pass.
+const BATCH: i64 = 100;
+
 /// After a crash: `sending` holds (nothing submitted yet) go back to `releasing`; `committing` holds (the
 /// message may have reached Stalwart) become `uncertain`.
 pub async fn recover(gw: &Gateway, now: i64, lease: i64) -> Result<(), StoreError> {
-    let pool = gw.store.pool();
-    sqlx::query("UPDATE holds SET state = 'releasing', updated_at = $1 WHERE state = 'sending' AND updated_at <= $2")
-        .bind(now)
-        .bind(now - lease)
-        .execute(pool)
-        .await?;
-    let n = sqlx::query(
-        "UPDATE holds SET state = 'uncertain', last_error = 'gateway stopped after the message data was sent', \
-         updated_at = $1 WHERE state = 'committing' AND updated_at <= $2",
-    )
-    .bind(now)
-    .bind(now - lease)
-    .execute(pool)
-    .await?
-    .rows_affected();
+    let n = gw.store.recover_releases(now, lease).await?;
     if n > 0 {
         tracing::error!(holds = n, "release outcome unknown after a restart; check Stalwart's queue before releasing these again");
     }
@@ -65,36 +57,26 @@ pub async fn release_due(
     let Some(conf) = &gw.config.stalwart else {
         return Ok(Vec::new());
     };
-    let rows = sqlx::query(
-        "SELECT h.message_id, h.recipient, m.sender, h.attempts FROM holds h JOIN held_messages m ON m.id = h.message_id \
-         WHERE h.state = 'releasing' AND h.next_attempt_at <= $1 ORDER BY h.message_id, h.recipient LIMIT 100",
-    )
-    .bind(now)
-    .fetch_all(gw.store.pool())
-    .await?;
+    let due = gw.store.due_releases(now, BATCH).await?;
     let mut out = Vec::new();
-    if rows.is_empty() {
+    if due.is_empty() {
         return Ok(out);
     }
     let target = Target::from_config(conf, true);
     let mut session: Option<Session> = None;
-    for row in rows {
-        let id: String = row.try_get(0)?;
-        let rcpt: String = row.try_get(1)?;
-        let sender: String = row.try_get(2)?;
-        let attempts: i64 = row.try_get(3)?;
-        if !set_state(gw, &id, &rcpt, "releasing", "sending", now).await? {
-            continue; // another worker took it
+    for hold in due {
+        let (id, rcpt) = (hold.message_id.as_str(), hold.recipient.as_str());
+        // The claim: only one worker moves it out of `releasing`.
+        if !gw
+            .store
+            .transition_hold(id, rcpt, HoldState::Releasing, HoldState::Sending, now)
+            .await?
+        {
+            continue;
         }
-        let result = release_one(gw, &target, &mut session, &id, &rcpt, &sender).await;
-        let result = match result {
-            Ok(r) => r,
-            Err(e) => Released::Retry {
-                error: e.to_string(),
-            },
-        };
-        record(gw, &id, &rcpt, attempts, &result, now).await?;
-        out.push((id, rcpt, result));
+        let (at, result) = release_one(gw, &target, &mut session, &hold).await;
+        record(gw, &hold, at, &result, now).await?;
+        out.push((hold.message_id, hold.recipient, result));
     }
     if let Some(s) = session {
         s.quit().await;
@@ -102,14 +84,79 @@ pub async fn release_due(
     Ok(out)
 }
 
+/// One claimed hold: returns the state it is in now (`sending`, or `committing` once the data went
+/// out) and what happened.
 async fn release_one(
+    gw: &Gateway,
+    target: &Result<Target, crate::stalwart_submit::SmtpError>,
+    session: &mut Option<Session>,
+    hold: &DueRelease,
+) -> (HoldState, Released) {
+    let (id, rcpt) = (hold.message_id.as_str(), hold.recipient.as_str());
+    let raw = match prepare(gw, target, session, id, rcpt).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(result)) => return (HoldState::Sending, result),
+        Err(e) => {
+            let error = e.to_string();
+            return (HoldState::Sending, Released::Retry { error });
+        }
+    };
+    match gw
+        .store
+        .transition_hold(
+            id,
+            rcpt,
+            HoldState::Sending,
+            HoldState::Committing,
+            crate::time::now(),
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let error = "hold changed state".to_string();
+            return (HoldState::Sending, Released::Retry { error });
+        }
+        Err(e) => {
+            let error = e.to_string();
+            return (HoldState::Sending, Released::Retry { error });
+        }
+    }
+    let s = session.as_mut().expect("prepare opened it");
+    let result = s
+        .send(&Envelope {
+            from: &hold.sender,
+            to: rcpt,
+            data: &raw,
+        })
+        .await;
+    let result = match result {
+        Ok(queue_id) => Released::Smtp { queue_id },
+        Err(SendError::Failed(e)) => {
+            *session = None;
+            Released::Retry {
+                error: e.to_string(),
+            }
+        }
+        Err(SendError::Uncertain(e)) => {
+            *session = None;
+            Released::Uncertain {
+                error: e.to_string(),
+            }
+        }
+    };
+    (HoldState::Committing, result)
+}
+
+/// Everything before the data leaves: the TLS re-check (only Secure leaves by SMTP), the content, an
+/// open session. `Ok(Err(..))`: the hold's outcome without sending.
+async fn prepare(
     gw: &Gateway,
     target: &Result<Target, crate::stalwart_submit::SmtpError>,
     session: &mut Option<Session>,
     id: &str,
     rcpt: &str,
-    sender: &str,
-) -> Result<Released, StoreError> {
+) -> Result<Result<Vec<u8>, Released>, StoreError> {
     // 1. TLS re-check: only Secure leaves by SMTP.
     let domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
     let budget = Duration::from_millis(gw.config.hook.tls_budget_ms);
@@ -124,30 +171,30 @@ async fn release_one(
             tls = status.as_str(),
             "TLS not secure at release: portal"
         );
-        return Ok(Released::Portal);
+        return Ok(Err(Released::Portal));
     }
     // 2. The content.
     let Some(held) = gw.store.held(id).await? else {
-        return Ok(Released::Expired);
+        return Ok(Err(Released::Expired));
     };
     let Some(sealed) = held.sealed else {
-        return Ok(Released::Expired);
+        return Ok(Err(Released::Expired));
     };
     let raw = match gw.master.open(id, &sealed) {
         Ok(raw) => raw,
         Err(e) => {
-            return Ok(Released::Retry {
+            return Ok(Err(Released::Retry {
                 error: e.to_string(),
-            })
+            }))
         }
     };
     // 3. SMTP.
     let target = match target {
         Ok(t) => t,
         Err(e) => {
-            return Ok(Released::Retry {
+            return Ok(Err(Released::Retry {
                 error: e.to_string(),
-            })
+            }))
         }
     };
     if session.as_ref().is_some_and(|s| !s.has_room()) {
@@ -159,81 +206,32 @@ async fn release_one(
         match Session::open(target).await {
             Ok(s) => *session = Some(s),
             Err(e) => {
-                return Ok(Released::Retry {
+                return Ok(Err(Released::Retry {
                     error: e.to_string(),
-                })
+                }))
             }
         }
     }
-    if !set_state(gw, id, rcpt, "sending", "committing", crate::time::now()).await? {
-        return Ok(Released::Retry {
-            error: "hold changed state".into(),
-        });
-    }
-    let s = session.as_mut().expect("opened above");
-    let result = s
-        .send(&Envelope {
-            from: sender,
-            to: rcpt,
-            data: &raw,
-        })
-        .await;
-    Ok(match result {
-        Ok(queue_id) => Released::Smtp { queue_id },
-        Err(SendError::Failed(e)) => {
-            *session = None;
-            Released::Retry {
-                error: e.to_string(),
-            }
-        }
-        Err(SendError::Uncertain(e)) => {
-            *session = None;
-            Released::Uncertain {
-                error: e.to_string(),
-            }
-        }
-    })
+    Ok(Ok(raw))
 }
 
-async fn set_state(
-    gw: &Gateway,
-    id: &str,
-    rcpt: &str,
-    from: &str,
-    to: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE holds SET state = $1, updated_at = $2 WHERE message_id = $3 AND recipient = $4 AND state = $5",
-    )
-    .bind(to)
-    .bind(now)
-    .bind(id)
-    .bind(rcpt)
-    .bind(from)
-    .execute(gw.store.pool())
-    .await?
-    .rows_affected()
-        == 1)
-}
-
-/// Commits what happened to one hold and its audit record in one transaction.
+/// Commits what happened to one hold (it is in state `at`) and its audit record in one transaction.
 async fn record(
     gw: &Gateway,
-    id: &str,
-    rcpt: &str,
-    attempts: i64,
+    hold: &DueRelease,
+    at: HoldState,
     result: &Released,
     now: i64,
 ) -> Result<(), StoreError> {
+    let (id, rcpt) = (hold.message_id.as_str(), hold.recipient.as_str());
     let (message_ref, recipient) = (id.to_string(), rcpt.to_string());
     // (new state, next attempt at, error kept on the hold, Stalwart's queue id, audit event)
-    let (state, next_at, error, queue_id, event) = match result {
+    let (to, next_at, error, queue_id, event) = match result {
         Released::Smtp { queue_id } => (
-            "released",
+            HoldState::Released,
             now,
             None,
-            Some(queue_id.clone()),
+            Some(queue_id.as_str()),
             // Stalwart's queue id (hex in its reply) links its webhook delivery events to the message.
             Event::Released {
                 message_ref,
@@ -243,9 +241,9 @@ async fn record(
             },
         ),
         Released::Portal => (
-            "portal",
+            HoldState::Portal,
             now,
-            Some("TLS not secure at release time".to_string()),
+            Some("TLS not secure at release time"),
             None,
             Event::Released {
                 message_ref,
@@ -255,46 +253,29 @@ async fn record(
             },
         ),
         Released::Retry { error } | Released::Uncertain { error } => {
-            // A refused or unreachable listener is retried with backoff; a lost reply after the data
-            // is never re-sent on its own (it may be queued): the operator settles it.
-            let retry_at = matches!(result, Released::Retry { .. })
-                .then(|| now + crate::challenge::notify::backoff(gw, attempts));
-            match retry_at {
-                Some(next) => tracing::warn!(
-                    message = id,
-                    rcpt,
-                    error,
-                    retry_at = next,
-                    "release failed; the message stays held"
-                ),
-                None => tracing::error!(
-                    message = id,
-                    rcpt,
-                    error,
-                    "release outcome unknown; not re-sent automatically"
-                ),
-            }
+            let retry_at = retry_at(gw, hold, result, now);
+            let to = match retry_at {
+                Some(_) => HoldState::Releasing,
+                None => HoldState::Uncertain,
+            };
+            let event = Event::ReleaseFailed {
+                message_ref,
+                recipient,
+                error: error.clone(),
+                retry_at,
+            };
             (
-                if retry_at.is_some() {
-                    "releasing"
-                } else {
-                    "uncertain"
-                },
+                to,
                 retry_at.unwrap_or(now),
-                Some(error.clone()),
+                Some(error.as_str()),
                 None,
-                Event::ReleaseFailed {
-                    message_ref,
-                    recipient,
-                    error: error.clone(),
-                    retry_at,
-                },
+                event,
             )
         }
         Released::Expired => (
-            "expired",
+            HoldState::Expired,
             now,
-            Some("content no longer held".to_string()),
+            Some("content no longer held"),
             None,
             Event::Expired {
                 message_ref,
@@ -302,28 +283,52 @@ async fn record(
             },
         ),
     };
-    let mut tx = gw.store.pool().begin().await?;
-    sqlx::query(
-        "UPDATE holds SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
-         release_queue_id = $4, updated_at = $5 WHERE message_id = $6 AND recipient = $7",
-    )
-    .bind(state)
-    .bind(next_at)
-    .bind(error)
-    .bind(queue_id.clone())
-    .bind(now)
-    .bind(id)
-    .bind(rcpt)
-    .execute(&mut *tx)
-    .await?;
-    if queue_id.is_some() {
-        // Accepted by Stalwart: the content goes once no other recipient still needs it.
-        Store::erase_if_unneeded(&mut tx, id, now).await?;
+    let step = ReleaseStep {
+        message_id: id,
+        recipient: rcpt,
+        from: at,
+        to,
+        next_attempt_at: next_at,
+        error,
+        queue_id,
+        event,
+    };
+    if !gw.store.finish_release(&step, now).await? {
+        // Someone else moved the hold meanwhile (an operator, or a recovery after the lease): theirs.
+        tracing::warn!(message = id, rcpt, from = %at, to = %to, ?queue_id, "hold changed state during its release; left as it is");
+        return Ok(());
     }
-    append(&mut tx, now, &[event]).await?;
-    tx.commit().await?;
     if let Some(queue_id) = queue_id {
         tracing::info!(message = id, rcpt, queue_id, "released to Stalwart");
     }
     Ok(())
+}
+
+/// When a failed release is tried again: a refused or unreachable listener with backoff; a lost reply
+/// after the data never on its own (it may be queued): the operator settles it.
+fn retry_at(gw: &Gateway, hold: &DueRelease, result: &Released, now: i64) -> Option<i64> {
+    let (id, rcpt) = (hold.message_id.as_str(), hold.recipient.as_str());
+    match result {
+        Released::Retry { error } => {
+            let next = now + crate::challenge::notify::backoff(gw, hold.attempts);
+            tracing::warn!(
+                message = id,
+                rcpt,
+                error,
+                retry_at = next,
+                "release failed; the message stays held"
+            );
+            Some(next)
+        }
+        Released::Uncertain { error } => {
+            tracing::error!(
+                message = id,
+                rcpt,
+                error,
+                "release outcome unknown; not re-sent automatically"
+            );
+            None
+        }
+        _ => None,
+    }
 }

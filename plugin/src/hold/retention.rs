@@ -1,4 +1,5 @@
-//! The retention job: held content is deleted once its period (default 90 days) has passed.
+//! The retention job: held content is deleted once its period (default 90 days) has passed. Calls
+//! `store` only.
 
 use std::time::Duration;
 

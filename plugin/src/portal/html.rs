@@ -1,4 +1,5 @@
-//! Page layout, escaping and the two languages. Server-rendered, no JavaScript, one stylesheet.
+//! Page layout, escaping and the two languages. Server-rendered, no JavaScript, one stylesheet. Calls
+//! nothing.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {

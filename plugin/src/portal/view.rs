@@ -1,44 +1,27 @@
 //! After verification: the recipient's messages, reading a portal message, downloading the .eml and
 //! each attachment. Every page needs the session cookie of the link's own recipient, and a message opens
 //! only when that recipient has a portal hold for it. Message HTML is never rendered: the text is shown
-//! escaped, downloads are `application/octet-stream` attachments.
+//! escaped, downloads are `application/octet-stream` attachments. Every access is audited before the
+//! content is shown. Calls `store`, the master key and the portal's session and HTML parts.
 
 use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Response},
 };
 use mail_parser::{MessageParser, MimeHeaders};
 
 use super::{
-    challenge_for,
     html::{esc, page},
-    Ctx,
+    session::{authorised, Ctx},
 };
-use crate::{
-    audit::Event,
-    challenge::{store as cstore, Purpose},
-    Gateway,
-};
-
-/// The link's recipient when the browser holds a valid session for exactly that recipient.
-async fn authorised(gw: &Gateway, ctx: &Ctx, token: &str) -> Result<String, Response> {
-    let c = challenge_for(gw, ctx, Purpose::Recipient, token).await?;
-    let Some(cookie) = ctx.cookies.get("nta_session") else {
-        return Err(Redirect::to(&format!("/p/{token}")).into_response());
-    };
-    match cstore::session_recipient(&gw.store, cookie, crate::time::now()).await {
-        Ok(Some(r)) if r == c.recipient => Ok(r),
-        Ok(_) => Err(Redirect::to(&format!("/p/{token}")).into_response()),
-        Err(_) => Err(ctx.unavailable("/p/")),
-    }
-}
+use crate::{audit::Event, store::HoldState, Gateway};
 
 /// The decrypted message when `recipient` may read it on the portal.
 async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
-    match cstore::portal_hold(&gw.store, id, recipient).await {
+    match gw.store.portal_hold(id, recipient).await {
         Ok(true) => {}
         Ok(false) => return Err(ctx.not_found()),
         Err(_) => return Err(ctx.unavailable("/p/")),
@@ -75,31 +58,34 @@ pub async fn messages(
         Err(r) => return r,
     };
     let lang = ctx.lang;
-    let held = match cstore::held_for(&gw.store, &recipient).await {
+    let held = match gw.store.held_for(&recipient).await {
         Ok(h) => h,
         Err(_) => return ctx.unavailable("/p/"),
     };
     let mut rows = String::new();
     for h in &held {
-        let status = match h.state.as_str() {
-            "portal" => format!(
+        let status = match h.state {
+            HoldState::Portal => format!(
                 "<a href=\"/p/{token}/m/{id}\">{}</a>",
                 lang.t("Lezen", "Read"),
                 id = esc(&h.message_id)
             ),
-            "released" => lang
+            HoldState::Released => lang
                 .t("Afgeleverd in uw mailbox", "Delivered to your mailbox")
                 .into(),
-            "releasing" | "sending" | "committing" | "uncertain" => lang
+            HoldState::Releasing
+            | HoldState::Sending
+            | HoldState::Committing
+            | HoldState::Uncertain => lang
                 .t(
                     "Wordt afgeleverd in uw mailbox",
                     "Being delivered to your mailbox",
                 )
                 .into(),
-            "held" => lang
+            HoldState::Held => lang
                 .t("Wacht op bevestiging", "Waiting for confirmation")
                 .into(),
-            _ => lang
+            HoldState::Expired | HoldState::Deleted => lang
                 .t("Niet meer beschikbaar", "No longer available")
                 .into(),
         };

@@ -1,13 +1,20 @@
-//! Admin operations on the database. Every change commits together with its audit record (one
-//! transaction); values arrive validated (see `crate::admin::validate`).
+//! Admin operations on the database (recipients, exemptions, peers, held messages, domain settings).
+//! Every change commits together with its audit record (one transaction); values arrive validated
+//! (see `crate::admin::validate`). Hold state changes go through [`super::holds::transition`]. May call
+//! the rest of `store`, `audit` event types, `policy` values, `ids` and `time`.
 
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use super::{audit::append, Store, StoreError};
+use super::{
+    audit::append,
+    holds::{transition, HoldState, HoldUpdate, Holds},
+    Store, StoreError,
+};
 use crate::{
     audit::{Event, MaskedPhone},
+    policy::Outcome,
     time::rfc3339,
 };
 
@@ -403,10 +410,11 @@ impl Store {
     pub async fn list_held(&self, limit: i64) -> Result<Vec<HeldOut>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, sender, sha256, size, created_at, expires_at FROM held_messages m \
-             WHERE purged_at IS NULL AND EXISTS (SELECT 1 FROM holds h WHERE h.message_id = m.id AND h.state = 'held') \
+             WHERE purged_at IS NULL AND EXISTS (SELECT 1 FROM holds h WHERE h.message_id = m.id AND h.state = $2) \
              ORDER BY created_at DESC, id LIMIT $1",
         )
         .bind(limit)
+        .bind(HoldState::Held.as_str())
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -455,10 +463,12 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT recipient FROM holds WHERE message_id = $1 AND state = 'held' AND outcome <> 'portal' \
+            "SELECT recipient FROM holds WHERE message_id = $1 AND state = $2 AND outcome <> $3 \
              ORDER BY recipient",
         )
         .bind(id)
+        .bind(HoldState::Held.as_str())
+        .bind(Outcome::Portal.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let targets: Vec<String> = rows
@@ -470,11 +480,12 @@ impl Store {
             .collect();
         for rcpt in &targets {
             sqlx::query(
-                "UPDATE holds SET outcome = 'portal', updated_at = $3 WHERE message_id = $1 AND recipient = $2",
+                "UPDATE holds SET outcome = $4, updated_at = $3 WHERE message_id = $1 AND recipient = $2",
             )
             .bind(id)
             .bind(rcpt)
             .bind(now)
+            .bind(Outcome::Portal.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -496,8 +507,6 @@ impl Store {
         Ok(targets)
     }
 
-    /// Deletes a held message: its content is erased now, its holds become `deleted`; the metadata
-    /// stays for the audit trail. `false` when there is no such message.
     /// Settles an `uncertain` hold (a release to the inbox whose reply was lost) once the operator has
     /// checked Stalwart's queue or the mailbox: `delivered` makes it `released` (the content goes when no
     /// other recipient still needs it); not delivered makes it `releasing` now, and the release worker
@@ -519,22 +528,25 @@ impl Store {
                 .await?
                 .map(|r| r.try_get(0))
                 .transpose()?;
-        match state.as_deref() {
+        let from = match state.as_deref().map(HoldState::parse).transpose()? {
             None => return Ok(Resolved::NoSuchHold),
-            Some("uncertain") => {}
-            Some(other) => return Ok(Resolved::NotUncertain(other.to_string())),
-        }
-        let to = if delivered { "released" } else { "releasing" };
-        sqlx::query(
-            "UPDATE holds SET state = $1, next_attempt_at = $2, updated_at = $2 \
-             WHERE message_id = $3 AND recipient = $4 AND state = 'uncertain'",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(id)
-        .bind(recipient)
-        .execute(&mut *tx)
-        .await?;
+            Some(HoldState::Uncertain) => HoldState::Uncertain,
+            Some(other) => return Ok(Resolved::NotUncertain(other)),
+        };
+        let to = if delivered {
+            HoldState::Released
+        } else {
+            HoldState::Releasing
+        };
+        let which = Holds::One {
+            message_id: id,
+            recipient,
+        };
+        let again = HoldUpdate {
+            next_attempt_at: Some(now),
+            ..HoldUpdate::default()
+        };
+        transition(&mut *tx, which, from, to, now, again).await?;
         if delivered {
             Store::erase_if_unneeded(&mut tx, id, now).await?;
         }
@@ -554,6 +566,8 @@ impl Store {
         Ok(Resolved::Done(to))
     }
 
+    /// Deletes a held message: its content is erased now, its holds become `deleted`; the metadata
+    /// stays for the audit trail. `false` when there is no such message.
     pub async fn delete_held(
         &self,
         actor: Actor<'_>,
@@ -573,14 +587,15 @@ impl Store {
         if n == 0 {
             return Ok(false);
         }
-        let holds = sqlx::query(
-            "UPDATE holds SET state = 'deleted', updated_at = $2 WHERE message_id = $1 AND state = 'held'",
+        let holds = transition(
+            &mut *tx,
+            Holds::OfMessage(id),
+            HoldState::Held,
+            HoldState::Deleted,
+            now,
+            HoldUpdate::default(),
         )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
         append(
             &mut tx,
             now,
@@ -706,9 +721,9 @@ async fn upsert_recipient(
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolved {
     /// The hold is now in this state.
-    Done(&'static str),
+    Done(HoldState),
     /// The message has no hold for that recipient.
     NoSuchHold,
     /// The hold is not `uncertain` (its state); nothing changed.
-    NotUncertain(String),
+    NotUncertain(HoldState),
 }

@@ -424,6 +424,24 @@ impl Running {
             .collect()
     }
 
+    /// The audit records of a message once there are at least `n` (a mail the fake listener received
+    /// is recorded only after the gateway read Stalwart's reply).
+    pub async fn wait_audit(
+        &self,
+        message_ref: &str,
+        n: usize,
+        secs: u64,
+    ) -> Vec<(String, Option<String>, serde_json::Value)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let records = self.audit(message_ref).await;
+            if records.len() >= n || Instant::now() >= deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Whether the held message still has its sealed content.
     pub async fn content_held(&self, id: &str) -> bool {
         self.gw
@@ -458,9 +476,7 @@ impl Running {
     }
 
     pub async fn phone(&self, rcpt: &str) -> Option<String> {
-        stalwart_nta7516::challenge::store::phone(&self.gw.store, rcpt)
-            .await
-            .unwrap()
+        self.gw.store.phone(rcpt).await.unwrap()
     }
 
     pub async fn set_phone(&self, rcpt: &str, phone: &str) {

@@ -1,0 +1,269 @@
+//! The notification outbox (table `outbox`, and the planned-flags on `challenges` and
+//! `held_messages`): planning a mail in the same transaction that marks it planned, the due rows,
+//! and their outcome with its audit record. Mails are rendered at send time from `(kind, ref_id)`, so
+//! no link token is stored here. May call the rest of `store`, `audit` event types and `ids`.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{
+    audit::append,
+    holds::{expired_holds, holds_of_sender, messages_of},
+    Store, StoreError,
+};
+use crate::audit::{Event, Notice};
+
+/// What a notification is; `ref_id` is a challenge id for the first two, a message id for the third.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// To the recipient: the portal link.
+    RecipientNotice,
+    /// To the sender: "enter the recipient's mobile number".
+    SenderPhone,
+    /// To the sender: the message was not collected before it expired.
+    SenderExpired,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::RecipientNotice => "recipient_notice",
+            OutboxKind::SenderPhone => "sender_phone",
+            OutboxKind::SenderExpired => "sender_expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxKind> {
+        Some(match s {
+            "recipient_notice" => OutboxKind::RecipientNotice,
+            "sender_phone" => OutboxKind::SenderPhone,
+            "sender_expired" => OutboxKind::SenderExpired,
+            _ => return None,
+        })
+    }
+}
+
+/// An outbox row's state: `pending` (retried with backoff) until Stalwart accepts it, then `sent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    Pending,
+    Sent,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+        }
+    }
+}
+
+/// A due outbox row.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub kind: OutboxKind,
+    pub ref_id: String,
+    pub rcpt: String,
+    pub attempts: i64,
+}
+
+async fn enqueue(
+    tx: &mut Transaction<'_, Any>,
+    kind: OutboxKind,
+    ref_id: &str,
+    rcpt: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    // A row for the same (kind, ref_id, rcpt) already queued is the same mail: kept once.
+    sqlx::query(
+        "INSERT INTO outbox (id, kind, ref_id, rcpt, state, attempts, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $5) ON CONFLICT (kind, ref_id, rcpt) DO NOTHING",
+    )
+    .bind(crate::ids::new_id("o"))
+    .bind(kind.as_str())
+    .bind(ref_id)
+    .bind(rcpt)
+    .bind(now)
+    .bind(OutboxState::Pending.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Plans a challenge's mail (`RecipientNotice` or `SenderPhone`) to `rcpt`: marks it planned, stores
+    /// the hashes of both link tokens, and queues it, in one transaction.
+    pub async fn plan_challenge_mail(
+        &self,
+        challenge_id: &str,
+        kind: OutboxKind,
+        rcpt: &str,
+        token_hashes: (&str, &str),
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let flag = match kind {
+            OutboxKind::RecipientNotice => "notice_queued",
+            OutboxKind::SenderPhone => "sender_asked",
+            OutboxKind::SenderExpired => {
+                return Err(StoreError::Db(sqlx::Error::Protocol(
+                    "a sender_expired mail is about a message, not a challenge".into(),
+                )))
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "UPDATE challenges SET {flag} = 1, token_hash = $1, sender_token_hash = $2 WHERE id = $3"
+        ))
+        .bind(token_hashes.0)
+        .bind(token_hashes.1)
+        .bind(challenge_id)
+        .execute(&mut *tx)
+        .await?;
+        enqueue(&mut tx, kind, challenge_id, rcpt, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Messages with an expired hold whose sender was not told yet: `(message id, sender)`.
+    pub async fn unnoticed_expiries(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT DISTINCT m.id, m.sender FROM held_messages m JOIN holds h ON h.message_id = m.id \
+             WHERE h.state = $1 AND m.expiry_noticed = 0 LIMIT $2",
+        )
+        .bind(super::holds::HoldState::Expired.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Plans the sender's "not collected" mail for a message: marks it noticed and queues the mail.
+    pub async fn plan_expiry_notice(
+        &self,
+        message_id: &str,
+        sender: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1")
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue(&mut tx, OutboxKind::SenderExpired, message_id, sender, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pending outbox rows due now, oldest first. Rows of an unknown kind are skipped.
+    pub async fn due_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, ref_id, rcpt, attempts FROM outbox WHERE state = $2 AND next_attempt_at <= $1 \
+             ORDER BY created_at, id LIMIT $3",
+        )
+        .bind(now)
+        .bind(OutboxState::Pending.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(kind) = OutboxKind::parse(&r.try_get::<String, _>(1)?) else {
+                continue;
+            };
+            out.push(OutboxRow {
+                id: r.try_get(0)?,
+                kind,
+                ref_id: r.try_get(2)?,
+                rcpt: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stalwart accepted the mail: the row is `sent` with its queue id, and one audit event per message
+    /// and recipient the mail is about is appended, in one transaction.
+    pub async fn outbox_sent(
+        &self,
+        row: &OutboxRow,
+        queue_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = $4, queue_id = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(queue_id)
+        .bind(now)
+        .bind(&row.id)
+        .bind(OutboxState::Sent.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let events = sent_events(&mut tx, row, queue_id).await?;
+        append(&mut tx, now, &events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Not submitted: counted, kept with its error, and due again at `next`.
+    pub async fn outbox_retry(
+        &self,
+        id: &str,
+        next: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(next)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The audit events of a notification Stalwart accepted: one per message and recipient it is about.
+async fn sent_events(
+    tx: &mut Transaction<'_, Any>,
+    row: &OutboxRow,
+    queue_id: &str,
+) -> Result<Vec<Event>, StoreError> {
+    let event =
+        |(message_ref, recipient): (String, String), notice: Notice| Event::NotificationSent {
+            message_ref,
+            recipient,
+            notice,
+            to: row.rcpt.clone(),
+            queue_id: Some(queue_id.to_string()),
+        };
+    Ok(match row.kind {
+        // ref_id: the challenge; rcpt: its recipient.
+        OutboxKind::RecipientNotice => messages_of(tx, &row.ref_id)
+            .await?
+            .into_iter()
+            .map(|m| event((m, row.rcpt.clone()), Notice::RecipientNotice))
+            .collect(),
+        // ref_id: the challenge; rcpt: the sender asked for the recipient's number.
+        OutboxKind::SenderPhone => holds_of_sender(tx, &row.ref_id, &row.rcpt)
+            .await?
+            .into_iter()
+            .map(|h| event(h, Notice::SenderPhoneRequest))
+            .collect(),
+        // ref_id: the message; rcpt: its sender; one event per recipient who did not collect it.
+        OutboxKind::SenderExpired => expired_holds(&mut **tx, &row.ref_id)
+            .await?
+            .into_iter()
+            .map(|h| event(h, Notice::SenderNotCollected))
+            .collect(),
+    })
+}
