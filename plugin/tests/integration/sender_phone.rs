@@ -68,8 +68,13 @@ async fn phone_by_link(b: Backend) {
     let again = br.get(&link).await;
     assert!(again.body.contains("number is known"), "{}", again.body);
     // Audited: the request to the sender, the sender's two entries (the invalid one without what was
-    // typed), then the recipient's notice.
-    let records = gw.audit(&id).await;
+    // typed), then the recipient's notice (recorded when the worker marks it sent, just after the SMTP
+    // server has it).
+    let records = util::eventually(10, "the notice's audit record", || async {
+        let records = gw.audit(&id).await;
+        (records.len() >= 6).then_some(records)
+    })
+    .await;
     let kinds: Vec<&str> = records.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
