@@ -6,13 +6,13 @@
 //!
 //! Run: `cargo bench -p stalwart-nta7516 --bench hook`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/integration/util/mod.rs"]
+mod util;
 
 use std::time::{Duration, Instant};
 
-use common::{hook_request, Backend, Builder, TableTls};
 use stalwart_nta7516::policy::TlsStatus;
+use util::{hook_request, Backend, Builder, TlsTable};
 
 const RECIPIENTS: [&str; 5] = [
     "a@one.test",
@@ -36,7 +36,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn run(name: &str, gw: &common::TestGateway, unique: bool, n: usize) {
+async fn run(name: &str, gw: &util::TestGateway, unique: bool, n: usize) {
     let template = hook_request(
         "alice@zorg.test",
         &RECIPIENTS,
@@ -92,7 +92,7 @@ async fn run(name: &str, gw: &common::TestGateway, unique: bool, n: usize) {
 
 async fn concurrent(
     name: &str,
-    gw: &std::sync::Arc<common::TestGateway>,
+    gw: &std::sync::Arc<util::TestGateway>,
     clients: usize,
     per_client: usize,
 ) {
@@ -138,7 +138,7 @@ async fn main() {
     // deliver: every recipient verified → accept with the correlation header.
     let gw = Builder::new(Backend::Sqlite)
         .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TableTls::new(&domains))
+        .tls(TlsTable::new(&domains))
         .start()
         .await;
     let now = stalwart_nta7516::time::now();
@@ -156,7 +156,7 @@ async fn main() {
     // hold: nobody verified → sealed, committed, discard. Unique messages, so each one is a new hold.
     let gw = Builder::new(Backend::Sqlite)
         .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TableTls::new(&domains))
+        .tls(TlsTable::new(&domains))
         .start()
         .await;
     run("hold", &gw, true, n / 4).await;

@@ -2,12 +2,12 @@
 //! none: a shared credentials file with a named profile, against moto's real SNS API; and a clear start-up
 //! error when no source has any. Its own test binary: it sets process-wide environment variables.
 
-mod common;
-mod support;
+#[path = "integration/util/mod.rs"]
+mod util;
 
 use stalwart_nta7516::challenge::sms;
 use stalwart_nta7516::config::{SmsConfig, SmsMode};
-use support::Moto;
+use util::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_from_a_profile_file_and_a_clear_error_without_any() {

@@ -1,11 +1,10 @@
 //! The real Sieve policy in the hook path, and its reload (admin API; SIGHUP is in tests/cli.rs):
 //! one message, two recipients, the policy exempts one and requires 2FA for the other.
 
-mod common;
-
+use crate::util;
 use std::{path::Path, sync::Arc};
 
-use common::{hook_request, Backend, Builder, TableTls, ADMIN_TOKEN};
+use crate::util::{hook_request, Backend, Builder, TlsTable, ADMIN_TOKEN};
 use hyper::{Method, StatusCode};
 use stalwart_nta7516::policy::{SievePolicy, TlsStatus};
 
@@ -22,8 +21,8 @@ const BROKEN: &str = r#"require ["vnd.stalwart.expressions", "vnd.nta7516"];
 if has_bsn { eval "nta_exempt('x')"; }
 "#;
 
-fn tls() -> Arc<TableTls> {
-    TableTls::new(&[
+fn tls() -> Arc<TlsTable> {
+    TlsTable::new(&[
         ("example.test", TlsStatus::Secure),
         ("partner.test", TlsStatus::Secure),
     ])
@@ -40,7 +39,7 @@ fn request(n: u32) -> serde_json::Value {
 }
 
 /// Sends message `n`; returns (recipient, outcome, reasons) per recipient, sorted by recipient.
-async fn decisions(gw: &common::TestGateway, n: u32) -> Vec<(String, String, String)> {
+async fn decisions(gw: &util::TestGateway, n: u32) -> Vec<(String, String, String)> {
     let reply = gw.hook(&request(n)).await;
     assert_eq!(reply.status, StatusCode::OK);
     let v = reply.json();

@@ -3,9 +3,7 @@
 //! job and audits every change; CSV import of 10 000 recipients with 3 bad rows; the OpenAPI document
 //! validates and describes exactly the routes; and the CLI does the same locally and with --url.
 
-mod common;
-
-use common::{hook_request, Backend, Builder, HttpReply, TableTls, TestGateway, ADMIN_TOKEN};
+use crate::util::{hook_request, Backend, Builder, HttpReply, TestGateway, TlsTable, ADMIN_TOKEN};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use stalwart_nta7516::{
@@ -17,7 +15,7 @@ use stalwart_nta7516::{
 async fn gateway(b: Backend) -> TestGateway {
     Builder::new(b)
         .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TableTls::new(&[("example.test", TlsStatus::Secure)]))
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Secure)]))
         .start()
         .await
 }

@@ -1,11 +1,9 @@
 //! The gateway with the real SmartTLS: recipient domains served by real STARTTLS servers (rcgen
 //! certificates) and a real DNSSEC-signed DNS server, all on loopback (the smarttls crate's testkit).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{hook_request, Backend, Builder};
+use crate::util::{hook_request, Backend, Builder};
 use nta7516_smarttls::testkit::World;
 use stalwart_nta7516::policy::smarttls::SmartTlsVerdicts;
 

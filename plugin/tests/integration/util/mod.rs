@@ -1,12 +1,22 @@
-//! Test harness: a real gateway on a loopback port, over SQLite (temp dir) or a real PostgreSQL server
-//! (`NTA7516_TEST_POSTGRES_URL`, started by `.ci/run`; one fresh database per test).
+//! The one test harness of the gateway's integration tests: a real gateway on a loopback port, over SQLite
+//! (temp dir) or a real PostgreSQL server (`NTA7516_TEST_POSTGRES_URL`, started by `scripts/test`; one
+//! fresh database per test), one HTTP client ([`http`]), one TLS-verdict stub ([`TlsTable`]), the hold id
+//! of an answer ([`held_ref`]); [`env`] adds the environment of the recipient-2FA tests (a real SMTP server
+//! with STARTTLS and AUTH for Stalwart's listeners, moto's SNS server, a cookie-keeping browser, a gateway
+//! that restarts on the same database); [`webdriver`] drives headless Chromium.
 #![allow(dead_code)]
+
+pub mod env;
+pub mod smtp;
+pub mod webdriver;
+
+pub use env::*;
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -37,13 +47,13 @@ macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+               async fn $name() { super::$name($crate::util::Backend::Sqlite).await } )*
         }
         mod postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
-                   if !$crate::common::postgres_available() { return; }
-                   super::$name($crate::common::Backend::Postgres).await
+                   if !$crate::util::postgres_available() { return; }
+                   super::$name($crate::util::Backend::Postgres).await
                } )*
         }
     };
@@ -78,41 +88,89 @@ pub async fn fresh_postgres_db() -> String {
     format!("{prefix}/{name}")
 }
 
-/// A TLS-verdict table for tests of the pipeline seam (the SmartTLS crate has its own tests against real
-/// servers, and the hook tests that need real probes use it).
-pub struct TableTls(pub HashMap<String, TlsStatus>);
+/// TLS verdicts per domain for tests of the pipeline seam, changeable while the gateway runs (the SmartTLS
+/// crate has its own tests against real servers, and the hook tests that need real probes use it). A domain
+/// not in the table is `Unknown`.
+#[derive(Default)]
+pub struct TlsTable(pub Mutex<HashMap<String, TlsStatus>>);
 
-impl TableTls {
+impl TlsTable {
     pub fn new(entries: &[(&str, TlsStatus)]) -> Arc<Self> {
-        Arc::new(TableTls(
+        Arc::new(TlsTable(Mutex::new(
             entries.iter().map(|(d, s)| (d.to_string(), *s)).collect(),
-        ))
+        )))
+    }
+    pub fn set(&self, domain: &str, status: TlsStatus) {
+        self.0.lock().unwrap().insert(domain.into(), status);
     }
 }
 
-impl TlsVerdicts for TableTls {
+impl TlsVerdicts for TlsTable {
     fn verdict<'a>(&'a self, domain: &'a str, _budget: Duration) -> BoxFuture<'a, TlsFacts> {
-        let status = self.0.get(domain).copied().unwrap_or(TlsStatus::Unknown);
+        let status = self
+            .0
+            .lock()
+            .unwrap()
+            .get(domain)
+            .copied()
+            .unwrap_or(TlsStatus::Unknown);
+        let reasons = match status {
+            TlsStatus::Secure => vec![],
+            TlsStatus::Insecure => vec!["starttls_missing".into()],
+            TlsStatus::Unknown => vec!["dns_failure".into()],
+        };
         Box::pin(async move {
             TlsFacts {
                 status,
                 grade: None,
-                reasons: if status == TlsStatus::Insecure {
-                    vec!["starttls_missing".into()]
-                } else {
-                    vec![]
-                },
+                reasons,
                 nta_peer: None,
             }
         })
     }
 }
 
+/// The hold id in the answer to a submission whose every recipient is held (`discard`, `… (id h-…) …`).
+pub fn held_ref(answer: &serde_json::Value) -> String {
+    assert_eq!(answer["action"], "discard", "{answer}");
+    let text = answer["response"]["message"].as_str().unwrap();
+    let i = text.find("(id ").expect("hold id in the answer") + 4;
+    text[i..i + text[i..].find(')').unwrap()].to_string()
+}
+
+/// One HTTP request: (status, headers, body). The one client of the tests (a new connection pool per call:
+/// each test has its own runtime).
+pub async fn http(
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (StatusCode, hyper::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = Client::builder(TokioExecutor::new())
+        .build_http()
+        .request(req.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("HTTP {url}: {e}"));
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
 pub struct TestGateway {
     pub gw: Arc<Gateway>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -128,7 +186,7 @@ impl Builder {
         Builder {
             backend,
             config_toml: String::new(),
-            tls: TableTls::new(&[]),
+            tls: TlsTable::new(&[]),
             policy: Arc::new(DefaultPolicy),
         }
     }
@@ -180,7 +238,6 @@ impl Builder {
             gw,
             addr,
             dir,
-            client: Client::builder(TokioExecutor::new()).build_http(),
             server,
         }
     }
@@ -211,6 +268,7 @@ impl HttpReply {
 }
 
 impl TestGateway {
+    /// A JSON request, with the bearer token when one is given.
     pub async fn request(
         &self,
         method: Method,
@@ -218,40 +276,14 @@ impl TestGateway {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> HttpReply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .expect("HTTP request");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        HttpReply {
-            status,
-            content_type,
-            body,
-        }
+        let auth: Vec<(&str, String)> = token
+            .map(|t| ("authorization", format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        self.request_with(method, path, &auth, body).await
     }
 
-    /// A request with exactly these extra headers (no bearer token).
+    /// A JSON request with exactly these extra headers (no bearer token).
     pub async fn request_with(
         &self,
         method: Method,
@@ -259,32 +291,15 @@ impl TestGateway {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> HttpReply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            req = req.header(*name, value.as_str());
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .expect("HTTP request");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
+        let mut all = vec![("content-type", "application/json".to_string())];
+        all.extend(headers.iter().cloned());
+        let url = format!("http://{}{path}", self.addr);
+        let (status, headers, body) = http(method, &url, &all, body).await;
+        let content_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
         HttpReply {
             status,
             content_type,

@@ -3,14 +3,12 @@
 //! (invalid number → error), in Dutch (by Accept-Language) and English (by the language switch), with a
 //! screenshot of every page kept under `tests/artifacts/` (gitignored).
 
-mod common;
-mod support;
-
+use crate::util;
 use std::path::PathBuf;
 
-use common::{hook_request, Backend};
+use crate::util::{hook_request, Backend};
+use crate::util::{link_in, webdriver::Chrome, Env, Moto, SENDER};
 use stalwart_nta7516::policy::TlsStatus;
-use support::{link_in, webdriver::Chrome, Env, Moto, SENDER};
 
 fn artifacts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/artifacts/portal")
@@ -148,7 +146,7 @@ async fn walk(lang: &'static str, t: &Texts) {
     chrome.click("button[type=submit]").await;
     chrome.wait_for(t.confirmed, "/messages").await;
     // The worker moves the hold to the portal; reload until it shows.
-    support::eventually(10, "portal message listed", || async {
+    util::eventually(10, "portal message listed", || async {
         chrome.goto(&format!("{link}/messages")).await;
         chrome.source().await.contains(t.read).then_some(())
     })

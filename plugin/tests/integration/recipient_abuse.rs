@@ -3,15 +3,13 @@
 //! rate limits hold, expired codes are refused, and one recipient's code or session never opens another's
 //! message.
 
-mod common;
-mod support;
-
+use crate::util;
 use std::time::{Duration, Instant};
 
-use common::{hook_request, Backend};
+use crate::util::{hook_request, Backend};
+use crate::util::{link_in, Browser, Env, Moto, Running, SENDER};
 use hyper::StatusCode;
 use stalwart_nta7516::policy::TlsStatus;
-use support::{link_in, Browser, Env, Moto, Running, SENDER};
 
 async fn hold(gw: &Running, rcpt: &str, msgid: &str) -> String {
     let answer = gw
@@ -27,14 +25,11 @@ async fn hold(gw: &Running, rcpt: &str, msgid: &str) -> String {
             "Vertrouwelijke inhoud\r\n",
         ))
         .await;
-    assert_eq!(answer["action"], "discard", "{answer}");
-    let text = answer["response"]["message"].as_str().unwrap();
-    let i = text.find("(id ").unwrap() + 4;
-    text[i..i + text[i..].find(')').unwrap()].to_string()
+    util::held_ref(&answer)
 }
 
 async fn link_for(env: &Env, rcpt: &str) -> String {
-    let mail = support::eventually(10, "notification", || async {
+    let mail = util::eventually(10, "notification", || async {
         env.notify
             .messages()
             .into_iter()

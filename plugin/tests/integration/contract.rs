@@ -2,8 +2,7 @@
 //! deserialises under Stalwart's own serde rules (mirrored below from `crates/smtp/src/inbound/hooks/mod.rs`:
 //! lower-case actions, `enhanced_status`, no `null` for `modifications`/`parameters`, string parameters).
 
-mod common;
-
+use crate::util;
 use std::collections::BTreeMap;
 
 use stalwart_nta7516::{
@@ -92,10 +91,10 @@ mod stalwart_side {
 
 #[test]
 fn every_hook_fixture_parses_and_rebuilds_as_documented() {
-    let names = common::fixture_names("hook-");
+    let names = util::fixture_names("hook-");
     assert_eq!(names.len(), 4, "fixtures: {names:?}");
     for name in names {
-        let value = common::fixture(&name);
+        let value = util::fixture(&name);
         let req: Request =
             serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let msg = req.message.as_ref().expect("data stage has a message");
@@ -112,7 +111,7 @@ fn every_hook_fixture_parses_and_rebuilds_as_documented() {
             Ok(raw) => {
                 assert!(!name.contains("latin1"), "{name} must not rebuild exactly");
                 assert_eq!(raw.len(), msg.size);
-                assert_eq!(raw, common::original_bytes(&value), "{name}");
+                assert_eq!(raw, util::original_bytes(&value), "{name}");
             }
             Err(len) => {
                 assert!(name.contains("latin1"), "{name} should rebuild exactly");
@@ -133,8 +132,8 @@ fn every_hook_fixture_parses_and_rebuilds_as_documented() {
 
 #[test]
 fn every_webhook_fixture_is_valid_json_with_events() {
-    for name in common::fixture_names("webhook-") {
-        let v = common::fixture(&name);
+    for name in util::fixture_names("webhook-") {
+        let v = util::fixture(&name);
         let events = v["events"]
             .as_array()
             .unwrap_or_else(|| panic!("{name}: events"));

@@ -2,15 +2,13 @@
 //! (STARTTLS + AUTH) standing in for Stalwart's `nta-release` and `nta-notify` listeners. Over SQLite and
 //! PostgreSQL. Must-show 1 (release), 2 (portal), 6 (faults).
 
-mod common;
-mod support;
-
+use crate::util;
 use std::time::Duration;
 
-use common::{hook_request, original_bytes, Backend};
+use crate::util::{hook_request, original_bytes, Backend};
+use crate::util::{link_in, smtp, Browser, Env, Moto, Running, SENDER};
 use hyper::StatusCode;
 use stalwart_nta7516::{policy::TlsStatus, time};
-use support::{link_in, smtp, Browser, Env, Moto, Running, SENDER};
 
 const BOB: &str = "bob@example.test";
 
@@ -28,13 +26,6 @@ fn message(to: &str, msgid: &str, subject: &str) -> serde_json::Value {
         ],
         "Beste ontvanger,\r\n.Deze regel begint met een punt.\r\n..en deze met twee.\r\nUitslag: 5,4 mmol/l — in orde.\r\n",
     )
-}
-
-fn held_id(answer: &serde_json::Value) -> String {
-    assert_eq!(answer["action"], "discard", "{answer}");
-    let text = answer["response"]["message"].as_str().unwrap();
-    let i = text.find("(id ").unwrap() + 4;
-    text[i..i + text[i..].find(')').unwrap()].to_string()
 }
 
 /// Hook → notification → link → SMS → code. Returns the portal link and the browser (with its session).
@@ -74,7 +65,7 @@ async fn release_end_to_end(b: Backend) {
 
     let req = message(BOB, "<e2e-1@zorg.test>", "Uitslag bloedonderzoek");
     let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
+    let id = util::held_ref(&gw.hook(&req).await);
 
     // The notification: to the recipient, from the gateway, over STARTTLS + AUTH; sender and link, no
     // content and no subject.
@@ -151,7 +142,7 @@ async fn audit_trail_end_to_end(b: Backend) {
     let gw = env.start().await;
     let phone = "+31611110021";
     gw.set_phone(BOB, phone).await;
-    let id = held_id(
+    let id = util::held_ref(
         &gw.hook(&message(
             BOB,
             "<audit-1@zorg.test>",
@@ -166,7 +157,7 @@ async fn audit_trail_end_to_end(b: Backend) {
 
     // Stalwart delivers the released copy and reports it: the captured events, this queue id, times
     // moved to after the release (their spacing kept).
-    let mut events = common::fixture("webhook-events-delivery-attempt.json");
+    let mut events = util::fixture("webhook-events-delivery-attempt.json");
     let list = events["events"].as_array_mut().unwrap();
     let first = list
         .iter()
@@ -185,7 +176,7 @@ async fn audit_trail_end_to_end(b: Backend) {
     }
     assert!(ours > 0);
     let body = serde_json::to_vec(&events).unwrap();
-    let (status, _, reply) = support::http(
+    let (status, _, reply) = util::http(
         hyper::Method::POST,
         &gw.url("/v1/stalwart-events"),
         &[
@@ -299,7 +290,7 @@ async fn portal_for_insecure_recipient(b: Backend) {
         &body,
     );
     let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
+    let id = util::held_ref(&gw.hook(&req).await);
     assert_eq!(gw.hold(&id, rcpt).await.0, "held");
     let (link, mut br) = verify(&env, &gw, &moto, rcpt, phone, 1).await;
     gw.wait_hold(&id, rcpt, "portal", 10).await;
@@ -396,11 +387,11 @@ fn base64_encode(b: &[u8]) -> String {
 
 /// Faults 1: the SNS endpoint is down. The recipient is told to try later; nothing changes.
 async fn sns_down(b: Backend) {
-    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let dead = format!("http://127.0.0.1:{}", util::free_port());
     let env = Env::new(b, Some(dead), "").await;
     let gw = env.start().await;
     gw.set_phone(BOB, "+31611110003").await;
-    let id = held_id(&gw.hook(&message(BOB, "<sns-down@zorg.test>", "x")).await);
+    let id = util::held_ref(&gw.hook(&message(BOB, "<sns-down@zorg.test>", "x")).await);
     let mails = env.notify.wait_for(1, 10).await;
     let link = link_in(&mails[0].data, "p");
     let mut br = Browser::new(&gw, "en");
@@ -442,7 +433,7 @@ async fn held_for_bob(b: Backend, phone: &'static str, message_id: &str) -> Opti
     gw.set_phone(BOB, phone).await;
     let req = message(BOB, message_id, "x");
     let original = original_bytes(&req);
-    let id = held_id(&gw.hook(&req).await);
+    let id = util::held_ref(&gw.hook(&req).await);
     Some(HeldForBob {
         moto,
         env,
@@ -470,7 +461,7 @@ async fn release_listener_down(b: Backend) {
     env.notify.wait_for(1, 10).await;
     env.release.stop();
     verify(&env, &gw, &moto, BOB, phone, 1).await;
-    support::eventually(10, "a failed release attempt", || async {
+    util::eventually(10, "a failed release attempt", || async {
         let h = gw.hold(&id, BOB).await;
         (h.2 >= 1).then_some(())
     })
@@ -495,7 +486,7 @@ async fn release_listener_down(b: Backend) {
 
 /// The message's audit trail holds one or more `release_failed` records (with `error` containing
 /// `error_says`, and a retry time), then exactly one `released` to the inbox.
-async fn assert_release_failures_then_released(gw: &support::Running, id: &str, error_says: &str) {
+async fn assert_release_failures_then_released(gw: &util::Running, id: &str, error_says: &str) {
     let records = gw.audit(id).await;
     let kinds: Vec<&str> = records
         .iter()
@@ -553,7 +544,7 @@ async fn release_refused_then_accepted(b: Backend) {
         .refuse
         .store(true, std::sync::atomic::Ordering::SeqCst);
     verify(&env, &gw, &moto, BOB, phone, 1).await;
-    support::eventually(10, "a refused release attempt", || async {
+    util::eventually(10, "a refused release attempt", || async {
         let h = gw.hold(&id, BOB).await;
         (h.2 >= 1 && h.0 == "releasing").then_some(())
     })
@@ -583,7 +574,7 @@ async fn restart_between_hold_and_code(b: Backend) {
     first.set_phone(BOB, phone).await;
     let req = message(BOB, "<restart@zorg.test>", "x");
     let original = original_bytes(&req);
-    let id = held_id(&first.hook(&req).await);
+    let id = util::held_ref(&first.hook(&req).await);
     env.notify.wait_for(1, 10).await;
     first.stop().await;
 
@@ -612,7 +603,7 @@ async fn insecure_at_release_goes_to_portal(b: Backend) {
     let gw = env.start().await;
     let phone = "+31611110006";
     gw.set_phone(BOB, phone).await;
-    let id = held_id(&gw.hook(&message(BOB, "<degrade@zorg.test>", "x")).await);
+    let id = util::held_ref(&gw.hook(&message(BOB, "<degrade@zorg.test>", "x")).await);
     assert_eq!(gw.hold(&id, BOB).await.0, "held");
     env.tls.set("example.test", TlsStatus::Insecure);
     let (link, mut br) = verify(&env, &gw, &moto, BOB, phone, 1).await;
@@ -738,7 +729,7 @@ async fn many_releases_over_auth_login(b: Backend) {
             &format!("<many-{i}@zorg.test>"),
             &format!("uitslag {i}"),
         );
-        held.push((held_id(&gw.hook(&req).await), original_bytes(&req)));
+        held.push((util::held_ref(&gw.hook(&req).await), original_bytes(&req)));
     }
     verify(&env, &gw, &moto, BOB, phone, 1).await;
     for (id, _) in &held {

@@ -3,9 +3,8 @@
 //! recorded once, unknown types ignored, events correlated with the hook's decisions by queue id; and the
 //! proof-of-delivery report of a message that was held, verified, released and delivered.
 
-mod common;
-
-use common::{fixture, hook_request, Backend, Builder, TableTls, TestGateway, ADMIN_TOKEN};
+use crate::util;
+use crate::util::{fixture, hook_request, Backend, Builder, TestGateway, TlsTable, ADMIN_TOKEN};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use stalwart_nta7516::{
@@ -15,17 +14,17 @@ use stalwart_nta7516::{
     time,
 };
 
-const KEY: &str = common::WEBHOOK_KEY;
+const KEY: &str = util::WEBHOOK_KEY;
 
 async fn gateway(b: Backend) -> TestGateway {
     Builder::new(b)
         .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TableTls::new(&[("example.test", TlsStatus::Secure)]))
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Secure)]))
         .start()
         .await
 }
 
-async fn post_events(gw: &TestGateway, body: &[u8], signature: Option<&str>) -> common::HttpReply {
+async fn post_events(gw: &TestGateway, body: &[u8], signature: Option<&str>) -> util::HttpReply {
     let headers: Vec<(&str, String)> = signature
         .map(|s| vec![("x-signature", s.to_string())])
         .unwrap_or_default();
@@ -33,7 +32,7 @@ async fn post_events(gw: &TestGateway, body: &[u8], signature: Option<&str>) -> 
         .await
 }
 
-async fn signed(gw: &TestGateway, body: &[u8]) -> common::HttpReply {
+async fn signed(gw: &TestGateway, body: &[u8]) -> util::HttpReply {
     post_events(gw, body, Some(&sign(KEY, body))).await
 }
 
@@ -44,16 +43,7 @@ async fn hook_with_queue(gw: &TestGateway, queue_id: u64, to: &[&str]) -> String
     req["context"]["queue"]["id"] = json!(format!("{queue_id:x}"));
     let v = gw.hook(&req).await.json();
     match v["action"].as_str() {
-        Some("discard") => v["response"]["message"]
-            .as_str()
-            .unwrap()
-            .split("id ")
-            .nth(1)
-            .unwrap()
-            .split(')')
-            .next()
-            .unwrap()
-            .to_string(),
+        Some("discard") => util::held_ref(&v),
         _ => v["modifications"]
             .as_array()
             .unwrap()

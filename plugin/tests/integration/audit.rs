@@ -2,9 +2,7 @@
 //! deleted record (and says which), concurrent appends form one chain, every hook decision is
 //! recorded, and `audit verify` on the command line reports tampering.
 
-mod common;
-
-use common::{hook_request, Backend, Builder, TableTls, TestGateway};
+use crate::util::{hook_request, Backend, Builder, TestGateway, TlsTable};
 use serde_json::json;
 use sqlx::{Connection, Executor};
 use stalwart_nta7516::{
@@ -15,7 +13,7 @@ use stalwart_nta7516::{
 async fn gateway(b: Backend) -> TestGateway {
     Builder::new(b)
         .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TableTls::new(&[("example.test", TlsStatus::Secure)]))
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Secure)]))
         .start()
         .await
 }

@@ -3,61 +3,26 @@
 //! again on the same database ([`Running`]).
 #![allow(dead_code)]
 
-pub mod smtp;
-pub mod webdriver;
-
 use std::{
     collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{body::Bytes, Method, Request, StatusCode};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use stalwart_nta7516::{
     config::Config,
-    policy::{BoxFuture, DefaultPolicy, TlsFacts, TlsStatus, TlsVerdicts},
+    policy::{DefaultPolicy, TlsStatus},
     Gateway,
 };
 
-pub use smtp::SmtpServer;
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// Plain HTTP request helper: (status, headers, body).
-pub async fn http(
-    method: Method,
-    url: &str,
-    headers: &[(&str, String)],
-    body: Vec<u8>,
-) -> (StatusCode, hyper::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let resp = client()
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap_or_else(|e| panic!("HTTP {url}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
-}
+pub use super::smtp::SmtpServer;
+use super::{http, smtp, TlsTable};
 
 /// moto's SNS server (`moto_server`), from PATH or the project's `.ci/venv`. Missing: a failure under CI,
 /// a loud skip locally.
@@ -94,7 +59,11 @@ impl Moto {
                 let req = Request::get(format!("{url}/moto-api/"))
                     .body(Full::new(Bytes::new()))
                     .unwrap();
-                client().request(req).await.map(|r| r.status().is_success())
+                Client::builder(TokioExecutor::new())
+                    .build_http()
+                    .request(req)
+                    .await
+                    .map(|r| r.status().is_success())
             })
             .await;
             if matches!(ok, Ok(Ok(true))) {
@@ -172,45 +141,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// TLS verdicts per domain that a test can change while the gateway runs.
-#[derive(Default)]
-pub struct MutableTls(pub Mutex<HashMap<String, TlsStatus>>);
-
-impl MutableTls {
-    pub fn new(entries: &[(&str, TlsStatus)]) -> Arc<Self> {
-        Arc::new(MutableTls(Mutex::new(
-            entries.iter().map(|(d, s)| (d.to_string(), *s)).collect(),
-        )))
-    }
-    pub fn set(&self, domain: &str, status: TlsStatus) {
-        self.0.lock().unwrap().insert(domain.into(), status);
-    }
-}
-
-impl TlsVerdicts for MutableTls {
-    fn verdict<'a>(&'a self, domain: &'a str, _budget: Duration) -> BoxFuture<'a, TlsFacts> {
-        let status = self
-            .0
-            .lock()
-            .unwrap()
-            .get(domain)
-            .copied()
-            .unwrap_or(TlsStatus::Unknown);
-        Box::pin(async move {
-            TlsFacts {
-                status,
-                grade: None,
-                reasons: if status == TlsStatus::Secure {
-                    vec![]
-                } else {
-                    vec!["starttls_missing".into()]
-                },
-                nta_peer: None,
-            }
-        })
-    }
-}
-
 /// The environment of one test: database URL, key file, SMTP listeners, moto. Gateways started from it
 /// share the database and master key, so a restart is a real restart.
 pub struct Env {
@@ -220,7 +150,7 @@ pub struct Env {
     pub notify: SmtpServer,
     pub sms_endpoint: Option<String>,
     pub extra: String,
-    pub tls: Arc<MutableTls>,
+    pub tls: Arc<TlsTable>,
 }
 
 pub const LOCAL: &str = "zorg.test";
@@ -228,7 +158,7 @@ pub const SENDER: &str = "arts@zorg.test";
 
 impl Env {
     pub async fn new(
-        backend: crate::common::Backend,
+        backend: crate::util::Backend,
         sms_endpoint: Option<String>,
         extra: &str,
     ) -> Env {
@@ -241,10 +171,10 @@ impl Env {
             .try_init();
         let dir = tempfile::tempdir().unwrap();
         let db_url = match backend {
-            crate::common::Backend::Sqlite => {
+            crate::util::Backend::Sqlite => {
                 format!("sqlite://{}", dir.path().join("gateway.db").display())
             }
-            crate::common::Backend::Postgres => crate::common::fresh_postgres_db().await,
+            crate::util::Backend::Postgres => crate::util::fresh_postgres_db().await,
         };
         let release = SmtpServer::start().await;
         let notify = SmtpServer::start_sharing(&release).await;
@@ -255,7 +185,7 @@ impl Env {
             notify,
             sms_endpoint,
             extra: extra.to_string(),
-            tls: MutableTls::new(&[("example.test", TlsStatus::Secure)]),
+            tls: TlsTable::new(&[("example.test", TlsStatus::Secure)]),
         }
     }
 
@@ -276,7 +206,7 @@ impl Env {
              starttls = true\nca_file = \"{ca}\"\ntls_server_name = \"localhost\"\nnotify_from = \"nta7516@{LOCAL}\"\n\
              retry_base_secs = 1\nretry_max_secs = 2\ntimeout_ms = 5000\n\
              [portal]\nworker_interval_ms = 100\n",
-            token = crate::common::TOKEN,
+            token = crate::util::TOKEN,
             db = self.db_url,
             key = self.dir.path().join("master.key").display(),
             rel = self.release.addr,
@@ -351,7 +281,7 @@ impl Running {
             Method::POST,
             &self.url("/v1/mta-hook"),
             &[
-                ("authorization", format!("Bearer {}", crate::common::TOKEN)),
+                ("authorization", format!("Bearer {}", crate::util::TOKEN)),
                 ("content-type", "application/json".into()),
             ],
             serde_json::to_vec(req).unwrap(),

@@ -1,11 +1,10 @@
 //! The MTA hook over HTTP, against SQLite and PostgreSQL: every answer shape, authentication, bad input,
 //! 8-bit bodies, an unavailable database, encryption at rest, idempotency, retention and metrics.
 
-mod common;
-
+use crate::util;
 use std::sync::Arc;
 
-use common::{fixture, hook_request, Backend, Builder, TableTls, TestGateway};
+use crate::util::{fixture, hook_request, Backend, Builder, TestGateway, TlsTable};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use stalwart_nta7516::{
@@ -15,8 +14,8 @@ use stalwart_nta7516::{
 
 const LOCAL: &str = "[organisation]\nlocal_domains = [\"zorg.test\"]\n";
 
-fn secure(domains: &[&str]) -> Arc<TableTls> {
-    TableTls::new(
+fn secure(domains: &[&str]) -> Arc<TlsTable> {
+    TlsTable::new(
         &domains
             .iter()
             .map(|d| (*d, TlsStatus::Secure))
@@ -119,24 +118,14 @@ async fn insecure_domain_goes_to_portal(b: Backend) {
     let gw = Builder::new(b)
         .config(LOCAL)
         .config("[exemptions]\ndomains = [\"example.test\"]\n")
-        .tls(TableTls::new(&[("example.test", TlsStatus::Insecure)]))
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Insecure)]))
         .start()
         .await;
     let v = gw
         .hook(&fixture("hook-data-plain-one-recipient.json"))
         .await
         .json();
-    assert_eq!(v["action"], "discard");
-    let id = v["response"]["message"]
-        .as_str()
-        .unwrap()
-        .split("id ")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = util::held_ref(&v);
     let holds = gw.gw.store.holds(&id).await.unwrap();
     assert_eq!(holds[0].1, "portal");
 }
@@ -215,7 +204,7 @@ async fn malformed_json_is_400_and_stores_nothing(b: Backend) {
             .request(
                 Method::POST,
                 "/v1/mta-hook",
-                Some(common::TOKEN),
+                Some(util::TOKEN),
                 body.to_vec(),
             )
             .await;
@@ -308,7 +297,7 @@ async fn retried_submission_keeps_held_recipients_held(b: Backend) {
     );
     let gw = Builder::new(b)
         .config(LOCAL)
-        .tls(TableTls::new(&[("example.test", TlsStatus::Insecure)]))
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Insecure)]))
         .start()
         .await;
     let first = gw.hook(&dir_req).await.json();
@@ -367,17 +356,7 @@ async fn held_content_is_encrypted_at_rest_and_decrypts_exactly(b: Backend) {
         &body,
     );
     let v = gw.hook(&req).await.json();
-    assert_eq!(v["action"], "discard");
-    let id = v["response"]["message"]
-        .as_str()
-        .unwrap()
-        .split("id ")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = util::held_ref(&v);
 
     // Force everything to disk, then look for any plaintext fragment anywhere.
     let dirs = match b {
@@ -452,7 +431,7 @@ async fn held_content_is_encrypted_at_rest_and_decrypts_exactly(b: Backend) {
         .master
         .open(&id, held.sealed.as_ref().unwrap())
         .unwrap();
-    assert_eq!(plain, common::original_bytes(&req));
+    assert_eq!(plain, util::original_bytes(&req));
     assert_eq!(held.size as usize, plain.len());
 }
 
@@ -477,17 +456,7 @@ async fn retention_deletes_held_content(b: Backend) {
         .hook(&fixture("hook-data-multipart-attachment.json"))
         .await
         .json();
-    assert_eq!(v["action"], "discard", "{v}");
-    let id = v["response"]["message"]
-        .as_str()
-        .unwrap()
-        .split("id ")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = util::held_ref(&v);
     let store: &Store = &gw.gw.store;
     let now = stalwart_nta7516::time::now();
     assert_eq!(
@@ -530,18 +499,6 @@ impl Policy for GroupsSeen {
     }
 }
 
-fn held_ref(v: &serde_json::Value) -> String {
-    assert_eq!(v["action"], "discard", "{v}");
-    let text = v["response"]["message"].as_str().unwrap();
-    text.split("id ")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// The held message's expiry, checked against its `held` audit record.
 async fn expiry(gw: &TestGateway, id: String) -> i64 {
     use sqlx::Row;
@@ -565,7 +522,7 @@ async fn send_from(gw: &TestGateway, from: &str, subject: &str) -> String {
         &[("Subject", subject)],
         "x\r\n",
     );
-    held_ref(&gw.hook(&req).await.json())
+    util::held_ref(&gw.hook(&req).await.json())
 }
 
 /// The admin's settings for the sender's domain (`domain_settings`) apply in the hook: its retention

@@ -1,0 +1,23 @@
+//! The gateway's integration tests: one test binary (one link, one harness in [`util`]), a module per
+//! area. Each test starts its own gateway on loopback over SQLite or PostgreSQL (`both_backends!`), with
+//! real SMTP, SNS (moto) and Chromium peers where the area needs them. `sns_credentials` is a binary of
+//! its own because it changes the process environment (AWS variables), which would leak into these tests.
+
+#[macro_use]
+mod util;
+
+mod admin;
+mod audit;
+mod cli;
+mod contract;
+mod doctor;
+mod hook;
+mod policy_cli;
+mod portal_browser;
+mod recipient_abuse;
+mod recipient_flow;
+mod sender_phone;
+mod sieve_policy;
+mod smarttls;
+mod tidy;
+mod webhook;
