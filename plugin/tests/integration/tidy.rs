@@ -270,54 +270,52 @@ fn sql_only_in_the_store() {
     );
 }
 
-/// The `crate::` paths a file refers to, groups expanded one level: `use crate::{a::B, c}` gives
-/// `a::B` and `c`; `crate::x::y::Z` gives `x::y::Z`. Test modules are left out.
+/// The `crate::` paths a file refers to, groups expanded: `use crate::{a::B, c::{d, e::F}}` gives `a::B`,
+/// `c::d` and `c::e::F`; `crate::x::y::Z` gives `x::y::Z`. Test modules are left out.
 fn crate_paths(text: &str) -> Vec<String> {
     let tests = test_modules(text);
-    let path_at = |from: usize| -> String {
-        text[from..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-            .collect::<String>()
-            .trim_end_matches(':')
-            .to_string()
-    };
     let mut out = Vec::new();
     for (at, _) in text.match_indices("crate::") {
-        if tests.iter().any(|(a, b)| (*a..*b).contains(&at)) {
-            continue;
-        }
-        let from = at + "crate::".len();
-        if !text[from..].starts_with('{') {
-            out.push(path_at(from));
-            continue;
-        }
-        let end = matching_brace(text, from + 1) - 1;
-        let mut depth = 0;
-        let mut item_start = from + 1;
-        for (j, c) in text[from + 1..end].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                ',' if depth == 0 => {
-                    out.push(path_at(
-                        item_start + text[item_start..].len()
-                            - text[item_start..].trim_start().len(),
-                    ));
-                    item_start = from + 1 + j + 1;
-                }
-                _ => {}
-            }
-        }
-        let rest = text[item_start..end].trim_start();
-        if !rest.is_empty() {
-            out.push(path_at(end - rest.len()));
+        if !tests.iter().any(|(a, b)| (*a..*b).contains(&at)) {
+            expand("", &text[at + "crate::".len()..], &mut out);
         }
     }
     out.retain(|p| !p.is_empty());
     out.sort();
     out.dedup();
     out
+}
+
+/// Reads one path at the start of `text` (`a::b::C` or `a::{…}`), pushing every full path under `prefix`.
+fn expand(prefix: &str, text: &str, out: &mut Vec<String>) {
+    let path: String = text
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    let full = format!("{prefix}{path}");
+    let rest = &text[path.len()..];
+    if !rest.starts_with('{') {
+        out.push(full.trim_end_matches(':').to_string());
+        return;
+    }
+    let end = matching_brace(rest, 1) - 1;
+    let mut depth = 0;
+    let mut item = 1;
+    for (j, c) in rest[1..end].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                expand(&full, rest[item..].trim_start(), out);
+                item = j + 2;
+            }
+            _ => {}
+        }
+    }
+    let last = rest[item..end].trim_start();
+    if !last.is_empty() {
+        expand(&full, last, out);
+    }
 }
 
 /// Whether `path` (`a::b::C`) is `prefix` or below it, segment by segment.
@@ -346,8 +344,9 @@ const LAYERS: &[Layer] = &[
             "http",
             "doctor",
             "cli",
+            "stalwart_submit",
         ],
-        except: &["hold::Sealed", "hold::crypto", "challenge::phone::Phone"],
+        except: &[],
     },
     // Wire formats only: nothing of the gateway's own.
     Layer {
@@ -376,7 +375,7 @@ const LAYERS: &[Layer] = &[
             "portal",
             "admin",
             "http",
-            "smtp",
+            "stalwart_submit",
         ],
         except: &[],
     },
@@ -418,6 +417,6 @@ fn the_import_reader_reads() {
                #[cfg(test)]\nmod tests { use crate::hidden; }\n";
     assert_eq!(
         crate_paths(&blank_literals(src)),
-        vec!["a::B", "c", "d", "h::i"]
+        vec!["a::B", "c", "d::e", "d::f", "h::i"]
     );
 }
