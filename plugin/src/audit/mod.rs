@@ -9,7 +9,7 @@
 //! ```no_run
 //! # use stalwart_nta7516::{audit::Event, store::{self, Store}, time};
 //! # async fn example(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
-//! let mut tx = store.pool().begin().await?;
+//! let mut tx = store.transaction().await?;
 //! // … the change itself, on `tx` …
 //! let event = Event::CodeSucceeded {
 //!     message_ref: Some("h-0123456789abcdef0123456789abcdef".into()),

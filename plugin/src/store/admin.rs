@@ -140,7 +140,7 @@ impl Store {
         r: &RecipientIn,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         upsert_recipient(&mut tx, r, now).await?;
         append(
             &mut tx,
@@ -169,7 +169,7 @@ impl Store {
         rejected: usize,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             upsert_recipient(&mut tx, r, now).await?;
         }
@@ -212,7 +212,7 @@ impl Store {
         address: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE recipients SET verified_until = NULL, updated_at = $2 WHERE address = $1",
         )
@@ -248,7 +248,7 @@ impl Store {
         event: Event,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut q = sqlx::query(sql);
         for p in params {
             q = q.bind(*p);
@@ -292,7 +292,7 @@ impl Store {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<String, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO exemptions (id, kind, value, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (kind, value) DO UPDATE SET reason = excluded.reason, expires_at = excluded.expires_at",
@@ -365,7 +365,7 @@ impl Store {
         provider: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO peers (domain, provider, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (domain) DO UPDATE SET provider = excluded.provider",
@@ -461,7 +461,7 @@ impl Store {
         recipient: Option<&str>,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT recipient FROM holds WHERE message_id = $1 AND state = $2 AND outcome <> $3 \
              ORDER BY recipient",
@@ -519,7 +519,7 @@ impl Store {
         delivered: bool,
         now: i64,
     ) -> Result<Resolved, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let state: Option<String> =
             sqlx::query("SELECT state FROM holds WHERE message_id = $1 AND recipient = $2")
                 .bind(id)
@@ -574,7 +574,7 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, \
              purged_at = COALESCE(purged_at, $2) WHERE id = $1",
@@ -643,7 +643,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO domain_settings (domain, retention_days, groups, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (domain) DO UPDATE SET retention_days = excluded.retention_days, \

@@ -338,14 +338,15 @@ pub struct AuditQuery {
 }
 
 impl Store {
-    /// A transaction, for changes that record their audit event with [`append`].
+    /// A write transaction (see [`Store::begin_write`]), for changes that record their audit event with
+    /// [`append`].
     pub async fn transaction(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin().await?)
+        self.begin_write().await
     }
 
     /// Appends events in a transaction of their own.
     pub async fn append_audit(&self, events: &[Event]) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let seqs = append(&mut tx, crate::time::now(), events).await?;
         tx.commit().await?;
         Ok(seqs)
@@ -357,7 +358,7 @@ impl Store {
         events: &[webhook::Event],
         now: i64,
     ) -> Result<Intake, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let intake = record_webhook(&mut tx, events, now).await?;
         tx.commit().await?;
         Ok(intake)

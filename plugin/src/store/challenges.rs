@@ -275,7 +275,7 @@ impl Store {
         phone: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE challenges SET code_hash = $1, code_expires_at = $2 WHERE id = $3 AND state IN ($4, $5)",
         )
@@ -309,7 +309,7 @@ impl Store {
         failure: SmsFailure,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let messages = messages_of(&mut tx, &c.id).await?;
         let events = per_message(&messages, |message_ref| Event::SmsFailed {
             message_ref,
@@ -331,7 +331,7 @@ impl Store {
         max_tries: i64,
         now: i64,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let counted = sqlx::query(
             "UPDATE challenges SET tries = tries + 1 WHERE id = $1 AND state IN ($2, $3)",
         )
@@ -384,7 +384,7 @@ impl Store {
         verified_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (pending, verified) = (ChallengeState::Pending, ChallengeState::Verified);
         if transition(&mut *tx, Challenges::One(&c.id), pending, verified, now).await? != 1 {
             return Ok(false);
@@ -431,7 +431,7 @@ impl Store {
         phone: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sender = first_sender(&mut tx, &c.id).await?;
         let stored = match phone {
             Some(p) => set_phone_if_unknown(&mut tx, &c.recipient, p, now).await?,
@@ -467,7 +467,7 @@ impl Store {
         expires_at: i64,
         code_again: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO portal_sessions (token_hash, recipient, challenge_id, expires_at) VALUES ($1, $2, $3, $4)",
         )

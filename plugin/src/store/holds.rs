@@ -380,7 +380,7 @@ impl Store {
     /// Deletes held content past its expiry; the metadata stays (the audit trail refers to it) and its
     /// holds become `expired`. Returns the number of messages purged.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Each hold whose content goes: still waiting (`held`, becomes `expired`) or readable on the
         // portal (stays `portal`, but there is nothing left to read).
         let expiring = sqlx::query(
@@ -499,7 +499,7 @@ impl Store {
     /// the number of uncertain holds.
     pub async fn recover_releases(&self, now: i64, lease: i64) -> Result<u64, StoreError> {
         let stale = Holds::UnchangedSince(now - lease);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         transition(
             &mut *tx,
             stale,
@@ -534,7 +534,7 @@ impl Store {
         step: &ReleaseStep<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let update = HoldUpdate {
             count_attempt: true,
             next_attempt_at: Some(step.next_attempt_at),

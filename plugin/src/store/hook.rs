@@ -38,7 +38,7 @@ impl Store {
     /// Commits decisions, the sealed copy and the holds with their challenges in one transaction.
     /// Idempotent: a retried submission reuses the held copy, its holds and the pending challenges.
     pub async fn record_hook(&self, rec: &HookRecord<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_decisions(&mut tx, rec).await?;
         let mut events = match rec.sealed {
             Some(sealed) => insert_holds(&mut tx, rec, sealed).await?,

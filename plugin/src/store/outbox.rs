@@ -111,7 +111,7 @@ impl Store {
                 )))
             }
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "UPDATE challenges SET {flag} = 1, token_hash = $1, sender_token_hash = $2 WHERE id = $3"
         ))
@@ -150,7 +150,7 @@ impl Store {
         sender: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1")
             .bind(message_id)
             .execute(&mut *tx)
@@ -195,7 +195,7 @@ impl Store {
         queue_id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE outbox SET state = $4, queue_id = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
         )

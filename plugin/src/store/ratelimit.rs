@@ -61,7 +61,7 @@ impl Store {
                 return Ok(Err(*scope));
             }
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (scope, key, _) in checks {
             sqlx::query("INSERT INTO rate_events (scope, key, at) VALUES ($1, $2, $3)")
                 .bind(scope.as_str())
