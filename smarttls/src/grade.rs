@@ -208,7 +208,6 @@ pub fn group_category(g: rustls::NamedGroup) -> (String, Category) {
 /// Grades the public key and signature algorithm of one certificate (internet.nl grades every
 /// non-root certificate of the chain).
 pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
-    use x509_parser::public_key::PublicKey;
     let mut out = Vec::new();
     let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
         out.push(finding(
@@ -221,9 +220,27 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
     if position > 0 && c.subject().as_raw() == c.issuer().as_raw() {
         return out; // a root sent along: not graded
     }
+    let (key, kcat) = public_key(&c);
+    out.push(finding(
+        FindingItem::CertPublicKey,
+        format!("#{position}: {key}"),
+        kcat,
+    ));
+    let (sig, scat) = signature(&c);
+    out.push(finding(
+        FindingItem::CertSignature,
+        format!("#{position}: {sig}"),
+        scat,
+    ));
+    out
+}
+
+/// Name and category of a certificate's public key (RSA by size, ECDSA by curve, EdDSA).
+fn public_key(c: &x509_parser::certificate::X509Certificate<'_>) -> (String, Category) {
+    use x509_parser::public_key::PublicKey;
     let spki = c.public_key();
     let key_oid = spki.algorithm.algorithm.to_id_string();
-    let (key, kcat) = match spki.parsed() {
+    match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
             let bits = rsa.key_size();
             let cat = if bits >= 3072 {
@@ -259,12 +276,11 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
             "1.3.101.113" => ("Ed448".into(), Category::Good),
             other => (format!("key algorithm {other}"), Category::Insufficient),
         },
-    };
-    out.push(finding(
-        FindingItem::CertPublicKey,
-        format!("#{position}: {key}"),
-        kcat,
-    ));
+    }
+}
+
+/// Name and category of a certificate's signature algorithm (the OID when unknown).
+fn signature(c: &x509_parser::certificate::X509Certificate<'_>) -> (String, Category) {
     let sig_oid = c.signature_algorithm.algorithm.to_id_string();
     let (sig, scat) = match sig_oid.as_str() {
         "1.2.840.113549.1.1.11" => ("sha256WithRSAEncryption", Category::Sufficient),
@@ -288,10 +304,5 @@ pub fn cert_findings(der: &[u8], position: usize) -> Vec<Finding> {
     } else {
         sig.to_string()
     };
-    out.push(finding(
-        FindingItem::CertSignature,
-        format!("#{position}: {sig}"),
-        scat,
-    ));
-    out
+    (sig, scat)
 }

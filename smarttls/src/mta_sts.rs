@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::dns::{bare, Dns, DnsFailure};
+use crate::dns::{bare, Answer, Dns, DnsFailure};
 
 /// Policy mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,33 +163,9 @@ impl MtaStsClient {
                 })
             }
         };
-        let recs: Vec<String> = txt
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<String>(),
-                ),
-                _ => None,
-            })
-            .filter(|s| s.trim_start().starts_with("v=STSv1"))
-            .collect();
-        let record = match recs.as_slice() {
-            [] => return fallback(MtaSts::NoRecord),
-            [one] => one.clone(),
-            _ => {
-                return fallback(MtaSts::InvalidRecord {
-                    error: "more than one v=STSv1 record".into(),
-                })
-            }
-        };
-        let Some(id) = parse_record_id(&record) else {
-            return fallback(MtaSts::InvalidRecord {
-                error: format!("no valid id in {record:?}"),
-            });
+        let id = match record_id(&txt) {
+            Ok(id) => id,
+            Err(otherwise) => return fallback(otherwise),
         };
         // Same id: the cached policy is current.
         if let Some((cid, policy)) = &cached {
@@ -268,6 +244,37 @@ impl MtaStsClient {
             .to_bytes();
         parse_policy(&String::from_utf8_lossy(&body))
     }
+}
+
+/// The id of the one `v=STSv1` record of the `_mta-sts` TXT answer; `Err`: what the answer is
+/// instead (no record, or an invalid one).
+fn record_id(txt: &Answer) -> Result<String, MtaSts> {
+    let recs: Vec<String> = txt
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .filter(|s| s.trim_start().starts_with("v=STSv1"))
+        .collect();
+    let record = match recs.as_slice() {
+        [] => return Err(MtaSts::NoRecord),
+        [one] => one,
+        _ => {
+            return Err(MtaSts::InvalidRecord {
+                error: "more than one v=STSv1 record".into(),
+            })
+        }
+    };
+    parse_record_id(record).ok_or_else(|| MtaSts::InvalidRecord {
+        error: format!("no valid id in {record:?}"),
+    })
 }
 
 /// The `id` of a `v=STSv1; id=…;` record (1–32 alphanumerics).
