@@ -97,8 +97,8 @@ impl RecipientFacts<'_> {
         PolicyFacts {
             tls: Some(tls.status.as_str().to_string()),
             tls_grade: tls.grade.clone(),
-            peer_provider: exemptions::peer(&self.exemptions)
-                .map(|(p, source)| format!("{p}, {}", source.label())),
+            // The provider's name (`vnd.nta7516.peer_provider`), not the reason text.
+            peer_provider: exemptions::peer(&self.exemptions).map(|(p, _)| p.to_string()),
             verified_until: exemptions::verified_until(&self.exemptions),
             phone_known: self.phone_known,
             sender_group: sender_group.map(str::to_string),
@@ -406,6 +406,44 @@ mod tests {
             idempotency_key("s@z", &["a@x"], b"m"),
             idempotency_key("s@z", &["a@x"], b"n")
         );
+    }
+
+    #[test]
+    fn the_policy_reads_the_peers_provider_and_the_verification_as_stored() {
+        let r = RecipientFacts {
+            address: "a@x.test",
+            domain: "x.test",
+            local: false,
+            tls: None,
+            exemptions: vec![
+                Exemption::Peer {
+                    provider: "Acme Mail".into(),
+                    source: PeerSource::DnsRecord,
+                },
+                Exemption::Peer {
+                    provider: "Zorgnet".into(),
+                    source: PeerSource::DatabaseList,
+                },
+                Exemption::Verified { until: 5 },
+            ],
+            phone_known: true,
+            earlier_hold: None,
+        };
+        let f = r.policy_facts(Some("artsen"), 123);
+        assert_eq!(f.peer_provider.as_deref(), Some("Zorgnet"));
+        assert_eq!(
+            f.verified_until,
+            Some(5),
+            "expired or not, the policy sees it"
+        );
+        assert_eq!(
+            f.tls.as_deref(),
+            Some("unknown"),
+            "a failed probe is unknown"
+        );
+        assert_eq!(f.sender_group.as_deref(), Some("artsen"));
+        assert_eq!((f.recipient_domain.as_str(), f.size), ("x.test", 123));
+        assert!(f.phone_known);
     }
 
     #[test]
