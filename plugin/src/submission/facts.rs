@@ -150,8 +150,8 @@ pub async fn gather<'r>(
     let earlier_holds = earlier_holds.unwrap_or_default();
     let recipients = addresses
         .iter()
-        .map(|address| {
-            let mut r = recipient(gw, *address, &stored, &tls);
+        .map(|&address| {
+            let mut r = recipient(gw, address, &stored, &tls);
             r.earlier_hold = earlier_holds
                 .iter()
                 .find(|(a, _)| a == address)
