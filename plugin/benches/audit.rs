@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use stalwart_nta7516::{
     audit::Event,
-    policy::{Outcome, Reason, Step, TlsFacts, TlsStatus},
+    policy::{Outcome, Reason, ReasonCode, Step, TlsFacts, TlsStatus},
     store::{audit::append, Store},
 };
 
@@ -31,12 +31,12 @@ fn event(i: u64) -> Event {
             reasons: vec![
                 Reason {
                     step: Step::Policy,
-                    code: "require_2fa".into(),
+                    code: ReasonCode::PolicyRequire2fa,
                     text: "no policy decision; default is require_2fa".into(),
                 },
                 Reason {
                     step: Step::Tls,
-                    code: "tls_secure".into(),
+                    code: ReasonCode::TlsSecure,
                     text: "recipient servers pass SmartTLS".into(),
                 },
             ],

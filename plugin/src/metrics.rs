@@ -1,19 +1,74 @@
-//! Prometheus metrics: hook latency, decisions per outcome, hook answers per action.
+//! Prometheus metrics: hook latency, decisions per outcome, hook answers per action. Labels are typed
+//! (an [`Outcome`], an [`Answer`]) and become their strings only when `/metrics` is rendered.
 
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::{text::encode, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 
+use crate::{policy::Outcome, stalwart::hook::Action};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    pub outcome: String,
+    pub outcome: Outcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
-    pub action: String,
+    pub action: Answer,
+}
+
+/// How the hook answered: Stalwart's action, or the HTTP error Stalwart got instead.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Discard,
+    Reject,
+    Quarantine,
+    /// 503: Stalwart answers `451 4.3.5` and the client retries.
+    Error,
+    /// 401: wrong or missing token.
+    Unauthorized,
+    /// 400: malformed request.
+    BadRequest,
+}
+
+impl Answer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Accept => "accept",
+            Answer::Discard => "discard",
+            Answer::Reject => "reject",
+            Answer::Quarantine => "quarantine",
+            Answer::Error => "error",
+            Answer::Unauthorized => "unauthorized",
+            Answer::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl From<Action> for Answer {
+    fn from(action: Action) -> Self {
+        match action {
+            Action::Accept => Answer::Accept,
+            Action::Discard => Answer::Discard,
+            Action::Reject => Answer::Reject,
+            Action::Quarantine => Answer::Quarantine,
+        }
+    }
+}
+
+impl EncodeLabelValue for Answer {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 pub struct Metrics {
@@ -56,19 +111,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn answer(&self, action: &str) {
+    pub fn answer(&self, action: Answer) {
         self.hook_answers
-            .get_or_create(&ActionLabel {
-                action: action.to_string(),
-            })
+            .get_or_create(&ActionLabel { action })
             .inc();
     }
 
-    pub fn decision(&self, outcome: &str) {
+    pub fn decision(&self, outcome: Outcome) {
         self.decisions
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&OutcomeLabel { outcome })
             .inc();
     }
 
@@ -77,5 +128,31 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_render_as_their_strings() {
+        let m = Metrics::default();
+        m.decision(Outcome::Reject);
+        m.answer(Answer::BadRequest);
+        m.answer(Action::Discard.into());
+        let text = m.render();
+        assert!(
+            text.contains("nta7516_decisions_total{outcome=\"reject\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nta7516_hook_answers_total{action=\"bad_request\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nta7516_hook_answers_total{action=\"discard\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! `POST /v1/mta-hook`: Stalwart's MTA hook. Wrong token → 401, malformed JSON → 400, any internal
 //! error → 503 (Stalwart then answers the client `451 4.3.5`, and the client retries later).
+//! Every decision is counted (`nta7516_decisions_total{outcome}`) and logged (`decision`, with its
+//! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`).
 
 use std::{sync::Arc, time::Instant};
 
@@ -12,7 +14,12 @@ use axum::{
 };
 
 use super::{auth::bearer_ok, problem::Problem};
-use crate::{stalwart::hook::Request, submission, Gateway};
+use crate::{
+    metrics::Answer,
+    stalwart::hook::Request,
+    submission::{self, Handled},
+    Gateway,
+};
 
 pub async fn mta_hook(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
@@ -25,13 +32,13 @@ pub async fn mta_hook(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
     if !bearer_ok(headers, &gw.hook_token) {
-        gw.metrics.answer("unauthorized");
+        gw.metrics.answer(Answer::Unauthorized);
         return Problem::unauthorized().into_response();
     }
     let request: Request = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
-            gw.metrics.answer("bad_request");
+            gw.metrics.answer(Answer::BadRequest);
             return Problem::new(
                 StatusCode::BAD_REQUEST,
                 "malformed-hook-request",
@@ -44,30 +51,16 @@ async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response
         Ok(handled) => {
             // Committed: let the worker send notifications (from the database, so nothing is lost).
             gw.wake.notify_one();
-            for d in &handled.decisions {
-                gw.metrics.decision(d.outcome.as_str());
-                tracing::info!(
-                    message = handled.message_ref.as_deref().unwrap_or("-"),
-                    recipient = %d.recipient,
-                    outcome = d.outcome.as_str(),
-                    reasons = %d.summary(),
-                    "decision"
-                );
-            }
-            gw.metrics.answer(match handled.response.action {
-                crate::stalwart::hook::Action::Accept => "accept",
-                crate::stalwart::hook::Action::Discard => "discard",
-                crate::stalwart::hook::Action::Reject => "reject",
-                crate::stalwart::hook::Action::Quarantine => "quarantine",
-            });
+            observe(gw, &handled);
+            gw.metrics.answer(handled.response.action.into());
             Json(handled.response).into_response()
         }
         Err(submission::SubmissionError::BadRequest(detail)) => {
-            gw.metrics.answer("bad_request");
+            gw.metrics.answer(Answer::BadRequest);
             Problem::new(StatusCode::BAD_REQUEST, "malformed-hook-request", detail).into_response()
         }
         Err(e) => {
-            gw.metrics.answer("error");
+            gw.metrics.answer(Answer::Error);
             tracing::error!(error = %e, "hook failed; Stalwart will answer 451 and the client retries");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -76,5 +69,19 @@ async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response
             )
             .into_response()
         }
+    }
+}
+
+/// Counts and logs each decision.
+fn observe(gw: &Gateway, handled: &Handled) {
+    for d in &handled.decisions {
+        gw.metrics.decision(d.outcome);
+        tracing::info!(
+            message = handled.message_ref.as_deref().unwrap_or("-"),
+            recipient = %d.recipient,
+            outcome = d.outcome.as_str(),
+            reasons = %d.summary(),
+            "decision"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nta7516_sieve::{Facts, Limits, PreparedMessage};
 
-use super::{engine::PolicyReason, Policy, PolicyFacts, PolicyVerdict, Requirement};
+use super::{rules::PolicyReason, Policy, PolicyFacts, PolicyVerdict, Requirement};
 use crate::Gateway;
 
 /// A compiled Sieve policy behind the gateway's [`Policy`] seam.

@@ -6,7 +6,7 @@ use crate::util;
 use std::collections::BTreeMap;
 
 use stalwart_nta7516::{
-    policy::{Decision, Outcome},
+    policy::{Decision, Outcome, Reason, ReasonCode, Step},
     stalwart::hook::{Modification, Request, Response},
     submission::respond,
 };
@@ -155,6 +155,13 @@ fn d(rcpt: &str, outcome: Outcome) -> Decision {
     }
 }
 
+fn rejected(rcpt: &str, code: ReasonCode) -> Decision {
+    Decision {
+        reasons: vec![Reason::new(Step::Hold, code, "refused")],
+        ..d(rcpt, Outcome::Reject)
+    }
+}
+
 /// Every shape of answer the gateway produces.
 fn all_responses() -> Vec<Response> {
     use Outcome::*;
@@ -170,6 +177,15 @@ fn all_responses() -> Vec<Response> {
             "Message refused by the NTA 7516 policy".into(),
         ),
         Response::reject(554, "5.6.0", "resend with standard encoding".into()),
+        // The refusals as the gateway builds them from decisions.
+        respond(&[rejected("a@x.test", ReasonCode::PolicyReject)], ""),
+        respond(
+            &[
+                d("a@x.test", Deliver),
+                rejected("b@y.test", ReasonCode::Unholdable8bitBody),
+            ],
+            "",
+        ),
     ];
     // Modifications the wire type allows, including parameters with a null value (REQUIRETLS).
     out.push(Response::accept(vec![Modification::ChangeFrom {

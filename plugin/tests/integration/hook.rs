@@ -141,11 +141,10 @@ impl Policy for RejectDomain {
                 let mut v = PolicyVerdict::default();
                 if f.recipient_domain == self.0 {
                     v.requirement = Some(Requirement::Reject);
-                    v.reasons
-                        .push(stalwart_nta7516::policy::engine::PolicyReason {
-                            requirement: Requirement::Reject,
-                            text: "no medical data to this domain".into(),
-                        });
+                    v.reasons.push(stalwart_nta7516::policy::PolicyReason {
+                        requirement: Requirement::Reject,
+                        text: "no medical data to this domain".into(),
+                    });
                 }
                 v
             })
@@ -242,6 +241,100 @@ async fn latin1_body_is_refused_permanently_and_stores_nothing(b: Backend) {
     nothing_stored(&gw.stored().await);
 }
 
+/// Everything the gateway logs in this test binary (`stalwart_nta7516=info`, no colours), for checks on
+/// the log. Tests run in parallel: look for lines that name something unique to the test.
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_log() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter("stalwart_nta7516=info")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init()
+            .expect("the only log subscriber of this test binary");
+    });
+}
+
+fn log_lines_with(needle: &str) -> Vec<String> {
+    String::from_utf8_lossy(&LOG.lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The refusal of a body that cannot be held unaltered is a decision like any other: counted as
+/// `reject` (never as the challenge or portal it would have been) and logged with its outcome.
+async fn unholdable_body_refusal_is_counted_and_logged_as_reject(b: Backend) {
+    capture_log();
+    let gw = gateway(b, "[exemptions]\ndomains = [\"partner.test\"]\n").await;
+    let unique = stalwart_nta7516::ids::new_id("t");
+    let held = format!("dave-{unique}@example.test");
+    let deliverable = format!("erin-{unique}@partner.test");
+    let mut req = fixture("hook-data-latin1-8bit-lossy.json");
+    req["envelope"]["to"] =
+        json!([{"address": held}, {"address": deliverable}, {"address": "me@zorg.test"}]);
+    let v = gw.hook(&req).await.json();
+    assert_eq!(v["action"], "reject", "{v}");
+    assert_eq!(v["response"]["status"], 554);
+    assert_eq!(v["response"]["enhanced_status"], "5.6.0");
+    nothing_stored(&gw.stored().await);
+
+    let text =
+        String::from_utf8(gw.request(Method::GET, "/metrics", None, vec![]).await.body).unwrap();
+    for line in [
+        "nta7516_decisions_total{outcome=\"reject\"} 1",
+        "nta7516_decisions_total{outcome=\"deliver\"} 1",
+        "nta7516_decisions_total{outcome=\"local\"} 1",
+        "nta7516_hook_answers_total{action=\"reject\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    for never in ["outcome=\"challenge\"", "outcome=\"portal\""] {
+        assert!(!text.contains(never), "{never} in {text}");
+    }
+
+    let logged = log_lines_with(&held);
+    let decision: Vec<&String> = logged.iter().filter(|l| l.contains(" decision ")).collect();
+    assert_eq!(decision.len(), 1, "{logged:#?}");
+    assert!(
+        decision[0].contains("outcome=\"reject\""),
+        "{}",
+        decision[0]
+    );
+    assert!(
+        decision[0].contains("cannot be held unaltered"),
+        "{}",
+        decision[0]
+    );
+    assert!(
+        !decision[0].contains("outcome=\"challenge\""),
+        "{}",
+        decision[0]
+    );
+    let other = log_lines_with(&deliverable);
+    assert!(
+        other
+            .iter()
+            .any(|l| l.contains(" decision ") && l.contains("outcome=\"deliver\"")),
+        "{other:#?}"
+    );
+}
+
 async fn database_unavailable_is_5xx(b: Backend) {
     let gw = gateway(b, "[exemptions]\ndomains = [\"partner.test\"]\n").await;
     gw.gw.store.close().await;
@@ -329,7 +422,10 @@ async fn retried_submission_keeps_held_recipients_held(b: Backend) {
         .find(|d| d.recipient == "bob@example.test")
         .unwrap();
     assert_eq!(bob.outcome, stalwart_nta7516::policy::Outcome::Portal);
-    assert!(bob.reasons.iter().any(|r| r.code == "already_held"));
+    assert!(bob
+        .reasons
+        .iter()
+        .any(|r| r.code == stalwart_nta7516::policy::ReasonCode::AlreadyHeld));
     assert_eq!(serde_json::to_value(&handled.response).unwrap(), first);
 }
 
@@ -668,6 +764,7 @@ both_backends!(
     missing_or_wrong_token_is_401_and_stores_nothing,
     malformed_json_is_400_and_stores_nothing,
     latin1_body_is_refused_permanently_and_stores_nothing,
+    unholdable_body_refusal_is_counted_and_logged_as_reject,
     database_unavailable_is_5xx,
     retried_submission_is_not_held_or_challenged_twice,
     retried_submission_keeps_held_recipients_held,

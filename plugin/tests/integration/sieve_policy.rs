@@ -75,6 +75,34 @@ async fn hook_uses_the_real_policy(b: Backend) {
     assert!(d[1].2.contains("contracted partner"), "{}", d[1].2);
 }
 
+const EXEMPT_PEERS: &str = r#"require ["variables", "environment", "vnd.stalwart.expressions", "vnd.nta7516"];
+if environment :is "vnd.nta7516.peer" "yes" {
+    set "provider" "${env.vnd.nta7516.peer_provider}";
+    eval "nta_exempt('peer ' + provider)";
+} else { eval "nta_require_2fa('external recipient')"; }
+"#;
+
+/// `vnd.nta7516.peer_provider` is the provider's name, as the admin listed it.
+async fn policy_reads_the_peers_provider(b: Backend) {
+    let policy = SievePolicy::compile(EXEMPT_PEERS, Path::new("test.sieve")).unwrap();
+    let gw = Builder::new(b)
+        .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
+        .tls(tls())
+        .policy(Arc::new(policy))
+        .start()
+        .await;
+    gw.gw
+        .store
+        .add_peer("partner.test", "Zorgnet", 0)
+        .await
+        .unwrap();
+    let d = decisions(&gw, 1).await;
+    assert_eq!(d[0].1, "challenge", "{d:?}");
+    assert_eq!(d[1].0, "carol@partner.test");
+    assert_eq!(d[1].1, "deliver", "{d:?}");
+    assert!(d[1].2.contains("\"peer Zorgnet\""), "{}", d[1].2);
+}
+
 async fn reload_refuses_a_broken_policy_and_keeps_the_previous(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("policy.sieve");
@@ -143,6 +171,7 @@ async fn reload_refuses_a_broken_policy_and_keeps_the_previous(b: Backend) {
 }
 
 both_backends!(
+    policy_reads_the_peers_provider,
     hook_uses_the_real_policy,
     reload_refuses_a_broken_policy_and_keeps_the_previous
 );

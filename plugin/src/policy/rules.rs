@@ -1,12 +1,14 @@
-//! The policy seam: the admin's rules that set 2FA requirements and exemptions per recipient.
-//! The Sieve `vnd.nta7516` engine ([`super::sieve::SievePolicy`]) is the real implementation; [`DefaultPolicy`] decides nothing, so the
-//! configured default requirement applies.
+//! The seam to the admin's rules: the [`Policy`] trait that sets 2FA requirements and exemptions per
+//! recipient, the [`PolicyFacts`] it is offered, the [`PolicyVerdict`] it returns and the
+//! [`Requirement`] scale. The Sieve `vnd.nta7516` engine ([`super::sieve::SievePolicy`]) is the real
+//! implementation; [`DefaultPolicy`] decides nothing, so the configured default requirement applies.
 
 use serde::Serialize;
 
 /// Strictness order: `Exempt < Require2fa < Portal < Reject` (the Sieve extension's own type).
 pub use nta7516_sieve::Requirement;
 
+/// One reason the policy gave, with the requirement it recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyReason {
     pub requirement: Requirement,

@@ -1,0 +1,456 @@
+//! The facts of one submission, gathered before anything is decided: the envelope and body, and per
+//! recipient (in envelope order) the stored data, exemptions and peers, the SmartTLS verdict and how an
+//! earlier attempt of this very submission holds it; for the message the sender's domain settings.
+//!
+//! The lookups run concurrently (each on its own connection, while SmartTLS runs). A database error
+//! fails the hook (Stalwart answers 451 and the client retries).
+
+use std::{borrow::Cow, collections::BTreeSet, sync::Arc, time::Duration};
+
+use ring::digest;
+use tokio::task::JoinSet;
+
+use super::SubmissionError;
+use crate::{
+    policy::{
+        exemptions, AdminReason, Exemption, Outcome, PeerSource, PolicyFacts, Scope, TlsFacts,
+    },
+    stalwart::hook::{Message, Request},
+    store::StoredFacts,
+    time, Gateway,
+};
+
+/// Everything the decision and its recording need about one submission.
+pub struct SubmissionFacts<'r> {
+    pub sender: &'r str,
+    pub queue_id: Option<&'r str>,
+    pub size: usize,
+    pub now: i64,
+    pub body: Body<'r>,
+    /// Same sender, recipients and bytes: the key a retry is recognised by (none without an exact body).
+    pub idem_key: Option<String>,
+    /// Every distinct recipient, in envelope order.
+    pub recipients: Vec<RecipientFacts<'r>>,
+    /// The held message of an earlier attempt of this submission (its holds are in `recipients`).
+    pub earlier_message: Option<String>,
+    /// Sender groups offered to the policy: the sender domain's settings, else the configuration's.
+    pub sender_group: Option<String>,
+    /// Days a held copy is kept: the sender domain's settings, else the configuration's.
+    pub retention_days: i64,
+}
+
+/// The message body as the gateway sees it.
+pub struct Body<'r> {
+    message: &'r Message,
+    /// The exact original bytes, or (when an 8-bit body is not UTF-8) the length of a lossy rebuild.
+    pub exact: Result<Vec<u8>, usize>,
+}
+
+impl Body<'_> {
+    /// The bytes the policy reads: the exact copy, or the best approximation when there is none.
+    pub fn for_policy(&self) -> Cow<'_, [u8]> {
+        match &self.exact {
+            Ok(raw) => raw.as_slice().into(),
+            Err(_) => {
+                let mut v = Vec::new();
+                for (n, val) in &self.message.headers {
+                    v.extend_from_slice(n.as_bytes());
+                    v.push(b':');
+                    v.extend_from_slice(val.as_bytes());
+                }
+                v.extend_from_slice(b"\r\n");
+                v.extend_from_slice(self.message.contents.as_bytes());
+                v.into()
+            }
+        }
+    }
+}
+
+/// What is known about one recipient.
+#[derive(Debug, Clone)]
+pub struct RecipientFacts<'r> {
+    pub address: &'r str,
+    pub domain: &'r str,
+    /// One of the organisation's own domains: nothing else is looked up.
+    pub local: bool,
+    /// The SmartTLS verdict for the domain (none for a local recipient, or when the probe task failed).
+    pub tls: Option<TlsFacts>,
+    /// Every exemption known (a verification also when it has expired), in no particular order.
+    pub exemptions: Vec<Exemption>,
+    pub phone_known: bool,
+    /// How an earlier attempt of this very submission holds the recipient.
+    pub earlier_hold: Option<Outcome>,
+}
+
+impl RecipientFacts<'_> {
+    /// The verdict the decision reads: a failed probe task counts as Unknown.
+    pub fn tls_or_unknown(&self) -> &TlsFacts {
+        static MISSING: std::sync::OnceLock<TlsFacts> = std::sync::OnceLock::new();
+        self.tls
+            .as_ref()
+            .unwrap_or_else(|| MISSING.get_or_init(|| TlsFacts::unknown("SmartTLS task failed")))
+    }
+
+    /// The facts offered to the admin's policy.
+    pub fn policy_facts(&self, sender_group: Option<&str>, size: usize) -> PolicyFacts {
+        let tls = self.tls_or_unknown();
+        PolicyFacts {
+            tls: Some(tls.status.as_str().to_string()),
+            tls_grade: tls.grade.clone(),
+            // The provider's name (`vnd.nta7516.peer_provider`), not the reason text.
+            peer_provider: exemptions::peer(&self.exemptions).map(|(p, _)| p.to_string()),
+            verified_until: exemptions::verified_until(&self.exemptions),
+            phone_known: self.phone_known,
+            sender_group: sender_group.map(str::to_string),
+            recipient_domain: self.domain.to_string(),
+            size,
+            // Not in Stalwart's hook request: the policy reads "none".
+            dmarc: None,
+            dkim: None,
+            spf: None,
+        }
+    }
+}
+
+pub(super) fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+/// Gathers the facts of a DATA-stage request.
+pub async fn gather<'r>(
+    gw: &Arc<Gateway>,
+    req: &'r Request,
+) -> Result<SubmissionFacts<'r>, SubmissionError> {
+    let (sender, addresses, message) = envelope(req)?;
+    let now = time::now();
+    let external: Vec<&str> = addresses
+        .iter()
+        .copied()
+        .filter(|r| !gw.config.is_local_domain(domain_of(r)))
+        .collect();
+    let exact = message.rebuild();
+    // A retried submission (the client re-sent after a 451) has the same key.
+    let idem_key = exact
+        .as_deref()
+        .ok()
+        .map(|raw| idempotency_key(sender, &addresses, raw));
+    let (stored, tls, settings, earlier) = tokio::join!(
+        gw.store.recipient_facts(&external, now),
+        tls_verdicts(gw, &external),
+        sender_settings(gw, sender, !external.is_empty()),
+        async {
+            match &idem_key {
+                Some(key) if !external.is_empty() => gw.store.existing_holds(key).await,
+                _ => Ok(None),
+            }
+        }
+    );
+    let (stored, settings, earlier) = (stored?, settings?, earlier?);
+    let (earlier_message, earlier_holds) = earlier.unzip();
+    let earlier_holds = earlier_holds.unwrap_or_default();
+    let recipients = addresses
+        .iter()
+        .map(|&address| {
+            let mut r = recipient(gw, address, &stored, &tls);
+            r.earlier_hold = earlier_holds
+                .iter()
+                .find(|(a, _)| a == address)
+                .and_then(|(_, o)| Outcome::parse(o));
+            r
+        })
+        .collect();
+    Ok(SubmissionFacts {
+        sender,
+        queue_id: req.context.queue.as_ref().map(|q| q.id.as_str()),
+        size: message.size,
+        now,
+        body: Body { message, exact },
+        idem_key,
+        recipients,
+        earlier_message,
+        sender_group: settings
+            .groups
+            .or_else(|| gw.config.sender_group(sender).map(str::to_string)),
+        retention_days: settings
+            .retention_days
+            .unwrap_or_else(|| i64::from(gw.config.hold.retention_days)),
+    })
+}
+
+/// Sender, distinct recipients in envelope order, and the message of a DATA-stage request.
+fn envelope(req: &Request) -> Result<(&str, Vec<&str>, &Message), SubmissionError> {
+    let bad = |what: &str| SubmissionError::BadRequest(what.into());
+    let envelope = req
+        .envelope
+        .as_ref()
+        .ok_or_else(|| bad("data stage without envelope"))?;
+    let message = req
+        .message
+        .as_ref()
+        .ok_or_else(|| bad("data stage without message"))?;
+    if envelope.to.is_empty() {
+        return Err(bad("envelope has no recipients"));
+    }
+    let mut seen = BTreeSet::new();
+    let recipients = envelope
+        .to
+        .iter()
+        .map(|a| a.address.as_str())
+        .filter(|a| seen.insert(*a))
+        .collect();
+    Ok((envelope.from.address.as_str(), recipients, message))
+}
+
+/// One recipient's facts (without the earlier hold).
+fn recipient<'r>(
+    gw: &Gateway,
+    address: &'r str,
+    stored: &StoredFacts,
+    tls: &[(String, TlsFacts)],
+) -> RecipientFacts<'r> {
+    let domain = domain_of(address);
+    let local = gw.config.is_local_domain(domain);
+    let mut facts = RecipientFacts {
+        address,
+        domain,
+        local,
+        tls: None,
+        exemptions: Vec::new(),
+        phone_known: false,
+        earlier_hold: None,
+    };
+    if local {
+        return facts;
+    }
+    facts.tls = tls
+        .iter()
+        .find(|(d, _)| d == domain)
+        .map(|(_, f)| f.clone());
+    let row = stored.recipients.get(address);
+    facts.phone_known = row.is_some_and(|r| r.phone.is_some());
+    if let Some(until) = row.and_then(|r| r.verified_until) {
+        facts.exemptions.push(Exemption::Verified { until });
+    }
+    peers(
+        gw,
+        domain,
+        stored,
+        facts.tls.as_ref(),
+        &mut facts.exemptions,
+    );
+    admin_exemptions(gw, address, domain, stored, &mut facts.exemptions);
+    facts
+}
+
+/// The domain's peer entries: configuration list, database list, DNS record.
+fn peers(
+    gw: &Gateway,
+    domain: &str,
+    stored: &StoredFacts,
+    tls: Option<&TlsFacts>,
+    out: &mut Vec<Exemption>,
+) {
+    let config = gw
+        .config
+        .peers
+        .iter()
+        .find(|p| p.domain.eq_ignore_ascii_case(domain))
+        .map(|p| (p.provider.clone(), PeerSource::ConfigList));
+    let database = stored
+        .peers
+        .get(domain)
+        .map(|p| (p.clone(), PeerSource::DatabaseList));
+    let dns = tls
+        .and_then(|t| t.nta_peer.as_ref())
+        .map(|p| (p.provider.clone(), PeerSource::DnsRecord));
+    out.extend(
+        [config, database, dns]
+            .into_iter()
+            .flatten()
+            .map(|(provider, source)| Exemption::Peer { provider, source }),
+    );
+}
+
+/// The admin exemptions for the address and its domain, from the configuration and the database.
+fn admin_exemptions(
+    gw: &Gateway,
+    address: &str,
+    domain: &str,
+    stored: &StoredFacts,
+    out: &mut Vec<Exemption>,
+) {
+    let listed = &gw.config.exemptions;
+    let address_scope = || Scope::Address(address.to_string());
+    let domain_scope = || Scope::Domain(domain.to_string());
+    if listed
+        .addresses
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(address))
+    {
+        out.push(Exemption::Admin {
+            scope: address_scope(),
+            reason: AdminReason::Config,
+        });
+    }
+    if listed
+        .domains
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(domain))
+    {
+        out.push(Exemption::Admin {
+            scope: domain_scope(),
+            reason: AdminReason::Config,
+        });
+    }
+    for (key, scope) in [(address, address_scope()), (domain, domain_scope())] {
+        if let Some(text) = stored.exemptions.get(key) {
+            let reason = stored_reason(text, &scope);
+            out.push(Exemption::Admin {
+                scope,
+                reason: AdminReason::Database(reason),
+            });
+        }
+    }
+}
+
+/// The store gives a database exemption as `{kind} {value}: {reason}`; the scope is typed here, so
+/// only the admin's reason is kept.
+fn stored_reason(text: &str, scope: &Scope) -> String {
+    let prefix = format!("{scope}: ");
+    text.strip_prefix(&prefix).unwrap_or(text).to_string()
+}
+
+/// The admin's settings for the sender's domain (`domain_settings`), as they apply to the hook: groups
+/// offered to the policy (comma-separated when several) and the retention of held content. Looked up only
+/// when something may be decided (`needed`).
+#[derive(Debug, Default)]
+struct SenderSettings {
+    groups: Option<String>,
+    retention_days: Option<i64>,
+}
+
+async fn sender_settings(
+    gw: &Gateway,
+    sender: &str,
+    needed: bool,
+) -> Result<SenderSettings, SubmissionError> {
+    let domain = domain_of(sender).trim_end_matches('.').to_ascii_lowercase();
+    if !needed || domain.is_empty() {
+        return Ok(SenderSettings::default());
+    }
+    let Some(row) = gw.store.get_settings(&domain).await? else {
+        return Ok(SenderSettings::default());
+    };
+    Ok(SenderSettings {
+        groups: Some(row.groups.join(",")).filter(|g| !g.is_empty()),
+        // The admin API accepts 1 to 90; anything else in the table is ignored (config applies).
+        retention_days: row.retention_days.filter(|d| (1..=90).contains(d)),
+    })
+}
+
+/// Verdicts for the distinct recipient domains, fetched concurrently within the hook's time budget.
+async fn tls_verdicts(gw: &Arc<Gateway>, external: &[&str]) -> Vec<(String, TlsFacts)> {
+    let domains: BTreeSet<&str> = external.iter().map(|r| domain_of(r)).collect();
+    let budget = Duration::from_millis(gw.config.hook.tls_budget_ms);
+    let mut set = JoinSet::new();
+    for domain in domains {
+        let tls = gw.tls.clone();
+        let domain = domain.to_string();
+        set.spawn(async move {
+            let facts = match tokio::time::timeout(budget, tls.verdict(&domain, budget)).await {
+                Ok(facts) => facts,
+                Err(_) => TlsFacts::unknown(format!(
+                    "timeout: no verdict within {} ms",
+                    budget.as_millis()
+                )),
+            };
+            (domain, facts)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(pair) => out.push(pair),
+            Err(e) => tracing::error!(error = %e, "SmartTLS task failed"),
+        }
+    }
+    out
+}
+
+/// Same sender, same recipients, same bytes (the Message-ID included): the same submission retried.
+fn idempotency_key(sender: &str, recipients: &[&str], raw: &[u8]) -> String {
+    let mut sorted = recipients.to_vec();
+    sorted.sort_unstable();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(sender.as_bytes());
+    ctx.update(b"\0");
+    for r in sorted {
+        ctx.update(r.as_bytes());
+        ctx.update(b"\0");
+    }
+    ctx.update(raw);
+    hex::encode(ctx.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_ignores_recipient_order() {
+        assert_eq!(
+            idempotency_key("s@z", &["a@x", "b@y"], b"m"),
+            idempotency_key("s@z", &["b@y", "a@x"], b"m")
+        );
+        assert_ne!(
+            idempotency_key("s@z", &["a@x"], b"m"),
+            idempotency_key("s@z", &["a@x"], b"n")
+        );
+    }
+
+    #[test]
+    fn the_policy_reads_the_peers_provider_and_the_verification_as_stored() {
+        let r = RecipientFacts {
+            address: "a@x.test",
+            domain: "x.test",
+            local: false,
+            tls: None,
+            exemptions: vec![
+                Exemption::Peer {
+                    provider: "Acme Mail".into(),
+                    source: PeerSource::DnsRecord,
+                },
+                Exemption::Peer {
+                    provider: "Zorgnet".into(),
+                    source: PeerSource::DatabaseList,
+                },
+                Exemption::Verified { until: 5 },
+            ],
+            phone_known: true,
+            earlier_hold: None,
+        };
+        let f = r.policy_facts(Some("artsen"), 123);
+        assert_eq!(f.peer_provider.as_deref(), Some("Zorgnet"));
+        assert_eq!(
+            f.verified_until,
+            Some(5),
+            "expired or not, the policy sees it"
+        );
+        assert_eq!(
+            f.tls.as_deref(),
+            Some("unknown"),
+            "a failed probe is unknown"
+        );
+        assert_eq!(f.sender_group.as_deref(), Some("artsen"));
+        assert_eq!((f.recipient_domain.as_str(), f.size), ("x.test", 123));
+        assert!(f.phone_known);
+    }
+
+    #[test]
+    fn stored_reason_keeps_only_the_admins_reason() {
+        let scope = Scope::Domain("x.test".into());
+        assert_eq!(stored_reason("domain x.test: trusted", &scope), "trusted");
+        // A text in another shape is kept whole.
+        assert_eq!(stored_reason("trusted", &scope), "trusted");
+    }
+}

@@ -1,0 +1,99 @@
+//! One submission through the gateway, one way: hook request → [`facts`] (gathered per recipient) →
+//! [`crate::policy`] (the pure decision) → [`persist`] (one transaction, holding what must wait) →
+//! [`respond`] (Stalwart's hook answer). This file only orchestrates.
+
+pub mod facts;
+pub mod persist;
+pub mod respond;
+
+use std::sync::Arc;
+
+pub use respond::{respond, CORRELATION_HEADER};
+
+use crate::{
+    policy::{self, Decision, PolicyVerdict, RecipientInput},
+    stalwart::hook::{Request, Response, Stage},
+    Gateway,
+};
+use facts::SubmissionFacts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmissionError {
+    #[error("malformed hook request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("sealing the held copy failed: {0}")]
+    Crypto(#[from] crate::hold::crypto::KeyError),
+}
+
+/// The result of one hook call: the answer and the decisions behind it.
+pub struct Handled {
+    pub response: Response,
+    pub decisions: Vec<Decision>,
+    /// The ref the decisions were recorded under; none when nothing was recorded.
+    pub message_ref: Option<String>,
+}
+
+pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, SubmissionError> {
+    // The gateway decides at DATA only; earlier stages carry no message (Stalwart's enable expression
+    // names the data stage; anything else is let through to that decision).
+    if req.context.stage != Stage::Data {
+        return Ok(Handled {
+            response: Response::accept(Vec::new()),
+            decisions: Vec::new(),
+            message_ref: None,
+        });
+    }
+    let facts = facts::gather(gw, &req).await?;
+    let decisions = decide(gw, &facts);
+    let message_ref = persist::record(gw, &facts, &decisions).await?;
+    Ok(Handled {
+        response: respond(&decisions, message_ref.as_deref().unwrap_or_default()),
+        decisions,
+        message_ref,
+    })
+}
+
+/// The admin's policy for the external recipients (the message parsed once), then the decision for
+/// every recipient in envelope order.
+fn decide(gw: &Gateway, facts: &SubmissionFacts<'_>) -> Vec<Decision> {
+    let external: Vec<_> = facts
+        .recipients
+        .iter()
+        .filter(|r| !r.local)
+        .map(|r| {
+            let group = facts.sender_group.as_deref();
+            (r.address, r.policy_facts(group, facts.size))
+        })
+        .collect();
+    let verdicts = if external.is_empty() {
+        Vec::new()
+    } else {
+        gw.policy()
+            .evaluate(&facts.body.for_policy(), facts.sender, &external)
+    };
+    let mut verdicts = verdicts.into_iter();
+    let no_verdict = PolicyVerdict::default();
+    let verdicts: Vec<Option<PolicyVerdict>> = facts
+        .recipients
+        .iter()
+        .map(|r| if r.local { None } else { verdicts.next() })
+        .collect();
+    let default_requirement = gw.config.default_requirement();
+    let inputs = facts
+        .recipients
+        .iter()
+        .zip(&verdicts)
+        .map(|(r, v)| RecipientInput {
+            recipient: r.address,
+            is_local: r.local,
+            policy: v.as_ref().unwrap_or(&no_verdict),
+            default_requirement,
+            exemptions: &r.exemptions,
+            tls: r.tls_or_unknown(),
+            earlier_hold: r.earlier_hold,
+            now: facts.now,
+        });
+    policy::decide_all(inputs, facts.body.exact.is_ok())
+}

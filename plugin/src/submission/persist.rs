@@ -1,0 +1,208 @@
+//! Recording the decisions: the one `record_hook` transaction per submission, committed before the
+//! hook answers. It holds the decisions with their audit events and, when someone must wait, the sealed
+//! copy (under the earlier attempt's id for a retry), its expiry, and the sender's `[sms:+…]` subject
+//! tag (removed from the held copy; its number stored for the one held recipient).
+//!
+//! A message refused because its body cannot be held unaltered stores nothing: nothing is delivered or
+//! held, and the client gets a permanent error it reports to the sender.
+
+use std::borrow::Cow;
+
+use ring::digest;
+
+use super::{facts::SubmissionFacts, SubmissionError};
+use crate::{
+    audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
+    challenge::phone::{self, Phone, SubjectTag},
+    ids,
+    policy::{Decision, Outcome, ReasonCode},
+    store::HookRecord,
+    Gateway,
+};
+
+/// Records the decisions; returns the message ref they were recorded under (none when nothing was).
+pub async fn record(
+    gw: &Gateway,
+    facts: &SubmissionFacts<'_>,
+    decisions: &[Decision],
+) -> Result<Option<String>, SubmissionError> {
+    if decisions
+        .iter()
+        .any(|d| d.has(ReasonCode::Unholdable8bitBody))
+    {
+        tracing::warn!(
+            sender = facts.sender,
+            size = facts.size,
+            rebuilt_len = facts.body.exact.as_ref().err(),
+            "8-bit body that is not UTF-8: cannot hold an exact copy"
+        );
+        return Ok(None);
+    }
+    let refused = decisions.iter().any(|d| d.outcome == Outcome::Reject);
+    if refused || !decisions.iter().any(|d| d.outcome.is_held()) {
+        decisions_only(gw, facts, decisions).await.map(Some)
+    } else {
+        hold(gw, facts, decisions).await.map(Some)
+    }
+}
+
+/// Nothing is held (the message is refused, or every recipient may have it now): the decisions and
+/// their audit records only.
+async fn decisions_only(
+    gw: &Gateway,
+    facts: &SubmissionFacts<'_>,
+    decisions: &[Decision],
+) -> Result<String, SubmissionError> {
+    let message_ref = ids::new_id("m");
+    let sha = facts
+        .body
+        .exact
+        .as_deref()
+        .map(sha256_hex)
+        .unwrap_or_default();
+    let audit = decision_events(&message_ref, &sha, facts, decisions);
+    gw.store
+        .record_hook(&HookRecord {
+            message_ref: &message_ref,
+            idem_key: "",
+            queue_id: facts.queue_id,
+            sender: facts.sender,
+            sha256: &sha,
+            size: facts.size,
+            decisions,
+            sealed: None,
+            now: facts.now,
+            hold_expires_at: facts.now,
+            audit: &audit,
+            tag_phone: None,
+        })
+        .await?;
+    Ok(message_ref)
+}
+
+/// Someone must wait: seal the exact copy (the subject tag removed) and commit it with the decisions.
+async fn hold(
+    gw: &Gateway,
+    facts: &SubmissionFacts<'_>,
+    decisions: &[Decision],
+) -> Result<String, SubmissionError> {
+    let Ok(raw) = &facts.body.exact else {
+        unreachable!("a message without an exact copy is refused, never held");
+    };
+    let (raw, tag) = subject_tag(raw, facts.sender);
+    let sha = sha256_hex(&raw);
+    let message_ref = facts
+        .earlier_message
+        .clone()
+        .unwrap_or_else(|| ids::new_id("h"));
+    let sealed = gw.master.seal(&message_ref, &raw)?;
+    let mut audit = decision_events(&message_ref, &sha, facts, decisions);
+    let tag_phone = tag_phone(tag, &message_ref, facts.sender, decisions, &mut audit);
+    gw.store
+        .record_hook(&HookRecord {
+            message_ref: &message_ref,
+            idem_key: facts.idem_key.as_deref().unwrap_or_default(),
+            queue_id: facts.queue_id,
+            sender: facts.sender,
+            sha256: &sha,
+            size: facts.size,
+            decisions,
+            sealed: Some(&sealed),
+            now: facts.now,
+            hold_expires_at: facts.now + facts.retention_days * 86_400,
+            audit: &audit,
+            tag_phone: tag_phone.as_ref().map(|(r, p)| (*r, p.as_str())),
+        })
+        .await?;
+    Ok(message_ref)
+}
+
+/// What the sender's subject tag said.
+enum Tag {
+    None,
+    Valid(Phone),
+    Invalid,
+}
+
+/// The sender's `[sms:+316…]` subject tag is removed from the held copy (see [`crate::challenge::phone`]).
+fn subject_tag<'a>(raw: &'a [u8], sender: &str) -> (Cow<'a, [u8]>, Tag) {
+    match phone::subject_tag(raw) {
+        SubjectTag::None => (raw.into(), Tag::None),
+        SubjectTag::Valid(phone, stripped) => (stripped.into(), Tag::Valid(phone)),
+        SubjectTag::Invalid(number, stripped) => {
+            tracing::warn!(
+                sender,
+                number,
+                "invalid [sms:] subject tag removed; number ignored"
+            );
+            (stripped.into(), Tag::Invalid)
+        }
+    }
+}
+
+/// A number from the subject tag belongs to the one held recipient; with several it is ambiguous and
+/// ignored (the sender then gets the phone link). A known number is never overwritten. Stored and
+/// recorded in the hook's transaction; an ambiguous or invalid tag is recorded here.
+fn tag_phone<'d>(
+    tag: Tag,
+    message_ref: &str,
+    sender: &str,
+    decisions: &'d [Decision],
+    audit: &mut Vec<Event>,
+) -> Option<(&'d str, Phone)> {
+    let held: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_held()).collect();
+    let event = |d: &Decision, phone: Option<&Phone>, outcome| Event::PhoneNumber {
+        message_ref: Some(message_ref.to_string()),
+        recipient: d.recipient.clone(),
+        sender: sender.to_string(),
+        source: PhoneSource::SubjectTag,
+        outcome,
+        phone: phone.map(|p| MaskedPhone::from_e164(p.as_str())),
+    };
+    match (tag, held.as_slice()) {
+        (Tag::Valid(phone), [only]) => Some((only.recipient.as_str(), phone)),
+        (Tag::Valid(phone), several) => {
+            audit.extend(
+                several
+                    .iter()
+                    .map(|&d| event(d, Some(&phone), PhoneOutcome::Ambiguous)),
+            );
+            None
+        }
+        (Tag::Invalid, held) => {
+            audit.extend(held.iter().map(|&d| event(d, None, PhoneOutcome::Invalid)));
+            None
+        }
+        (Tag::None, _) => None,
+    }
+}
+
+/// One audit event per decision, with the SmartTLS evidence of the recipient's domain.
+fn decision_events(
+    message_ref: &str,
+    sha: &str,
+    facts: &SubmissionFacts<'_>,
+    decisions: &[Decision],
+) -> Vec<Event> {
+    decisions
+        .iter()
+        .map(|d| Event::Decision {
+            message_ref: message_ref.to_string(),
+            sha256: sha.to_string(),
+            sender: facts.sender.to_string(),
+            recipient: d.recipient.clone(),
+            queue_id: facts.queue_id.map(str::to_string),
+            outcome: d.outcome,
+            reasons: d.reasons.clone(),
+            tls: facts
+                .recipients
+                .iter()
+                .find(|r| r.address == d.recipient)
+                .and_then(|r| r.tls.clone()),
+        })
+        .collect()
+}
+
+fn sha256_hex(raw: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, raw))
+}
