@@ -17,7 +17,7 @@ use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
 
 use super::{
-    choice::{AuditFormat, ExemptionKind, ImportMode, ReportFormat},
+    choice::{AuditFormat, ExemptionScope, ImportMode, ReportFormat},
     csv, validate, AdminState,
 };
 use crate::{
@@ -234,7 +234,7 @@ pub struct ExemptionBody {
 
 pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
     let input: ExemptionBody = body(&b)?;
-    let kind = ExemptionKind::parse(&input.kind).map_err(bad)?;
+    let kind = ExemptionScope::parse(&input.kind).map_err(bad)?;
     let value = kind.value(&input.value).map_err(bad)?;
     let reason = validate::text("reason", &input.reason, 500).map_err(bad)?;
     let now = time::now();

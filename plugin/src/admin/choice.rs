@@ -1,5 +1,5 @@
 //! The closed choices of the admin API and its CLI, as enums. Each is parsed once at the edge — from a
-//! query parameter or JSON field ([`parse`](ExemptionKind::parse), with the 400 text the API gives) or
+//! query parameter or JSON field ([`parse`](ExemptionScope::parse), with the 400 text the API gives) or
 //! from a CLI flag (clap) — and turned back into its wire name (`as_str`) only for a request, a
 //! database column or an audit record. A leaf: it imports nothing of the gateway.
 
@@ -10,30 +10,30 @@ fn pick<T: Copy>(input: &str, names: &[(&str, T)]) -> Option<T> {
 
 /// What an exemption names (`kind` of `POST /v1/admin/exemptions`, `exemptions add --kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExemptionKind {
+pub enum ExemptionScope {
     Address,
     Domain,
 }
 
-impl ExemptionKind {
-    pub fn parse(input: &str) -> Result<ExemptionKind, String> {
-        use ExemptionKind::*;
+impl ExemptionScope {
+    pub fn parse(input: &str) -> Result<ExemptionScope, String> {
+        use ExemptionScope::*;
         pick(input, &[("address", Address), ("domain", Domain)])
             .ok_or_else(|| format!("kind must be \"address\" or \"domain\", not {input:?}"))
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ExemptionKind::Address => "address",
-            ExemptionKind::Domain => "domain",
+            ExemptionScope::Address => "address",
+            ExemptionScope::Domain => "domain",
         }
     }
 
     /// The exempted value, validated and normalised for this kind.
     pub fn value(self, input: &str) -> Result<String, String> {
         match self {
-            ExemptionKind::Address => super::validate::address(input),
-            ExemptionKind::Domain => super::validate::domain(input),
+            ExemptionScope::Address => super::validate::address(input),
+            ExemptionScope::Domain => super::validate::domain(input),
         }
     }
 }
@@ -138,11 +138,11 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip_and_others_are_refused() {
-        for k in [ExemptionKind::Address, ExemptionKind::Domain] {
-            assert_eq!(ExemptionKind::parse(k.as_str()), Ok(k));
+        for k in [ExemptionScope::Address, ExemptionScope::Domain] {
+            assert_eq!(ExemptionScope::parse(k.as_str()), Ok(k));
         }
         assert_eq!(
-            ExemptionKind::parse("Domain").unwrap_err(),
+            ExemptionScope::parse("Domain").unwrap_err(),
             "kind must be \"address\" or \"domain\", not \"Domain\""
         );
         for f in [ReportFormat::Json, ReportFormat::Text, ReportFormat::Html] {

@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 use tower::ServiceExt;
 
 use super::{
-    choice::{ExemptionKind, ExportFormat, ImportMode, ReportFormat, ResolveOutcome},
+    choice::{ExemptionScope, ExportFormat, ImportMode, ReportFormat, ResolveOutcome},
     routes, AdminState,
 };
 use crate::{audit::export, audit::Record, config::Config, store::Store};
@@ -111,7 +111,7 @@ pub enum ExemptionsCmd {
     List,
     Add {
         #[arg(long, value_enum)]
-        kind: ExemptionKind,
+        kind: ExemptionScope,
         #[arg(long)]
         value: String,
         #[arg(long)]

@@ -174,7 +174,7 @@ async fn authorize(State(state): State<Arc<AdminState>>, req: Request, next: Nex
 
 #[cfg(test)]
 mod tests {
-    use super::choice::{AuditFormat, ExemptionKind, ImportMode, ReportFormat};
+    use super::choice::{AuditFormat, ExemptionScope, ImportMode, ReportFormat};
 
     /// The `enum` of a query parameter of `GET path` in the OpenAPI document.
     fn query_enum(path: &str, name: &str) -> Vec<String> {
@@ -206,7 +206,7 @@ mod tests {
             &doc["components"]["schemas"]["ExemptionInput"]["properties"]["kind"]["enum"];
         for k in exemption.as_array().unwrap() {
             let k = k.as_str().unwrap();
-            assert_eq!(ExemptionKind::parse(k).unwrap().as_str(), k);
+            assert_eq!(ExemptionScope::parse(k).unwrap().as_str(), k);
         }
         let import = &doc["paths"]["/v1/admin/recipients/import"]["post"]["parameters"][0];
         assert_eq!(import["name"], "all_or_nothing");

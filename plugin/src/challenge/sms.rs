@@ -15,7 +15,10 @@ use aws_sdk_sns::{
     Client,
 };
 
-use crate::{config::SmsConfig, policy::BoxFuture};
+use crate::{
+    config::{SmsConfig, SmsMode},
+    policy::BoxFuture,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
@@ -33,10 +36,9 @@ pub trait SmsSender: Send + Sync + 'static {
 }
 
 pub async fn from_config(c: &SmsConfig) -> Result<Arc<dyn SmsSender>, String> {
-    match c.mode.as_str() {
-        "log" => Ok(Arc::new(LogSink)),
-        "sns" => Ok(Arc::new(Sns::new(c).await?)),
-        other => Err(format!("unknown sms.mode {other:?}")),
+    match c.mode {
+        SmsMode::Log => Ok(Arc::new(LogSink)),
+        SmsMode::Sns => Ok(Arc::new(Sns::new(c).await?)),
     }
 }
 
