@@ -55,31 +55,10 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
     })
 }
 
-/// The admin's policy for the external recipients (the message parsed once), then the decision for
-/// every recipient in envelope order.
+/// The decision for every recipient, in envelope order.
 fn decide(gw: &Gateway, facts: &SubmissionFacts<'_>) -> Vec<Decision> {
-    let external: Vec<_> = facts
-        .recipients
-        .iter()
-        .filter(|r| !r.local)
-        .map(|r| {
-            let group = facts.sender_group.as_deref();
-            (r.address, r.policy_facts(group, facts.size))
-        })
-        .collect();
-    let verdicts = if external.is_empty() {
-        Vec::new()
-    } else {
-        gw.policy()
-            .evaluate(&facts.body.for_policy(), facts.sender, &external)
-    };
-    let mut verdicts = verdicts.into_iter();
+    let verdicts = policy_verdicts(gw, facts);
     let no_verdict = PolicyVerdict::default();
-    let verdicts: Vec<Option<PolicyVerdict>> = facts
-        .recipients
-        .iter()
-        .map(|r| if r.local { None } else { verdicts.next() })
-        .collect();
     let default_requirement = gw.config.default_requirement();
     let inputs = facts
         .recipients
@@ -96,4 +75,28 @@ fn decide(gw: &Gateway, facts: &SubmissionFacts<'_>) -> Vec<Decision> {
             now: facts.now,
         });
     policy::decide_all(inputs, facts.body.exact.is_ok())
+}
+
+/// The admin's policy for the external recipients (the message parsed once); one verdict per
+/// recipient in envelope order, none for a local one.
+fn policy_verdicts(gw: &Gateway, facts: &SubmissionFacts<'_>) -> Vec<Option<PolicyVerdict>> {
+    let group = facts.sender_group.as_deref();
+    let external: Vec<_> = facts
+        .recipients
+        .iter()
+        .filter(|r| !r.local)
+        .map(|r| (r.address, r.policy_facts(group, facts.size)))
+        .collect();
+    let mut verdicts = if external.is_empty() {
+        Vec::new()
+    } else {
+        gw.policy()
+            .evaluate(&facts.body.for_policy(), facts.sender, &external)
+    }
+    .into_iter();
+    facts
+        .recipients
+        .iter()
+        .map(|r| if r.local { None } else { verdicts.next() })
+        .collect()
 }
