@@ -241,46 +241,10 @@ async fn latin1_body_is_refused_permanently_and_stores_nothing(b: Backend) {
     nothing_stored(&gw.stored().await);
 }
 
-/// Everything the gateway logs in this test binary (`stalwart_nta7516=info`, no colours), for checks on
-/// the log. Tests run in parallel: look for lines that name something unique to the test.
-static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_log() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_env_filter("stalwart_nta7516=info")
-            .with_ansi(false)
-            .with_writer(|| LogWriter)
-            .try_init()
-            .expect("the only log subscriber of this test binary");
-    });
-}
-
-fn log_lines_with(needle: &str) -> Vec<String> {
-    String::from_utf8_lossy(&LOG.lock().unwrap())
-        .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
-        .collect()
-}
-
 /// The refusal of a body that cannot be held unaltered is a decision like any other: counted as
 /// `reject` (never as the challenge or portal it would have been) and logged with its outcome.
 async fn unholdable_body_refusal_is_counted_and_logged_as_reject(b: Backend) {
-    capture_log();
+    util::init_log();
     let gw = gateway(b, "[exemptions]\ndomains = [\"partner.test\"]\n").await;
     let unique = stalwart_nta7516::ids::new_id("t");
     let held = format!("dave-{unique}@example.test");
@@ -308,7 +272,7 @@ async fn unholdable_body_refusal_is_counted_and_logged_as_reject(b: Backend) {
         assert!(!text.contains(never), "{never} in {text}");
     }
 
-    let logged = log_lines_with(&held);
+    let logged = util::log_lines_with(&held);
     let decision: Vec<&String> = logged.iter().filter(|l| l.contains(" decision ")).collect();
     assert_eq!(decision.len(), 1, "{logged:#?}");
     assert!(
@@ -326,7 +290,7 @@ async fn unholdable_body_refusal_is_counted_and_logged_as_reject(b: Backend) {
         "{}",
         decision[0]
     );
-    let other = log_lines_with(&deliverable);
+    let other = util::log_lines_with(&deliverable);
     assert!(
         other
             .iter()

@@ -162,13 +162,7 @@ impl Env {
         sms_endpoint: Option<String>,
         extra: &str,
     ) -> Env {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn,stalwart_nta7516=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        super::init_log();
         let dir = tempfile::tempdir().unwrap();
         let db_url = match backend {
             crate::util::Backend::Sqlite => {

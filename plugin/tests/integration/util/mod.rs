@@ -130,6 +130,50 @@ impl TlsVerdicts for TlsTable {
     }
 }
 
+/// Everything the gateway logs in this test binary (`warn,stalwart_nta7516=info`, or `RUST_LOG` with
+/// the gateway's info lines always included; no colours), kept for checks on the log and also printed
+/// into each test's captured output. Tests run in parallel: look for lines that name something unique to
+/// the test ([`log_lines_with`]).
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the one log subscriber of the test binary (idempotent).
+pub fn init_log() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "warn".into())
+            .add_directive("stalwart_nta7516=info".parse().unwrap());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init()
+            .expect("the only log subscriber of this test binary");
+    });
+}
+
+/// The logged lines that contain `needle`.
+pub fn log_lines_with(needle: &str) -> Vec<String> {
+    String::from_utf8_lossy(&LOG.lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The hold id in the answer to a submission whose every recipient is held (`discard`, `… (id h-…) …`).
 pub fn held_ref(answer: &serde_json::Value) -> String {
     assert_eq!(answer["action"], "discard", "{answer}");
