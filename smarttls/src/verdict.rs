@@ -42,73 +42,80 @@ impl Verdict {
     }
 }
 
+/// Declares a reason-code enum: each variant with its stable string, serialized as that string, with
+/// `as_str()` and `ALL`. Used for SmartTLS's [`ReasonCode`] and the gateway's decision reasons, so every
+/// machine code in the project is typed the same way.
+#[macro_export]
 macro_rules! reason_codes {
-    ($($(#[$m:meta])* $v:ident => $s:literal,)*) => {
-        /// Stable machine codes of reasons (serialized as the string shown).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        pub enum ReasonCode { $($(#[$m])* #[serde(rename = $s)] $v,)* }
-        impl ReasonCode {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident { $($(#[$m:meta])* $v:ident => $s:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize)]
+        $vis enum $name { $($(#[$m])* #[serde(rename = $s)] $v,)* }
+        impl $name {
             /// The stable code.
-            pub fn as_str(self) -> &'static str { match self { $(ReasonCode::$v => $s,)* } }
+            pub fn as_str(self) -> &'static str { match self { $($name::$v => $s,)* } }
             /// Every code.
-            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$v,)*];
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
         }
     };
 }
 
 reason_codes! {
-    /// The domain has no MX and no A/AAAA (or does not exist).
-    NoMx => "no_mx",
-    /// The domain publishes a null MX (RFC 7505): it accepts no mail.
-    NullMx => "null_mx",
-    /// A DNS lookup failed (SERVFAIL, timeout, network).
-    DnsFailure => "dns_failure",
-    /// DNSSEC validation failed (MX, address or TLSA answer).
-    DnssecBogus => "dnssec_bogus",
-    /// The time budget ran out, or the server stopped answering.
-    Timeout => "timeout",
-    /// The MX host refused or did not answer the TCP connection.
-    MxUnreachable => "mx_unreachable",
-    /// The SMTP dialogue failed (bad greeting, EHLO refused, garbage).
-    SmtpError => "smtp_error",
-    /// EHLO did not offer STARTTLS.
-    StarttlsMissing => "starttls_missing",
-    /// STARTTLS was refused.
-    StarttlsFailed => "starttls_failed",
-    /// Plaintext was pipelined after the 220 to STARTTLS.
-    StarttlsInjection => "starttls_injection",
-    /// The TLS handshake failed.
-    TlsHandshakeFailed => "tls_handshake_failed",
-    /// The server only speaks TLS < 1.2.
-    TlsVersionInsufficient => "tls_version_insufficient",
-    /// The negotiated suite is not NCSC Good/Sufficient/Phase-out.
-    TlsCipherInsufficient => "tls_cipher_insufficient",
-    /// The server also accepts TLS 1.0/1.1 or Insufficient suites (posture; a note).
-    TlsLegacyAccepted => "tls_legacy_accepted",
-    /// Certificate expired.
-    CertExpired => "cert_expired",
-    /// Certificate not yet valid.
-    CertNotYetValid => "cert_not_yet_valid",
-    /// Self-signed certificate.
-    CertSelfSigned => "cert_self_signed",
-    /// Chain does not reach a trusted root.
-    CertUnknownIssuer => "cert_unknown_issuer",
-    /// The server omits a needed intermediate.
-    CertIncompleteChain => "cert_incomplete_chain",
-    /// Certificate does not match the MX name.
-    CertNameMismatch => "cert_name_mismatch",
-    /// Certificate otherwise invalid.
-    CertInvalid => "cert_invalid",
-    /// Secure TLSA records exist and none matches.
-    DaneMismatch => "dane_mismatch",
-    /// Secure TLSA records exist but none is usable for SMTP.
-    DaneNoUsableRecords => "dane_no_usable_records",
-    /// MTA-STS `enforce` policy does not list this MX.
-    MtaStsMxNotListed => "mta_sts_mx_not_listed",
-    /// MTA-STS record present but the policy could not be fetched (a note, RFC 8461 §5).
-    MtaStsFetchFailed => "mta_sts_fetch_failed",
-    /// Internal error of the prober.
-    ProbeFailed => "probe_failed",
+    /// Stable machine codes of reasons (serialized as the string shown).
+    pub enum ReasonCode {
+        /// The domain has no MX and no A/AAAA (or does not exist).
+        NoMx => "no_mx",
+        /// The domain publishes a null MX (RFC 7505): it accepts no mail.
+        NullMx => "null_mx",
+        /// A DNS lookup failed (SERVFAIL, timeout, network).
+        DnsFailure => "dns_failure",
+        /// DNSSEC validation failed (MX, address or TLSA answer).
+        DnssecBogus => "dnssec_bogus",
+        /// The time budget ran out, or the server stopped answering.
+        Timeout => "timeout",
+        /// The MX host refused or did not answer the TCP connection.
+        MxUnreachable => "mx_unreachable",
+        /// The SMTP dialogue failed (bad greeting, EHLO refused, garbage).
+        SmtpError => "smtp_error",
+        /// EHLO did not offer STARTTLS.
+        StarttlsMissing => "starttls_missing",
+        /// STARTTLS was refused.
+        StarttlsFailed => "starttls_failed",
+        /// Plaintext was pipelined after the 220 to STARTTLS.
+        StarttlsInjection => "starttls_injection",
+        /// The TLS handshake failed.
+        TlsHandshakeFailed => "tls_handshake_failed",
+        /// The server only speaks TLS < 1.2.
+        TlsVersionInsufficient => "tls_version_insufficient",
+        /// The negotiated suite is not NCSC Good/Sufficient/Phase-out.
+        TlsCipherInsufficient => "tls_cipher_insufficient",
+        /// The server also accepts TLS 1.0/1.1 or Insufficient suites (posture; a note).
+        TlsLegacyAccepted => "tls_legacy_accepted",
+        /// Certificate expired.
+        CertExpired => "cert_expired",
+        /// Certificate not yet valid.
+        CertNotYetValid => "cert_not_yet_valid",
+        /// Self-signed certificate.
+        CertSelfSigned => "cert_self_signed",
+        /// Chain does not reach a trusted root.
+        CertUnknownIssuer => "cert_unknown_issuer",
+        /// The server omits a needed intermediate.
+        CertIncompleteChain => "cert_incomplete_chain",
+        /// Certificate does not match the MX name.
+        CertNameMismatch => "cert_name_mismatch",
+        /// Certificate otherwise invalid.
+        CertInvalid => "cert_invalid",
+        /// Secure TLSA records exist and none matches.
+        DaneMismatch => "dane_mismatch",
+        /// Secure TLSA records exist but none is usable for SMTP.
+        DaneNoUsableRecords => "dane_no_usable_records",
+        /// MTA-STS `enforce` policy does not list this MX.
+        MtaStsMxNotListed => "mta_sts_mx_not_listed",
+        /// MTA-STS record present but the policy could not be fetched (a note, RFC 8461 §5).
+        MtaStsFetchFailed => "mta_sts_fetch_failed",
+        /// Internal error of the prober.
+        ProbeFailed => "probe_failed",
+    }
 }
 
 /// A reason: code, the host it concerns, and a human text.

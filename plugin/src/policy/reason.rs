@@ -1,54 +1,40 @@
 //! Reason codes: the stable machine codes of the reasons behind a decision. Typed inside the gateway;
 //! a string only at the boundaries (the `decisions` table, audit records and reports, logs), where each
 //! code serializes to exactly the string shown.
-
-use serde::Serialize;
-
 use super::Requirement;
 
-macro_rules! reason_codes {
-    ($($(#[$m:meta])* $v:ident => $s:literal,)*) => {
-        /// Stable machine codes of decision reasons (serialized as the string shown).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        pub enum ReasonCode { $($(#[$m])* #[serde(rename = $s)] $v,)* }
-        impl ReasonCode {
-            /// The stable code.
-            pub fn as_str(self) -> &'static str { match self { $(ReasonCode::$v => $s,)* } }
-            /// Every code.
-            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$v,)*];
-        }
-    };
-}
-
-reason_codes! {
-    /// The recipient's domain is one of the organisation's own.
-    LocalDomain => "local_domain",
-    /// The policy exempts the recipient from 2FA ([`Requirement::Exempt`]).
-    PolicyExempt => "exempt",
-    /// The policy requires 2FA ([`Requirement::Require2fa`]).
-    PolicyRequire2fa => "require_2fa",
-    /// The policy sends the recipient to the portal ([`Requirement::Portal`]).
-    PolicyPortal => "portal",
-    /// The policy refuses the message ([`Requirement::Reject`]).
-    PolicyReject => "reject",
-    /// The policy failed (runtime error, CPU overrun): 2FA required.
-    PolicyError => "policy_error",
-    /// The recipient passed 2FA recently and is still verified.
-    Verified => "verified",
-    /// The recipient's domain is an NTA 7516 peer.
-    NtaPeer => "nta_peer",
-    /// An admin exemption (address or domain) applies.
-    AdminExemption => "admin_exemption",
-    /// The recipient's servers pass SmartTLS.
-    TlsSecure => "tls_secure",
-    /// The recipient's servers fail SmartTLS.
-    TlsInsecure => "tls_insecure",
-    /// The recipient's TLS status could not be determined.
-    TlsUnknown => "tls_unknown",
-    /// An earlier attempt of this very submission (a retry) already holds the recipient.
-    AlreadyHeld => "already_held",
-    /// The recipient's copy must be held, but the body (8-bit, not UTF-8) cannot be rebuilt exactly.
-    Unholdable8bitBody => "unholdable_8bit_body",
+nta7516_smarttls::reason_codes! {
+    /// Stable machine codes of decision reasons (serialized as the string shown).
+    pub enum ReasonCode {
+        /// The recipient's domain is one of the organisation's own.
+        LocalDomain => "local_domain",
+        /// The policy exempts the recipient from 2FA ([`Requirement::Exempt`]).
+        PolicyExempt => "exempt",
+        /// The policy requires 2FA ([`Requirement::Require2fa`]).
+        PolicyRequire2fa => "require_2fa",
+        /// The policy sends the recipient to the portal ([`Requirement::Portal`]).
+        PolicyPortal => "portal",
+        /// The policy refuses the message ([`Requirement::Reject`]).
+        PolicyReject => "reject",
+        /// The policy failed (runtime error, CPU overrun): 2FA required.
+        PolicyError => "policy_error",
+        /// The recipient passed 2FA recently and is still verified.
+        Verified => "verified",
+        /// The recipient's domain is an NTA 7516 peer.
+        NtaPeer => "nta_peer",
+        /// An admin exemption (address or domain) applies.
+        AdminExemption => "admin_exemption",
+        /// The recipient's servers pass SmartTLS.
+        TlsSecure => "tls_secure",
+        /// The recipient's servers fail SmartTLS.
+        TlsInsecure => "tls_insecure",
+        /// The recipient's TLS status could not be determined.
+        TlsUnknown => "tls_unknown",
+        /// An earlier attempt of this very submission (a retry) already holds the recipient.
+        AlreadyHeld => "already_held",
+        /// The recipient's copy must be held, but the body (8-bit, not UTF-8) cannot be rebuilt exactly.
+        Unholdable8bitBody => "unholdable_8bit_body",
+    }
 }
 
 impl From<Requirement> for ReasonCode {

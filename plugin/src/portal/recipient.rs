@@ -119,6 +119,25 @@ pub async fn landing(
     )
 }
 
+/// The recipient's challenge for a posted form: known link, still open, valid CSRF value; otherwise the
+/// page that says why.
+async fn open_form(
+    gw: &Gateway,
+    ctx: &Ctx,
+    token: &str,
+    path: &str,
+    form: &HashMap<String, String>,
+) -> Result<Challenge, Response> {
+    let c = challenge_for(gw, ctx, Purpose::Recipient, token).await?;
+    if let Some(r) = closed(ctx, path, c.state) {
+        return Err(r);
+    }
+    if !csrf::ok(gw, ctx, form, scope(&c)) {
+        return Err(csrf::refused(ctx, path));
+    }
+    Ok(c)
+}
+
 pub async fn send_code(
     State(gw): State<Arc<Gateway>>,
     ctx: Ctx,
@@ -126,17 +145,11 @@ pub async fn send_code(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let ctx = ctx.with_gw(&gw);
-    let c = match challenge_for(&gw, &ctx, Purpose::Recipient, &token).await {
+    let path = format!("/p/{token}");
+    let c = match open_form(&gw, &ctx, &token, &path, &form).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let path = format!("/p/{token}");
-    if let Some(r) = closed(&ctx, &path, c.state) {
-        return r;
-    }
-    if !csrf::ok(&gw, &ctx, &form, scope(&c)) {
-        return csrf::refused(&ctx, &path);
-    }
     let phone = match gw.store.phone(&c.recipient).await {
         Ok(Some(p)) => p,
         Ok(None) => return Redirect::to(&path).into_response(),
@@ -224,17 +237,11 @@ pub async fn check_code(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let ctx = ctx.with_gw(&gw);
-    let c = match challenge_for(&gw, &ctx, Purpose::Recipient, &token).await {
+    let path = format!("/p/{token}/code");
+    let c = match open_form(&gw, &ctx, &token, &path, &form).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let path = format!("/p/{token}/code");
-    if let Some(r) = closed(&ctx, &path, c.state) {
-        return r;
-    }
-    if !csrf::ok(&gw, &ctx, &form, scope(&c)) {
-        return csrf::refused(&ctx, &path);
-    }
     let lang = ctx.lang;
     let input = form.get("code").map_or("", String::as_str);
     let error = |msg: String| {
