@@ -1,7 +1,7 @@
 //! Transport checks from the SmartTLS probe of the domain's own MX hosts: DNSSEC (domain and MX
 //! names), MX, STARTTLS, TLS posture (NCSC-NL grade), certificate and DANE.
 //!
-//! Rules (internet.nl mail test, `../shared/reference/smarttls-rules.md` §2.2):
+//! Rules (the internet.nl mail test, section 2.2 of its rules):
 //! * `dnssec_domain`: the SOA answer (or its denial) for the domain is DNSSEC-secure;
 //! * `mx`: at least one MX record (no null MX; an implicit MX only warns);
 //! * `dnssec_mx`: the address answers of every MX name are DNSSEC-secure;
