@@ -271,6 +271,8 @@ fn peers(
     );
 }
 
+type ScopeOf = fn(String) -> Scope;
+
 /// The admin exemptions for the address and its domain, from the configuration and the database.
 fn admin_exemptions(
     gw: &Gateway,
@@ -280,30 +282,26 @@ fn admin_exemptions(
     out: &mut Vec<Exemption>,
 ) {
     let listed = &gw.config.exemptions;
-    let address_scope = || Scope::Address(address.to_string());
-    let domain_scope = || Scope::Domain(domain.to_string());
-    if listed
-        .addresses
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(address))
-    {
-        out.push(Exemption::Admin {
-            scope: address_scope(),
-            reason: AdminReason::Config,
-        });
-    }
-    if listed
-        .domains
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(domain))
-    {
-        out.push(Exemption::Admin {
-            scope: domain_scope(),
-            reason: AdminReason::Config,
-        });
-    }
-    for (key, scope) in [(address, address_scope()), (domain, domain_scope())] {
-        if let Some(text) = stored.exemptions.get(key) {
+    let in_config = [
+        listed
+            .addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address)),
+        listed
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain)),
+    ];
+    let scopes: [(&str, ScopeOf); 2] = [(address, Scope::Address), (domain, Scope::Domain)];
+    for ((value, scope), in_config) in scopes.into_iter().zip(in_config) {
+        if in_config {
+            out.push(Exemption::Admin {
+                scope: scope(value.to_string()),
+                reason: AdminReason::Config,
+            });
+        }
+        if let Some(text) = stored.exemptions.get(value) {
+            let scope = scope(value.to_string());
             let reason = stored_reason(text, &scope);
             out.push(Exemption::Admin {
                 scope,
