@@ -15,8 +15,9 @@ pub struct RecipientRow {
     pub verified_until: Option<i64>,
 }
 
-/// Stored facts about a set of recipients: by address (recipients), by address or domain (exemption
-/// texts; keys are addresses or domains, which never collide) and by domain (peers → provider).
+/// Stored facts about a set of recipients: by address (recipients), by address or domain (the admin's
+/// reason of an unexpired exemption; keys are addresses or domains, which never collide) and by domain
+/// (peers → provider).
 #[derive(Debug, Default)]
 pub struct StoredFacts {
     pub recipients: HashMap<String, RecipientRow>,
@@ -94,12 +95,7 @@ impl Store {
             );
         }
         for row in exemptions {
-            let kind: String = row.try_get(0)?;
-            let value: String = row.try_get(1)?;
-            let reason: String = row.try_get(2)?;
-            facts
-                .exemptions
-                .insert(value.clone(), format!("{kind} {value}: {reason}"));
+            facts.exemptions.insert(row.try_get(1)?, row.try_get(2)?);
         }
         for row in peers {
             facts.peers.insert(row.try_get(0)?, row.try_get(1)?);

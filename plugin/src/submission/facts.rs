@@ -300,22 +300,13 @@ fn admin_exemptions(
                 reason: AdminReason::Config,
             });
         }
-        if let Some(text) = stored.exemptions.get(value) {
-            let scope = scope(value.to_string());
-            let reason = stored_reason(text, &scope);
+        if let Some(reason) = stored.exemptions.get(value) {
             out.push(Exemption::Admin {
-                scope,
-                reason: AdminReason::Database(reason),
+                scope: scope(value.to_string()),
+                reason: AdminReason::Database(reason.clone()),
             });
         }
     }
-}
-
-/// The store gives a database exemption as `{kind} {value}: {reason}`; the scope is typed here, so
-/// only the admin's reason is kept.
-fn stored_reason(text: &str, scope: &Scope) -> String {
-    let prefix = format!("{scope}: ");
-    text.strip_prefix(&prefix).unwrap_or(text).to_string()
 }
 
 /// The admin's settings for the sender's domain (`domain_settings`), as they apply to the hook: groups
@@ -442,13 +433,5 @@ mod tests {
         assert_eq!(f.sender_group.as_deref(), Some("artsen"));
         assert_eq!((f.recipient_domain.as_str(), f.size), ("x.test", 123));
         assert!(f.phone_known);
-    }
-
-    #[test]
-    fn stored_reason_keeps_only_the_admins_reason() {
-        let scope = Scope::Domain("x.test".into());
-        assert_eq!(stored_reason("domain x.test: trusted", &scope), "trusted");
-        // A text in another shape is kept whole.
-        assert_eq!(stored_reason("trusted", &scope), "trusted");
     }
 }
