@@ -576,6 +576,16 @@ async fn restart_between_hold_and_code(b: Backend) {
     let original = original_bytes(&req);
     let id = util::held_ref(&first.hook(&req).await);
     env.notify.wait_for(1, 10).await;
+    // Stopped once the notification is recorded as sent (the listener has the mail a moment before the
+    // worker commits that; a crash inside that window is the crash-safety issue's case, not this one).
+    util::eventually(10, "the notification recorded as sent", || async {
+        let records = first.audit(&id).await;
+        records
+            .iter()
+            .any(|(kind, _, _)| kind == "notification_sent")
+            .then_some(())
+    })
+    .await;
     first.stop().await;
 
     let second = env.start().await;
