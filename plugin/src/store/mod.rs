@@ -138,7 +138,8 @@ impl Store {
     /// A transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`: a deferred
     /// transaction that reads first holds a snapshot, and when another connection commits before its
     /// first write, the upgrade fails at once with "database is locked" (the busy timeout cannot help,
-    /// the snapshot is stale). Every write transaction of the store starts here. PostgreSQL: `BEGIN`.
+    /// the snapshot is stale). Every write transaction of the store starts here, except the hook's
+    /// (`record_hook`), whose first statement writes. PostgreSQL: `BEGIN`.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
