@@ -22,7 +22,7 @@ use stalwart_nta7516::{
 };
 
 pub use super::smtp::SmtpServer;
-use super::{http, smtp, TlsTable};
+use super::{http, merge, smtp, TlsTable};
 
 /// moto's SNS server (`moto_server`), from PATH or the project's `.ci/venv`. Missing: a failure under CI,
 /// a loud skip locally.
@@ -243,17 +243,6 @@ impl Env {
             addr,
             server,
             worker,
-        }
-    }
-}
-
-fn merge(into: &mut toml::Table, from: toml::Table) {
-    for (k, v) in from {
-        match (into.get_mut(&k), v) {
-            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
-            (_, v) => {
-                into.insert(k, v);
-            }
         }
     }
 }

@@ -287,7 +287,8 @@ impl Builder {
     }
 }
 
-fn merge(into: &mut toml::Table, from: toml::Table) {
+/// Merges `from` into `into`, table by table (a test's extra TOML over the base configuration).
+pub fn merge(into: &mut toml::Table, from: toml::Table) {
     for (k, v) in from {
         match (into.get_mut(&k), v) {
             (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
