@@ -69,6 +69,42 @@ pub enum Command {
     /// Sieve policies (`vnd.nta7516`): check one before deploying it, or dry-run it on a message.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The Stalwart side of the deployment: render it for this gateway.
+    #[command(subcommand)]
+    Stalwart(StalwartCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StalwartCommand {
+    /// Print the complete Stalwart configuration this gateway needs (v0.15: TOML to merge into
+    /// config.toml; v0.16: an NDJSON plan for `stalwart-cli apply`, safe to apply again).
+    Render {
+        /// Stalwart's release line.
+        #[arg(long, value_enum)]
+        version: VersionArg,
+        /// Gateway configuration file (TOML) with [stalwart] and organisation.local_domains (the
+        /// embedded default has neither, so this is needed in practice).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Stalwart release lines, as typed on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum VersionArg {
+    #[value(name = "0.15")]
+    V015,
+    #[value(name = "0.16")]
+    V016,
+}
+
+impl From<VersionArg> for stalwart_nta7516::stalwart::render::StalwartVersion {
+    fn from(v: VersionArg) -> Self {
+        match v {
+            VersionArg::V015 => Self::V015,
+            VersionArg::V016 => Self::V016,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

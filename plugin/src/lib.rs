@@ -7,7 +7,9 @@
 //! answers. Every error ends in "held" or "temporary failure", never in an insecure delivery.
 //!
 //! Layout (one job per module):
-//! - [`stalwart`]: wire types of Stalwart's hook protocol, nothing else;
+//! - [`stalwart`]: wire types of Stalwart's hook protocol and webhook, and the renderers of its configuration
+//!   formats, nothing else;
+//! - [`deployment`]: the Stalwart side of a deployment (what the gateway needs from Stalwart);
 //! - [`policy`]: the typed decision pipeline and its seams (policy, TLS verdicts);
 //! - [`submission`]: one hook call, from facts to decisions to the hook answer;
 //! - [`hold`]: envelope encryption of held content and the retention job;
@@ -26,6 +28,7 @@ pub mod admin;
 pub mod audit;
 pub mod challenge;
 pub mod config;
+pub mod deployment;
 pub mod doctor;
 pub mod hold;
 pub mod http;

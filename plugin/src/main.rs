@@ -17,7 +17,7 @@ use stalwart_nta7516::{
 };
 
 mod cli;
-use cli::{Cli, Command, PolicyCommand};
+use cli::{Cli, Command, PolicyCommand, StalwartCommand};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -74,6 +74,9 @@ fn main() -> ExitCode {
                 to,
                 fact,
             }) => policy_test(&file, &eml, &from, &to, &fact).map(|out| print!("{out}")),
+            Command::Stalwart(StalwartCommand::Render { version, config }) => {
+                stalwart_render(version.into(), config.as_deref()).map(|out| print!("{out}"))
+            }
         }
     });
     match result {
@@ -243,6 +246,29 @@ async fn doctor(
         0 => Ok(()),
         code => std::process::exit(i32::from(code)),
     }
+}
+
+/// `stalwart render`: the Stalwart side of the configuration at `path` (a usage error without one: the
+/// embedded default has no `[stalwart]` section).
+fn stalwart_render(
+    version: stalwart_nta7516::stalwart::render::StalwartVersion,
+    path: Option<&std::path::Path>,
+) -> Result<String, String> {
+    use stalwart_nta7516::deployment::side::StalwartSide;
+    let Some(path) = path else {
+        usage_error(
+            "stalwart render needs --config: a gateway configuration with [stalwart] and \
+             organisation.local_domains (see config/gateway.example.toml)",
+        );
+    };
+    let config = Config::load(path).unwrap_or_else(|e| usage_error(&e.to_string()));
+    let side = StalwartSide::from_config(&config)
+        .unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display())));
+    Ok(stalwart_nta7516::stalwart::render::render(
+        &side,
+        version,
+        &path.display().to_string(),
+    ))
 }
 
 fn usage_error(message: &str) -> ! {

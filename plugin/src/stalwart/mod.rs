@@ -6,4 +6,5 @@
 //! parameter values that are only strings.
 
 pub mod hook;
+pub mod render;
 pub mod webhook;

@@ -130,3 +130,48 @@ fn check_config_reports_line_and_column() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `stalwart render`: the shipped files are its output for the example (byte for byte, as an admin
+/// would produce them), and a configuration it cannot render is a usage error naming the key.
+#[test]
+fn stalwart_render_prints_the_shipped_files_and_names_bad_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (version, file) in [("0.15", "v0.15.toml"), ("0.16", "v0.16-plan.ndjson")] {
+        let out = Command::new(BIN)
+            .current_dir(&root)
+            .args(["stalwart", "render", "--version", version])
+            .args(["--config", "config/gateway.example.toml"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shipped = std::fs::read(root.join("config/stalwart").join(file)).unwrap();
+        assert!(
+            out.stdout == shipped,
+            "config/stalwart/{file} differs from the render"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        "[organisation]\nlocal_domains = [\"zorg.test\"]\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
+         notify = \"mail.zorg.test\"\nusername = \"svc\"\npassword = \"x\"\nnotify_from = \"a@zorg.test\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["stalwart", "render", "--version", "0.16", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stalwart.notify") && err.contains("host:port"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing rendered");
+}
