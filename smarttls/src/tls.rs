@@ -140,11 +140,20 @@ impl RecordingVerifier {
         chain_check: &ChainCheck<'_, '_>,
         at: UnixTime,
     ) -> CertProblem {
+        // A self-signed leaf is self-signed whatever webpki stumbles on first: `UnknownIssuer` for a
+        // `CA:FALSE` one, `CaUsedAsEndEntity` for the `CA:TRUE` one `openssl req -x509` makes.
+        if is_self_signed(end_entity)
+            && matches!(
+                e,
+                TlsError::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::Other(_)
+                )
+            )
+        {
+            return CertProblem::SelfSigned;
+        }
         match e {
             TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                if is_self_signed(end_entity) {
-                    return CertProblem::SelfSigned;
-                }
                 let known = self
                     .store
                     .known_intermediates

@@ -103,6 +103,41 @@ async fn self_signed_certificate() {
     );
 }
 
+/// The `openssl req -x509` shape (`CA:TRUE`): webpki says `CaUsedAsEndEntity`, the report says what it
+/// is. The DANE-EE note names it the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_ca_certificate_is_self_signed() {
+    let (_w, st, d) = single(LeafKind::SelfSignedCa).await;
+    assert_verdict(
+        &*run(&st, &d).await,
+        Verdict::Insecure,
+        &["cert_self_signed"],
+    );
+}
+
+/// Each problem on its own: self-signed and expired and for another name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_expired_wrong_name_reports_all_three() {
+    let mut w = World::new().await;
+    let host = w.name("mx");
+    let cert = w
+        .pki
+        .leaf(&["other.example"], LeafKind::SelfSignedCaExpired);
+    let mx = w
+        .mx_server_with("mx", SmtpServerOpts::tls(cert, &host))
+        .await;
+    let d = w.domain("d", &[(10, &mx)]);
+    let st = w.start().await;
+    let r = run(&st, &d).await;
+    assert_eq!(r.verdict, Verdict::Insecure);
+    let mut codes = r.reason_codes();
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["cert_expired", "cert_name_mismatch", "cert_self_signed"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_ca() {
     let (_w, st, d) = single(LeafKind::UntrustedCa).await;
@@ -231,9 +266,17 @@ async fn tls11_only_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dane_ee_with_self_signed_is_secure() {
+    for kind in [LeafKind::SelfSigned, LeafKind::SelfSignedCa] {
+        dane_ee_with(kind).await;
+    }
+}
+
+/// DANE-EE 3 1 1 over a self-signed certificate of either shape (`CA:FALSE`, or `CA:TRUE` as
+/// `openssl req -x509` makes it).
+async fn dane_ee_with(kind: LeafKind) {
     let mut w = World::new().await;
     let host = w.name("mx");
-    let cert = w.pki.leaf(&[&host], LeafKind::SelfSigned);
+    let cert = w.pki.leaf(&[&host], kind);
     let tlsa = cert.tlsa_311();
     let mx = w
         .mx_server_with("mx", SmtpServerOpts::tls(cert, &host))
@@ -247,7 +290,7 @@ async fn dane_ee_with_self_signed_is_secure() {
     assert_eq!(
         r.note_codes(),
         ["cert_self_signed"],
-        "the self-signed certificate is reported, not blocking"
+        "the self-signed certificate ({kind:?}) is reported, not blocking"
     );
 }
 

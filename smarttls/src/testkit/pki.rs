@@ -16,8 +16,13 @@ pub enum LeafKind {
     Expired,
     /// Valid only from 2040.
     NotYetValid,
-    /// Self-signed.
+    /// Self-signed, `CA:FALSE` (rcgen's end-entity shape).
     SelfSigned,
+    /// Self-signed the way `openssl req -x509` makes one: `basicConstraints = critical, CA:TRUE`, no
+    /// extended key usage.
+    SelfSignedCa,
+    /// The `openssl req -x509` shape, expired as well.
+    SelfSignedCaExpired,
     /// Issued by the intermediate, but the server sends only the leaf.
     NoIntermediate,
     /// Issued by a CA nobody trusts.
@@ -162,8 +167,13 @@ impl TestPki {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.not_before = date_time_ymd(2024, 1, 1);
         p.not_after = date_time_ymd(2045, 1, 1);
+        if matches!(kind, LeafKind::SelfSignedCa | LeafKind::SelfSignedCaExpired) {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.extended_key_usages = vec![];
+            p.key_usages = vec![];
+        }
         match kind {
-            LeafKind::Expired => {
+            LeafKind::Expired | LeafKind::SelfSignedCaExpired => {
                 p.not_before = date_time_ymd(2020, 1, 1);
                 p.not_after = date_time_ymd(2021, 1, 1);
             }
@@ -176,7 +186,9 @@ impl TestPki {
         let key = KeyPair::generate().expect("key");
         let (leaf, chain_extra): (CertificateDer<'static>, Vec<CertificateDer<'static>>) =
             match kind {
-                LeafKind::SelfSigned => (p.self_signed(&key).expect("sign").der().clone(), vec![]),
+                LeafKind::SelfSigned | LeafKind::SelfSignedCa | LeafKind::SelfSignedCaExpired => {
+                    (p.self_signed(&key).expect("sign").der().clone(), vec![])
+                }
                 LeafKind::UntrustedCa => (
                     p.signed_by(&key, &self.untrusted)
                         .expect("sign")
