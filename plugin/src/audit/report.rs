@@ -38,11 +38,19 @@ pub struct RecipientReport {
 }
 
 /// One delivery outcome reported by Stalwart for a recipient, with the evidence of the same
-/// connection (same delivery span and MX host).
+/// connection (same delivery span and MX host). Stalwart reports one delivery twice — the outcome
+/// (`delivery.delivered`, "OK queued") and the DSN it generates for it (`delivery.dsn-success`, "OK")
+/// — so a DSN event of the same span, queue id and recipient is attached to the outcome as `dsn`, not
+/// counted as another delivery.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Delivery {
     /// `delivered`, `temporary_failure`, `permanent_failure` or `failed`.
     pub status: String,
+    /// The DSN Stalwart generated for this delivery: `success`, `temp-fail` or `perm-fail`.
+    pub dsn: Option<String>,
+    /// Stalwart's delivery span, to pair outcome and DSN events.
+    #[serde(skip)]
+    span: Option<String>,
     pub at: String,
     pub queue_id: Option<String>,
     pub mx: Option<String>,
@@ -272,12 +280,16 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
             Some(Kind::Delivery) => {
                 let event = d["event"].as_str().unwrap_or_default();
                 if let Some(status) = delivery_status(event) {
-                    let delivery = connection_evidence(&records, &parsed, r, d, status);
+                    let mut delivery = connection_evidence(&records, &parsed, r, d, status);
+                    delivery.dsn = event.strip_prefix("delivery.dsn-").map(str::to_string);
                     e.deliveries.push(delivery);
                 }
             }
             _ => {}
         }
+    }
+    for r in by_rcpt.values_mut() {
+        r.deliveries = attach_dsns(std::mem::take(&mut r.deliveries));
     }
     let first = |f: fn(&Record) -> Option<&String>| records.iter().find_map(|r| f(r).cloned());
     Report {
@@ -288,6 +300,35 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
         recipients: order.iter().filter_map(|o| by_rcpt.remove(o)).collect(),
         timeline,
     }
+}
+
+impl Delivery {
+    /// The status, with the DSN attached to it: `delivered (DSN success)`.
+    pub fn status_text(&self) -> String {
+        match &self.dsn {
+            Some(dsn) => format!("{} (DSN {dsn})", self.status),
+            None => self.status.clone(),
+        }
+    }
+}
+
+/// One entry per delivery: a DSN event whose span and queue id match a direct outcome (`delivered`,
+/// `rcpt-to-rejected`, …) of the same recipient is folded into it; a DSN without one stays (it is the
+/// only word on that delivery).
+fn attach_dsns(all: Vec<Delivery>) -> Vec<Delivery> {
+    let (dsns, mut out): (Vec<Delivery>, Vec<Delivery>) =
+        all.into_iter().partition(|d| d.dsn.is_some());
+    for dsn in dsns {
+        let same = out.iter_mut().find(|o| {
+            o.dsn.is_none() && o.span.is_some() && o.span == dsn.span && o.queue_id == dsn.queue_id
+        });
+        match same {
+            Some(o) => o.dsn = dsn.dsn,
+            None => out.push(dsn),
+        }
+    }
+    out.sort_by(|a, b| a.at.cmp(&b.at));
+    out
 }
 
 /// The outcome event plus what the same delivery span says about the same MX host: remote IP
@@ -305,6 +346,7 @@ fn connection_evidence(
     let host = data.get("hostname").and_then(s);
     let mut out = Delivery {
         status: status.to_string(),
+        span: s(&span),
         at: rfc3339(outcome.at),
         queue_id: s(&d["queue_id"]),
         mx: host.clone(),
@@ -384,7 +426,7 @@ impl Report {
             for d in &r.deliveries {
                 o.push_str(&format!(
                     "  delivery: {} at {} via {} ({}) {} {} DANE={} MTA-STS={} reply: {} {}\n",
-                    d.status,
+                    d.status_text(),
                     d.at,
                     d.mx.as_deref().unwrap_or("-"),
                     d.remote_ip.as_deref().unwrap_or("-"),
@@ -453,7 +495,7 @@ impl Report {
                 for d in &r.deliveries {
                     o.push_str(&format!(
                         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
-                        e(&d.status),
+                        e(&d.status_text()),
                         e(&d.at),
                         e(d.mx.as_deref().unwrap_or("-")),
                         e(d.remote_ip.as_deref().unwrap_or("-")),

@@ -454,4 +454,59 @@ both_backends!(
     malformed_payload_is_400_and_records_nothing,
     duplicate_events_are_recorded_once,
     report_shows_held_verified_released_delivered_in_order,
+    one_delivery_with_its_dsn_is_reported_once,
 );
+
+/// Stalwart reports one delivery as `delivery.delivered` ("OK queued") and `delivery.dsn-success`
+/// ("OK") for the same recipient, span and queue id (the real payload): the report shows one delivery,
+/// with the DSN attached.
+async fn one_delivery_with_its_dsn_is_reported_once(b: Backend) {
+    let gw = Builder::new(b)
+        .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
+        .tls(TlsTable::new(&[("good.test", TlsStatus::Secure)]))
+        .start()
+        .await;
+    let rcpt = "cap1@good.test";
+    gw.gw
+        .store
+        .upsert_recipient(rcpt, None, Some(time::now() + 86_400), time::now())
+        .await
+        .unwrap();
+    let message = hook_with_queue(&gw, 343588388458201367, &[rcpt]).await;
+    let reply = signed(&gw, &raw("webhook-events-delivered-and-dsn-success.json")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let outcomes: Vec<_> = delivery_records(&gw, &message)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.details.contains("delivery.delivered") || r.details.contains("delivery.dsn-success")
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2, "both events are kept as evidence");
+    let r = gw
+        .request(
+            Method::GET,
+            &format!("/v1/admin/audit/report/{message}"),
+            Some(ADMIN_TOKEN),
+            vec![],
+        )
+        .await
+        .json();
+    let deliveries = r["recipients"][0]["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["status"], "delivered");
+    assert_eq!(deliveries[0]["dsn"], "success");
+    assert_eq!(deliveries[0]["reply"], "OK queued");
+    assert_eq!(deliveries[0]["mx"], "mx.good.test");
+    let text = gw
+        .request(
+            Method::GET,
+            &format!("/v1/admin/audit/report/{message}?format=text"),
+            Some(ADMIN_TOKEN),
+            vec![],
+        )
+        .await;
+    let text = String::from_utf8_lossy(&text.body).to_string();
+    assert_eq!(text.matches("  delivery: ").count(), 1, "{text}");
+    assert!(text.contains("delivered (DSN success)"), "{text}");
+}
