@@ -53,6 +53,9 @@ pub struct StalwartSide {
     pub local_domains: Vec<String>,
     /// The DKIM selector of the first key (from `[doctor] dkim_selectors`, else `nta1`).
     pub dkim_selector: String,
+    /// The webhook events to subscribe to: exactly those the audit records
+    /// ([`crate::audit::delivery::RECORDED`]).
+    pub webhook_events: &'static [&'static str],
 }
 
 /// Why a configuration cannot be rendered.
@@ -103,6 +106,7 @@ impl StalwartSide {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "nta1".into()),
+            webhook_events: crate::audit::delivery::RECORDED,
         })
     }
 }

@@ -38,13 +38,12 @@ pub fn render(side: &StalwartSide, version: StalwartVersion, source: &str) -> St
     }
 }
 
-/// The webhook events the gateway subscribes to: exactly those the audit records
-/// ([`crate::audit::delivery::RECORDED`]), minus the ones a Stalwart version does not know (an unknown
-/// name would make Stalwart refuse the webhook).
-pub fn webhook_events(version: StalwartVersion) -> Vec<&'static str> {
+/// The webhook events the gateway subscribes to ([`StalwartSide::webhook_events`]), minus the ones a
+/// Stalwart version does not know (an unknown name would make Stalwart refuse the webhook).
+pub fn webhook_events(side: &StalwartSide, version: StalwartVersion) -> Vec<&'static str> {
     // Added in v0.16 (crates/trc/src/lib.rs, DaneEvent::BogusDnssecRecord).
     const NOT_IN_V015: &[&str] = &["dane.bogus-dnssec-record"];
-    crate::audit::delivery::RECORDED
+    side.webhook_events
         .iter()
         .copied()
         .filter(|e| version != StalwartVersion::V015 || !NOT_IN_V015.contains(e))

@@ -32,7 +32,10 @@ fn v015_snippet_is_toml_with_the_gateway_values() {
         assert_eq!(s["starttls"].as_str(), Some("require"), "{name}");
     }
     let events = v["webhook"]["nta-audit"]["events"].as_array().unwrap();
-    assert_eq!(events.len(), webhook_events(StalwartVersion::V015).len());
+    assert_eq!(
+        events.len(),
+        webhook_events(&side, StalwartVersion::V015).len()
+    );
     assert!(!events
         .iter()
         .any(|e| e.as_str() == Some("dane.bogus-dnssec-record")));

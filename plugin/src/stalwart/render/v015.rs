@@ -163,7 +163,7 @@ fn limiters(out: &mut String, side: &StalwartSide) {
 }
 
 fn webhook(out: &mut String, side: &StalwartSide) {
-    let events: Vec<String> = webhook_events(StalwartVersion::V015)
+    let events: Vec<String> = webhook_events(side, StalwartVersion::V015)
         .into_iter()
         .map(s)
         .collect();

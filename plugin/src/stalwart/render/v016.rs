@@ -204,7 +204,7 @@ fn hook(side: &StalwartSide) -> Value {
 }
 
 fn webhook(side: &StalwartSide) -> Value {
-    let events: Map<String, Value> = webhook_events(StalwartVersion::V016)
+    let events: Map<String, Value> = webhook_events(side, StalwartVersion::V016)
         .into_iter()
         .map(|e| (e.to_string(), Value::Bool(true)))
         .collect();
