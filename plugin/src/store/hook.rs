@@ -103,6 +103,20 @@ async fn insert_decisions(
     Ok(())
 }
 
+/// Whether the held copy with this idempotency key has this id (a retry that found it) or another one
+/// (a concurrent call committed the same submission first).
+async fn copy_is(
+    tx: &mut Transaction<'_, Any>,
+    idem_key: &str,
+    message_ref: &str,
+) -> Result<bool, StoreError> {
+    let id: Option<String> = sqlx::query_scalar("SELECT id FROM held_messages WHERE idem_key = $1")
+        .bind(idem_key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(id.as_deref() == Some(message_ref))
+}
+
 /// The sealed copy and one `held` hold per held recipient (with its pending challenge). Returns the
 /// `Held` events of the holds this call created (none for a retried submission).
 async fn insert_holds(
@@ -112,7 +126,7 @@ async fn insert_holds(
 ) -> Result<Vec<Event>, StoreError> {
     // A retry of the same submission finds its copy (same idempotency key) and keeps it; its holds
     // then refer to that copy's id, which the hook took from `existing_holds`.
-    sqlx::query(
+    let copied = sqlx::query(
         "INSERT INTO held_messages (id, idem_key, queue_id, sender, sha256, size, key_id, wrapped_key, nonce, \
          ciphertext, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (idem_key) DO NOTHING",
@@ -130,7 +144,13 @@ async fn insert_holds(
     .bind(rec.now)
     .bind(rec.hold_expires_at)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if copied == 0 && !copy_is(tx, rec.idem_key, rec.message_ref).await? {
+        // Another call holds this submission under another id: its holds would refer to a copy that
+        // does not exist. Roll back (the caller decides again and finds that copy).
+        return Err(StoreError::DuplicateSubmission);
+    }
     let mut held = Vec::new();
     for d in rec.decisions.iter().filter(|d| d.outcome.is_held()) {
         let challenge_id =

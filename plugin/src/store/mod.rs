@@ -62,6 +62,10 @@ pub enum StoreError {
     },
     #[error("unknown {what} state in the database: {value:?}")]
     UnknownState { what: &'static str, value: String },
+    /// The same submission, hooked twice at once, was committed by the other call first (its held
+    /// copy has this idempotency key); nothing of this call was kept. Deciding again finds that copy.
+    #[error("a concurrent call committed the same submission first")]
+    DuplicateSubmission,
 }
 
 #[derive(Clone)]

@@ -13,6 +13,7 @@ pub use respond::{respond, CORRELATION_HEADER};
 use crate::{
     policy::{self, Decision, PolicyVerdict, RecipientInput},
     stalwart::hook::{Request, Response, Stage},
+    store::StoreError,
     Gateway,
 };
 use facts::SubmissionFacts;
@@ -45,14 +46,30 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             message_ref: None,
         });
     }
-    let facts = facts::gather(gw, &req).await?;
-    let decisions = decide(gw, &facts);
-    let message_ref = persist::record(gw, &facts, &decisions).await?;
+    let (decisions, message_ref) = match decide_and_record(gw, &req).await {
+        // The same submission hooked twice at once: the other call committed first. Deciding again
+        // finds its held copy and answers with that hold, like a retry.
+        Err(SubmissionError::Store(StoreError::DuplicateSubmission)) => {
+            decide_and_record(gw, &req).await?
+        }
+        other => other?,
+    };
     Ok(Handled {
         response: respond(&decisions, message_ref.as_deref().unwrap_or_default()),
         decisions,
         message_ref,
     })
+}
+
+/// Facts, decisions and their commit.
+async fn decide_and_record(
+    gw: &Arc<Gateway>,
+    req: &Request,
+) -> Result<(Vec<Decision>, Option<String>), SubmissionError> {
+    let facts = facts::gather(gw, req).await?;
+    let decisions = decide(gw, &facts);
+    let message_ref = persist::record(gw, &facts, &decisions).await?;
+    Ok((decisions, message_ref))
 }
 
 /// The decision for every recipient, in envelope order.

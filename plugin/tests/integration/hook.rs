@@ -343,6 +343,37 @@ async fn retried_submission_is_not_held_or_challenged_twice(b: Backend) {
     );
 }
 
+/// The same new submission hooked 20 times at once (a client retrying while the first call is still
+/// running, or two gateways behind a balancer): one held copy, one hold, one challenge, and every call
+/// answered with that hold — none with a 5xx because a concurrent call committed first.
+async fn concurrent_identical_submissions_are_one_hold(b: Backend) {
+    let gw = gateway(b, "").await;
+    let req = fixture("hook-data-plain-one-recipient.json");
+    let url = format!("http://{}/v1/mta-hook", gw.addr);
+    let body = serde_json::to_vec(&req).unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (url, body) = (url.clone(), body.clone());
+        calls.spawn(async move {
+            let headers = [
+                ("content-type", "application/json".to_string()),
+                ("authorization", format!("Bearer {}", util::TOKEN)),
+            ];
+            util::http(Method::POST, &url, &headers, body).await
+        });
+    }
+    let mut answers: Vec<serde_json::Value> = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        let (status, _, body) = r.unwrap();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        answers.push(serde_json::from_slice(&body).unwrap());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(gw.count("held_messages").await, 1);
+    assert_eq!(gw.count("holds").await, 1);
+    assert_eq!(gw.count("challenges").await, 1);
+}
+
 async fn retried_submission_keeps_held_recipients_held(b: Backend) {
     // First attempt: example.test insecure → portal. Retry after the domain became secure and exempt:
     // the recipient stays held (never both held and delivered).
@@ -732,6 +763,7 @@ both_backends!(
     database_unavailable_is_5xx,
     retried_submission_is_not_held_or_challenged_twice,
     retried_submission_keeps_held_recipients_held,
+    concurrent_identical_submissions_are_one_hold,
     held_content_is_encrypted_at_rest_and_decrypts_exactly,
     retention_deletes_held_content,
     sender_domain_settings_apply,
