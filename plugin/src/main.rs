@@ -17,7 +17,7 @@ use stalwart_nta7516::{
 };
 
 mod cli;
-use cli::{Cli, Command, PolicyCommand};
+use cli::{Cli, Command, PolicyCommand, StalwartCommand};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -74,6 +74,23 @@ fn main() -> ExitCode {
                 to,
                 fact,
             }) => policy_test(&file, &eml, &from, &to, &fact).map(|out| print!("{out}")),
+            Command::Stalwart(StalwartCommand::Trust {
+                address,
+                config,
+                write,
+                yes,
+            }) => {
+                let args = stalwart_nta7516::deployment::trust::TrustArgs {
+                    address,
+                    config,
+                    write,
+                    yes,
+                };
+                stalwart_nta7516::deployment::trust::run(args)
+                    .await
+                    .unwrap_or_else(|e| usage_error(&e));
+                Ok(())
+            }
         }
     });
     match result {

@@ -2,7 +2,10 @@
 //! (tokio-rustls, rcgen certificate for `localhost`), AUTH PLAIN and LOGIN (only after TLS, only the
 //! configured account; or LOGIN only), MAIL, RCPT, DATA (dot-unstuffed), RSET, QUIT; answers
 //! `250 2.0.0 Message queued with id <hex>` and records every accepted message. Enforces Stalwart's limit
-//! of 10 messages per session.
+//! of 10 messages per session, and its default `session.auth.must-match-sender = true`: an envelope
+//! sender other than the authenticated account is refused at MAIL FROM with Stalwart's
+//! `501 5.5.4 You are not allowed to send from this address.` unless [`SmtpServer::sender_exception`] is
+//! set (the exception a correct deployment configures for the service account; [`super::Env`] sets it).
 
 use std::{
     net::SocketAddr,
@@ -45,6 +48,14 @@ pub struct SmtpServer {
     pub vanish: Arc<std::sync::atomic::AtomicBool>,
     /// While set, only AUTH LOGIN is offered and AUTH PLAIN is refused.
     pub login_only: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, the service account may send as any sender (Stalwart's must-match-sender exception);
+    /// unset, only as itself (Stalwart's default).
+    pub sender_exception: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, EHLO does not offer STARTTLS (a listener without TLS).
+    pub no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
+    /// the key, not from the certificate: an independent oracle for the gateway's pin).
+    pub spki_pin: String,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
@@ -57,6 +68,9 @@ impl SmtpServer {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let ca_file = dir.path().join("stalwart-ca.pem");
         std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&cert.signing_key);
+        let spki_pin = base64::engine::general_purpose::STANDARD
+            .encode(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
         let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -73,6 +87,9 @@ impl SmtpServer {
             refuse: Arc::default(),
             vanish: Arc::default(),
             login_only: Arc::default(),
+            sender_exception: Arc::default(),
+            no_starttls: Arc::default(),
+            spki_pin,
             sessions: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
@@ -94,6 +111,9 @@ impl SmtpServer {
             refuse: Arc::default(),
             vanish: Arc::default(),
             login_only: Arc::default(),
+            sender_exception: Arc::default(),
+            no_starttls: Arc::default(),
+            spki_pin: other.spki_pin.clone(),
             sessions: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
@@ -111,6 +131,8 @@ impl SmtpServer {
             refuse: self.refuse.clone(),
             vanish: self.vanish.clone(),
             login_only: self.login_only.clone(),
+            sender_exception: self.sender_exception.clone(),
+            no_starttls: self.no_starttls.clone(),
             sessions: self.sessions.clone(),
         };
         let acceptor = self.acceptor.clone();
@@ -185,6 +207,8 @@ struct Flags {
     refuse: Arc<std::sync::atomic::AtomicBool>,
     vanish: Arc<std::sync::atomic::AtomicBool>,
     login_only: Arc<std::sync::atomic::AtomicBool>,
+    sender_exception: Arc<std::sync::atomic::AtomicBool>,
+    no_starttls: Arc<std::sync::atomic::AtomicBool>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -222,7 +246,7 @@ async fn session(
                 } else {
                     "250-AUTH PLAIN LOGIN\r\n"
                 });
-            } else {
+            } else if !flags.no_starttls.load(SeqCst) {
                 r.push_str("250-STARTTLS\r\n");
             }
             r.push_str("250 SIZE 104857600\r\n");
@@ -280,6 +304,9 @@ async fn session(
                 "530 5.7.0 Authentication required\r\n".into()
             } else if count >= 10 {
                 "452 4.4.5 Too many messages in this session\r\n".into()
+            } else if addr(&line[10..]) != auth && !flags.sender_exception.load(SeqCst) {
+                // Stalwart's must-match-sender (session/mail.rs), word for word.
+                "501 5.5.4 You are not allowed to send from this address.\r\n".into()
             } else {
                 from = Some(addr(&line[10..]));
                 rcpts.clear();
