@@ -190,3 +190,92 @@ impl StalwartConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const PIN_B64: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    const PIN_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn config(lines: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!(
+            "[storage]\nurl = \"sqlite::memory:\"\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
+             notify = \"127.0.0.1:10026\"\nusername = \"svc\"\npassword = \"pw\"\n\
+             notify_from = \"nta@zorg.test\"\n{lines}"
+        );
+        Config::parse(&text, "gateway.toml".as_ref(), std::iter::empty())
+    }
+
+    #[test]
+    fn pins_read_in_base64_and_hex() {
+        let b64: SpkiPin = PIN_B64.parse().unwrap();
+        assert_eq!(b64.to_hex(), PIN_HEX);
+        assert_eq!(b64.to_string(), PIN_B64);
+        for text in [
+            PIN_HEX.to_string(),
+            PIN_HEX.to_uppercase(),
+            format!("sha256/{PIN_B64}"),
+            PIN_B64.trim_end_matches('=').to_string(),
+            hex::encode(b64.0)
+                .as_bytes()
+                .chunks(2)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(":"),
+        ] {
+            assert_eq!(text.parse::<SpkiPin>().unwrap(), b64, "{text}");
+        }
+        for bad in [
+            "",
+            "abc",
+            &PIN_HEX[..62],
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF==",
+            "zz",
+        ] {
+            assert!(bad.parse::<SpkiPin>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_trust_choice() {
+        let c = config("").unwrap().stalwart.unwrap();
+        assert_eq!(c.trust(), StalwartTrust::WebPki);
+        let c = config("ca_file = \"ca.pem\"\n").unwrap().stalwart.unwrap();
+        assert_eq!(c.trust(), StalwartTrust::CaFile("ca.pem".into()));
+        let c = config(&format!(
+            "pin_spki_sha256 = \"{PIN_HEX}\"\ntls_server_name = \"localhost\"\n"
+        ))
+        .unwrap()
+        .stalwart
+        .unwrap();
+        assert_eq!(
+            c.trust(),
+            StalwartTrust::PinnedSpki(PIN_B64.parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_pins_are_refused_at_load() {
+        let e = config("pin_spki_sha256 = \"not-a-pin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a SHA-256 SPKI pin") && e.contains("line 9"),
+            "{e}"
+        );
+        let e = config(&format!(
+            "pin_spki_sha256 = \"{PIN_B64}\"\nca_file = \"ca.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exclude each other"), "{e}");
+        let e = config(&format!(
+            "pin_spki_sha256 = \"{PIN_B64}\"\nstarttls = false\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs stalwart.starttls = true"), "{e}");
+    }
+}
