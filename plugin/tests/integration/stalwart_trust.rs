@@ -1,7 +1,7 @@
 //! Trusting Stalwart's listeners, and Stalwart's must-match-sender, on real components (must-show 3).
 //!
 //! - The SMTP client with `stalwart.pin_spki_sha256`: delivers to a real STARTTLS listener whose
-//!   self-signed certificate carries the pinned key; refuses one with another key, naming both pins, and
+//!   self-signed certificate carries the pinned key (also after a re-issue with the same key); refuses one with another key, naming both pins, and
 //!   the gateway then marks nothing sent or released (the notification stays pending, the hold held).
 //! - `stalwart-nta7516 stalwart trust` against a real STARTTLS listener: prints the pin (checked against
 //!   rcgen's own encoding of the key), `--write` puts it in a config that then loads, comments kept;
@@ -77,6 +77,17 @@ async fn pinned_client_delivers_and_refuses_another_key() {
     let got = server.wait_for(1, 5).await;
     assert!(got[0].tls && got[0].auth == smtp::USER);
     assert_eq!(got[0].queue_id, queue_id);
+
+    // A re-issued certificate (other names, other dates) around the same key: still trusted.
+    let reissued = SmtpServer::start_reissued(&server, &["mail.zorg.test"]).await;
+    reissued.sender_exception.store(true, SeqCst);
+    assert_eq!(reissued.spki_pin, server.spki_pin);
+    let mut session = Session::open(&target(&reissued.addr.to_string(), &server.spki_pin))
+        .await
+        .unwrap();
+    session.send(&env).await.unwrap();
+    session.quit().await;
+    assert_eq!(reissued.wait_for(1, 5).await.len(), 1);
 
     // Another listener, another key: the handshake fails before AUTH, with both pins in the error.
     let other = SmtpServer::start().await;

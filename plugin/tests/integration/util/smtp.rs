@@ -56,6 +56,7 @@ pub struct SmtpServer {
     /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
     /// the key, not from the certificate: an independent oracle for the gateway's pin).
     pub spki_pin: String,
+    key_pem: String,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
@@ -63,22 +64,38 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// A listener with a fresh key and a self-signed certificate for `localhost` (like a Stalwart
+    /// without a `[certificate]`).
     pub async fn start() -> SmtpServer {
+        Self::start_with(rcgen::KeyPair::generate().unwrap(), &["localhost"]).await
+    }
+
+    /// A listener with a new self-signed certificate for `names` around the key of `other` (a
+    /// re-issued certificate with the same key).
+    pub async fn start_reissued(other: &SmtpServer, names: &[&str]) -> SmtpServer {
+        Self::start_with(rcgen::KeyPair::from_pem(&other.key_pem).unwrap(), names).await
+    }
+
+    async fn start_with(signing_key: rcgen::KeyPair, names: &[&str]) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&signing_key)
+            .unwrap();
         let ca_file = dir.path().join("stalwart-ca.pem");
-        std::fs::write(&ca_file, cert.cert.pem()).unwrap();
-        let spki = rcgen::PublicKeyData::subject_public_key_info(&cert.signing_key);
+        std::fs::write(&ca_file, cert.pem()).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&signing_key);
         let spki_pin = base64::engine::general_purpose::STANDARD
             .encode(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
         let mut s = SmtpServer {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -90,6 +107,7 @@ impl SmtpServer {
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
             spki_pin,
+            key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
@@ -114,6 +132,7 @@ impl SmtpServer {
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
             spki_pin: other.spki_pin.clone(),
+            key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
