@@ -1,4 +1,4 @@
-//! Command-line interface (clap): `serve`, `probe`, `doctor`, `check-config`, `policy` and the admin
+//! Command-line interface (clap): `serve`, `probe`, `doctor`, `check-config`, `policy`, `stalwart` and the admin
 //! and audit tools ([`stalwart_nta7516::admin::client`] defines those). Definitions only: `main` runs
 //! them.
 
@@ -69,7 +69,7 @@ pub enum Command {
     /// Sieve policies (`vnd.nta7516`): check one before deploying it, or dry-run it on a message.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The Stalwart side of the deployment: render it for this gateway.
+    /// The Stalwart side of the deployment: render it, trust its listener's certificate.
     #[command(subcommand)]
     Stalwart(StalwartCommand),
 }
@@ -86,6 +86,24 @@ pub enum StalwartCommand {
         /// embedded default has neither, so this is needed in practice).
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Fetch the certificate of Stalwart's nta-release/nta-notify listener (EHLO, STARTTLS, not
+    /// trusted, no AUTH), print it with its SPKI pin, and with --write pin it in the config
+    /// (exit 0 = shown/written, 2 = error). Over a non-loopback address only with --yes or a confirmation.
+    Trust {
+        /// The listener, e.g. 127.0.0.1:10025 (default: the config's stalwart.release).
+        #[arg(value_name = "HOST:PORT")]
+        address: Option<String>,
+        /// Gateway configuration: EHLO name, TLS server name and timeout from [stalwart]; the file
+        /// --write changes.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Write stalwart.pin_spki_sha256 into --config (comments kept; a ca_file there is removed).
+        #[arg(long)]
+        write: bool,
+        /// Trust what a non-loopback address presents without asking (compare the pin out of band first).
+        #[arg(long)]
+        yes: bool,
     },
 }
 

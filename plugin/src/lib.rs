@@ -22,7 +22,8 @@
 //! - [`config`]: the TOML configuration, one file per section group; [`metrics`]: Prometheus;
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
 //! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
-//! - [`doctor`]: the readiness check of the organisation's own domain.
+//! - [`doctor`]: the readiness check of the organisation's own domain;
+//! - [`deployment`]: the Stalwart side of a deployment (render, check, trust).
 
 pub mod admin;
 pub mod audit;

@@ -77,6 +77,23 @@ fn main() -> ExitCode {
             Command::Stalwart(StalwartCommand::Render { version, config }) => {
                 stalwart_render(version.into(), config.as_deref()).map(|out| print!("{out}"))
             }
+            Command::Stalwart(StalwartCommand::Trust {
+                address,
+                config,
+                write,
+                yes,
+            }) => {
+                let args = stalwart_nta7516::deployment::trust::TrustArgs {
+                    address,
+                    config,
+                    write,
+                    yes,
+                };
+                stalwart_nta7516::deployment::trust::run(args)
+                    .await
+                    .unwrap_or_else(|e| usage_error(&e));
+                Ok(())
+            }
         }
     });
     match result {
@@ -141,10 +158,11 @@ async fn serve(
 }
 
 /// SIGHUP re-reads `[policy] file`; a policy that does not compile is refused and logged, the active one
-/// stays.
+/// stays. The handler is installed before this returns (before the banner says the gateway listens), so
+/// an early SIGHUP never meets the default action, which would end the process.
 fn spawn_sighup_reload(gw: Arc<Gateway>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => s,
@@ -153,12 +171,14 @@ fn spawn_sighup_reload(gw: Arc<Gateway>) {
                 return;
             }
         };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the policy");
-            // Errors are logged by reload(); the previous policy stays active.
-            let _ = stalwart_nta7516::policy::sieve::reload(&gw);
-        }
-    });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the policy");
+                // Errors are logged by reload(); the previous policy stays active.
+                let _ = stalwart_nta7516::policy::sieve::reload(&gw);
+            }
+        });
+    }
     #[cfg(not(unix))]
     let _ = gw;
 }

@@ -20,7 +20,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::config::StalwartConfig;
+use crate::config::{SpkiPin, StalwartConfig, StalwartTrust};
+
+pub mod pinned;
 
 /// Stalwart accepts at most 10 messages per SMTP session.
 pub const MAX_PER_SESSION: usize = 10;
@@ -31,6 +33,16 @@ pub enum SmtpError {
     Connect(String, String),
     #[error("TLS: {0}")]
     Tls(String),
+    /// The listener's key is not the pinned one (`stalwart.pin_spki_sha256`).
+    #[error(
+        "TLS: the listener's key is not the pinned one: expected SPKI pin {expected}, presented {presented} \
+         (a Stalwart without a [certificate] makes a new key at every start; give it a stable \
+         certificate, then run `stalwart-nta7516 stalwart trust` again)"
+    )]
+    PinMismatch {
+        expected: SpkiPin,
+        presented: SpkiPin,
+    },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("timeout")]
@@ -41,10 +53,51 @@ pub enum SmtpError {
         code: u16,
         text: String,
     },
+    /// A 5xx to MAIL FROM. Stalwart answers `501 5.5.4 You are not allowed to send from this address.`
+    /// when `session.auth.must-match-sender` has no exception for the service account: a deployment
+    /// error, never the message's fault, so callers keep the message and retry.
+    #[error("Stalwart refused the sender at MAIL FROM: {code} {text}{}", sender_hint(*.code, .text))]
+    SenderRefused { code: u16, text: String },
     #[error("server does not offer {0}")]
     Missing(&'static str),
     #[error("configuration: {0}")]
     Config(String),
+}
+
+impl SmtpError {
+    /// Whether this is Stalwart refusing the envelope sender (see [`SmtpError::SenderRefused`]).
+    pub fn is_sender_refused(&self) -> bool {
+        matches!(self, SmtpError::SenderRefused { .. })
+    }
+}
+
+/// What to do about a refused sender; Stalwart's must-match-sender is the usual cause.
+fn sender_hint(code: u16, text: &str) -> &'static str {
+    if code == 501 || text.contains("not allowed to send from") {
+        " — the service account may not send as this sender: give it an exception from Stalwart's \
+         must-match-sender (v0.15 `session.auth.must-match-sender`, v0.16 `MtaStageAuth.mustMatchSender`: \
+         `authenticated_as == '<service account>'` → false); the gateway keeps the message and retries"
+    } else {
+        " — the gateway keeps the message and retries"
+    }
+}
+
+/// A failed TLS handshake; a pin mismatch from [`pinned`] keeps its two pins.
+fn tls_error(e: std::io::Error) -> SmtpError {
+    let pins = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|r| match r {
+            rustls::Error::Other(other) => other.0.downcast_ref::<pinned::PinMismatch>(),
+            _ => None,
+        });
+    match pins {
+        Some(m) => SmtpError::PinMismatch {
+            expected: m.expected,
+            presented: m.presented,
+        },
+        None => SmtpError::Tls(e.to_string()),
+    }
 }
 
 /// The outcome of one failed transaction.
@@ -83,35 +136,10 @@ impl Target {
                 .to_string(),
             (None, None) => return Err(SmtpError::Config("no password".into())),
         };
-        let mut roots = rustls::RootCertStore::empty();
-        match &c.ca_file {
-            Some(f) => {
-                for cert in CertificateDer::pem_file_iter(f)
-                    .map_err(|e| SmtpError::Config(format!("{}: {e}", f.display())))?
-                {
-                    let cert =
-                        cert.map_err(|e| SmtpError::Config(format!("{}: {e}", f.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| SmtpError::Config(format!("{}: {e}", f.display())))?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SmtpError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let host = c.tls_server_name.clone().unwrap_or_else(|| {
-            address
-                .rsplit_once(':')
-                .map_or(address.as_str(), |(h, _)| h)
-                .trim_matches(|ch| ch == '[' || ch == ']')
-                .to_string()
-        });
+        let host = c
+            .tls_server_name
+            .clone()
+            .unwrap_or_else(|| host_part(&address).to_string());
         let server_name = ServerName::try_from(host.clone())
             .map_err(|e| SmtpError::Config(format!("TLS server name {host:?}: {e}")))?;
         Ok(Target {
@@ -119,12 +147,48 @@ impl Target {
             username: c.username.clone(),
             password,
             starttls: c.starttls,
-            tls: Arc::new(tls),
+            tls: Arc::new(client_config(&c.trust())?),
             server_name,
             helo: c.helo.clone(),
             timeout: Duration::from_millis(c.timeout_ms),
         })
     }
+}
+
+/// The host of `host:port` (`[v6]:port` without the brackets).
+pub fn host_part(address: &str) -> &str {
+    address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_matches(|ch| ch == '[' || ch == ']')
+}
+
+/// The rustls client configuration for a trust choice (ring provider, safe protocol versions).
+pub fn client_config(trust: &StalwartTrust) -> Result<rustls::ClientConfig, SmtpError> {
+    let roots = match trust {
+        StalwartTrust::PinnedSpki(pin) => return Ok(pinned::client_config(*pin)),
+        StalwartTrust::WebPki => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            roots
+        }
+        StalwartTrust::CaFile(f) => {
+            let bad =
+                |e: &dyn std::fmt::Display| SmtpError::Config(format!("{}: {e}", f.display()));
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(f).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            roots
+        }
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SmtpError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -145,33 +209,57 @@ pub struct Envelope<'a> {
 }
 
 impl Session {
+    /// Connects, upgrades with STARTTLS (when the target asks for it) and authenticates.
     pub async fn open(t: &Target) -> Result<Session, SmtpError> {
-        let tcp = tokio::time::timeout(t.timeout, TcpStream::connect(&t.address))
+        let tls = t.starttls.then(|| (t.tls.clone(), t.server_name.clone()));
+        let (mut s, caps) = Session::connect(&t.address, &t.helo, t.timeout, tls).await?;
+        s.authenticate(&caps, &t.username, &t.password).await?;
+        Ok(s)
+    }
+
+    /// Greeting, EHLO and (with `tls`) STARTTLS and EHLO again: the session before AUTH and the
+    /// extensions the server offers.
+    async fn connect(
+        address: &str,
+        helo: &str,
+        timeout: Duration,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    ) -> Result<(Session, Vec<String>), SmtpError> {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
-            .map_err(|_| SmtpError::Connect(t.address.clone(), "timeout".into()))?
-            .map_err(|e| SmtpError::Connect(t.address.clone(), e.to_string()))?;
+            .map_err(|_| SmtpError::Connect(address.to_string(), "timeout".into()))?
+            .map_err(|e| SmtpError::Connect(address.to_string(), e.to_string()))?;
         let mut s = Session {
             io: BufReader::new(Box::new(tcp) as Box<dyn Stream>),
-            timeout: t.timeout,
+            timeout,
             sent: 0,
         };
         s.expect("greeting", 220).await?;
-        let mut caps = s.ehlo(&t.helo).await?;
-        if t.starttls {
+        let mut caps = s.ehlo(helo).await?;
+        if let Some((config, server_name)) = tls {
             if !caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS")) {
                 return Err(SmtpError::Missing("STARTTLS"));
             }
             s.command("STARTTLS", "STARTTLS", 220).await?;
             let tcp = s.io.into_inner();
-            let tls =
-                tokio_rustls::TlsConnector::from(t.tls.clone()).connect(t.server_name.clone(), tcp);
-            let tls = tokio::time::timeout(t.timeout, tls)
+            let tls = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp);
+            let tls = tokio::time::timeout(timeout, tls)
                 .await
                 .map_err(|_| SmtpError::Timeout)?
-                .map_err(|e| SmtpError::Tls(e.to_string()))?;
+                .map_err(tls_error)?;
             s.io = BufReader::new(Box::new(tls) as Box<dyn Stream>);
-            caps = s.ehlo(&t.helo).await?;
+            caps = s.ehlo(helo).await?;
         }
+        Ok((s, caps))
+    }
+
+    /// AUTH PLAIN, else AUTH LOGIN, as offered in `caps`.
+    async fn authenticate(
+        &mut self,
+        caps: &[String],
+        username: &str,
+        password: &str,
+    ) -> Result<(), SmtpError> {
         let auth: Vec<String> = caps
             .iter()
             .filter_map(|c| {
@@ -184,17 +272,17 @@ impl Session {
             .collect();
         let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
         if auth.iter().any(|m| m == "PLAIN") {
-            let token = b64(format!("\0{}\0{}", t.username, t.password).as_bytes());
-            s.command("AUTH", &format!("AUTH PLAIN {token}"), 235)
+            let token = b64(format!("\0{username}\0{password}").as_bytes());
+            self.command("AUTH", &format!("AUTH PLAIN {token}"), 235)
                 .await?;
         } else if auth.iter().any(|m| m == "LOGIN") {
-            s.command("AUTH", "AUTH LOGIN", 334).await?;
-            s.command("AUTH", &b64(t.username.as_bytes()), 334).await?;
-            s.command("AUTH", &b64(t.password.as_bytes()), 235).await?;
+            self.command("AUTH", "AUTH LOGIN", 334).await?;
+            self.command("AUTH", &b64(username.as_bytes()), 334).await?;
+            self.command("AUTH", &b64(password.as_bytes()), 235).await?;
         } else {
             return Err(SmtpError::Missing("AUTH PLAIN or LOGIN"));
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Whether this session may take another message (Stalwart's per-session limit).
@@ -209,7 +297,12 @@ impl Session {
         let f = SendError::Failed;
         self.command("MAIL", &format!("MAIL FROM:<{}>", env.from), 250)
             .await
-            .map_err(f)?;
+            .map_err(|e| match e {
+                SmtpError::Reply { code, text, .. } if code >= 500 => {
+                    f(SmtpError::SenderRefused { code, text })
+                }
+                e => f(e),
+            })?;
         if let Err(e) = self
             .command("RCPT", &format!("RCPT TO:<{}>", env.to), 250)
             .await

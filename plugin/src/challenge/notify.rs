@@ -118,6 +118,9 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
                 failed += 1;
             }
             Err(SendError::Failed(e)) => {
+                if e.is_sender_refused() {
+                    tracing::error!(outbox = row.id, sender = conf.notify_from, error = %e, "Stalwart refused the notification's sender; fix the service account's must-match-sender exception");
+                }
                 retry_later(gw, &row, &e.to_string(), now).await?;
                 session = None;
                 failed += 1;

@@ -1,5 +1,6 @@
 //! `[stalwart]`: how the gateway reaches Stalwart's `nta-release` and `nta-notify` listeners (SMTP
-//! submission with STARTTLS and AUTH as its service account) and the sender of its notification mails.
+//! submission with STARTTLS and AUTH as its service account), how it trusts their certificate
+//! ([`StalwartTrust`]) and the sender of its notification mails.
 
 use std::path::PathBuf;
 
@@ -24,8 +25,13 @@ pub struct StalwartConfig {
     pub starttls: bool,
     /// PEM file with the CA(s) that sign Stalwart's certificate; the Mozilla roots otherwise.
     pub ca_file: Option<PathBuf>,
-    /// Name to verify in Stalwart's certificate; the host part of the address otherwise.
+    /// Name to verify in Stalwart's certificate (and to send as SNI); the host part of the address
+    /// otherwise. With `pin_spki_sha256` only sent, not checked.
     pub tls_server_name: Option<String>,
+    /// SHA-256 of the SubjectPublicKeyInfo of Stalwart's listener certificate (base64 or hex), as
+    /// `stalwart-nta7516 stalwart trust` prints and writes it: trust exactly that key, nothing else.
+    /// Excludes `ca_file`.
+    pub pin_spki_sha256: Option<SpkiPin>,
     /// EHLO name.
     #[serde(default = "default_helo")]
     pub helo: String,
@@ -63,8 +69,113 @@ fn default_smtp_timeout() -> u64 {
     30_000
 }
 
+/// How the gateway decides that the listener it talks to is Stalwart. One choice, from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StalwartTrust {
+    /// A certificate for the server name, issued by a CA in the Mozilla root program (the default: a
+    /// Stalwart with a public certificate, e.g. from ACME).
+    WebPki,
+    /// A certificate for the server name, issued by a CA in this PEM file (a private CA, or Stalwart's
+    /// own stable self-signed certificate).
+    CaFile(PathBuf),
+    /// Exactly the key with this SPKI hash, whatever the certificate around it says (names, issuer,
+    /// dates are not checked; the handshake signature is). For a Stalwart whose key does not change.
+    PinnedSpki(SpkiPin),
+}
+
+/// A SHA-256 hash of a certificate's DER SubjectPublicKeyInfo (the HPKP `pin-sha256` value). Read from
+/// base64 (44 characters, `sha256/` prefix allowed) or hex (64 digits, `:` separators allowed); shown
+/// as base64.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpkiPin(pub [u8; 32]);
+
+impl SpkiPin {
+    /// The pin of a DER SubjectPublicKeyInfo.
+    pub fn of_spki(spki_der: &[u8]) -> SpkiPin {
+        let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
+        let mut pin = [0u8; 32];
+        pin.copy_from_slice(digest.as_ref());
+        SpkiPin(pin)
+    }
+
+    /// Hex, lower case.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for SpkiPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        f.write_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for SpkiPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SpkiPin({self})")
+    }
+}
+
+impl std::str::FromStr for SpkiPin {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SpkiPin, String> {
+        use base64::Engine;
+        let t = text.trim();
+        let t = t.strip_prefix("sha256/").unwrap_or(t);
+        let hex_digits: String = t.chars().filter(|c| *c != ':').collect();
+        let bytes = if hex_digits.len() == 64 && hex_digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            hex::decode(&hex_digits).ok()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(t))
+                .ok()
+        };
+        match bytes.map(<[u8; 32]>::try_from) {
+            Some(Ok(pin)) => Ok(SpkiPin(pin)),
+            _ => Err(format!(
+                "{text:?} is not a SHA-256 SPKI pin: expected 44 base64 characters or 64 hex digits \
+                 (as `stalwart-nta7516 stalwart trust HOST:PORT` prints)"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SpkiPin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SpkiPin, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl StalwartConfig {
+    /// The trust choice: a pin, else the CA file, else the Mozilla roots (`validate` refuses a pin
+    /// together with a CA file).
+    pub fn trust(&self) -> StalwartTrust {
+        match (&self.pin_spki_sha256, &self.ca_file) {
+            (Some(pin), _) => StalwartTrust::PinnedSpki(*pin),
+            (None, Some(file)) => StalwartTrust::CaFile(file.clone()),
+            (None, None) => StalwartTrust::WebPki,
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.pin_spki_sha256.is_some() && self.ca_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "stalwart.pin_spki_sha256 and stalwart.ca_file exclude each other: a pin trusts one key, \
+                 a CA file the certificates it signs; keep one"
+                    .into(),
+            ));
+        }
+        if self.pin_spki_sha256.is_some() && !self.starttls {
+            return Err(ConfigError::Invalid(
+                "stalwart.pin_spki_sha256 needs stalwart.starttls = true (there is no certificate to pin \
+                 without TLS)"
+                    .into(),
+            ));
+        }
         if self.password.is_none() && self.password_file.is_none() {
             return Err(ConfigError::Invalid(
                 "stalwart.password or stalwart.password_file is required".into(),
@@ -77,5 +188,94 @@ impl StalwartConfig {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const PIN_B64: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    const PIN_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn config(lines: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!(
+            "[storage]\nurl = \"sqlite::memory:\"\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
+             notify = \"127.0.0.1:10026\"\nusername = \"svc\"\npassword = \"pw\"\n\
+             notify_from = \"nta@zorg.test\"\n{lines}"
+        );
+        Config::parse(&text, "gateway.toml".as_ref(), std::iter::empty())
+    }
+
+    #[test]
+    fn pins_read_in_base64_and_hex() {
+        let b64: SpkiPin = PIN_B64.parse().unwrap();
+        assert_eq!(b64.to_hex(), PIN_HEX);
+        assert_eq!(b64.to_string(), PIN_B64);
+        for text in [
+            PIN_HEX.to_string(),
+            PIN_HEX.to_uppercase(),
+            format!("sha256/{PIN_B64}"),
+            PIN_B64.trim_end_matches('=').to_string(),
+            hex::encode(b64.0)
+                .as_bytes()
+                .chunks(2)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(":"),
+        ] {
+            assert_eq!(text.parse::<SpkiPin>().unwrap(), b64, "{text}");
+        }
+        for bad in [
+            "",
+            "abc",
+            &PIN_HEX[..62],
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF==",
+            "zz",
+        ] {
+            assert!(bad.parse::<SpkiPin>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_trust_choice() {
+        let c = config("").unwrap().stalwart.unwrap();
+        assert_eq!(c.trust(), StalwartTrust::WebPki);
+        let c = config("ca_file = \"ca.pem\"\n").unwrap().stalwart.unwrap();
+        assert_eq!(c.trust(), StalwartTrust::CaFile("ca.pem".into()));
+        let c = config(&format!(
+            "pin_spki_sha256 = \"{PIN_HEX}\"\ntls_server_name = \"localhost\"\n"
+        ))
+        .unwrap()
+        .stalwart
+        .unwrap();
+        assert_eq!(
+            c.trust(),
+            StalwartTrust::PinnedSpki(PIN_B64.parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_pins_are_refused_at_load() {
+        let e = config("pin_spki_sha256 = \"not-a-pin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a SHA-256 SPKI pin") && e.contains("line 9"),
+            "{e}"
+        );
+        let e = config(&format!(
+            "pin_spki_sha256 = \"{PIN_B64}\"\nca_file = \"ca.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exclude each other"), "{e}");
+        let e = config(&format!(
+            "pin_spki_sha256 = \"{PIN_B64}\"\nstarttls = false\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs stalwart.starttls = true"), "{e}");
     }
 }

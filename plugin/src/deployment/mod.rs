@@ -1,4 +1,10 @@
-//! The Stalwart side of a deployment: what the gateway needs from Stalwart ([`side`]), rendered into
-//! Stalwart's formats by `crate::stalwart::render`.
+//! The Stalwart side of a deployment: render, check, trust. Commands an operator runs while putting the
+//! gateway next to a Stalwart.
+//!
+//! - [`side`]: what the gateway needs from Stalwart, derived from its configuration (the renderers in
+//!   `crate::stalwart::render` write it in Stalwart's formats: `stalwart-nta7516 stalwart render`);
+//! - [`trust`]: `stalwart-nta7516 stalwart trust` — fetch the certificate of Stalwart's `nta-release` /
+//!   `nta-notify` listener once, show it, and pin its key in the gateway's configuration.
 
 pub mod side;
+pub mod trust;

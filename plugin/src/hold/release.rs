@@ -134,6 +134,10 @@ async fn release_one(
         Ok(queue_id) => Released::Smtp { queue_id },
         Err(SendError::Failed(e)) => {
             *session = None;
+            if e.is_sender_refused() {
+                // A deployment error (Stalwart's must-match-sender), not the message's: it stays held.
+                tracing::error!(message = id, rcpt, sender = hold.sender, error = %e, "Stalwart refused the release's sender; fix the service account's must-match-sender exception");
+            }
             Released::Retry {
                 error: e.to_string(),
             }

@@ -2,7 +2,10 @@
 //! (tokio-rustls, rcgen certificate for `localhost`), AUTH PLAIN and LOGIN (only after TLS, only the
 //! configured account; or LOGIN only), MAIL, RCPT, DATA (dot-unstuffed), RSET, QUIT; answers
 //! `250 2.0.0 Message queued with id <hex>` and records every accepted message. Enforces Stalwart's limit
-//! of 10 messages per session.
+//! of 10 messages per session, and its default `session.auth.must-match-sender = true`: an envelope
+//! sender other than the authenticated account is refused at MAIL FROM with Stalwart's
+//! `501 5.5.4 You are not allowed to send from this address.` unless [`SmtpServer::sender_exception`] is
+//! set (the exception a correct deployment configures for the service account; [`super::Env`] sets it).
 
 use std::{
     net::SocketAddr,
@@ -45,6 +48,15 @@ pub struct SmtpServer {
     pub vanish: Arc<std::sync::atomic::AtomicBool>,
     /// While set, only AUTH LOGIN is offered and AUTH PLAIN is refused.
     pub login_only: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, the service account may send as any sender (Stalwart's must-match-sender exception);
+    /// unset, only as itself (Stalwart's default).
+    pub sender_exception: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, EHLO does not offer STARTTLS (a listener without TLS).
+    pub no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
+    /// the key, not from the certificate: an independent oracle for the gateway's pin).
+    pub spki_pin: String,
+    key_pem: String,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
@@ -52,19 +64,38 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// A listener with a fresh key and a self-signed certificate for `localhost` (like a Stalwart
+    /// without a `[certificate]`).
     pub async fn start() -> SmtpServer {
+        Self::start_with(rcgen::KeyPair::generate().unwrap(), &["localhost"]).await
+    }
+
+    /// A listener with a new self-signed certificate for `names` around the key of `other` (a
+    /// re-issued certificate with the same key).
+    pub async fn start_reissued(other: &SmtpServer, names: &[&str]) -> SmtpServer {
+        Self::start_with(rcgen::KeyPair::from_pem(&other.key_pem).unwrap(), names).await
+    }
+
+    async fn start_with(signing_key: rcgen::KeyPair, names: &[&str]) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&signing_key)
+            .unwrap();
         let ca_file = dir.path().join("stalwart-ca.pem");
-        std::fs::write(&ca_file, cert.cert.pem()).unwrap();
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        std::fs::write(&ca_file, cert.pem()).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&signing_key);
+        let spki_pin = base64::engine::general_purpose::STANDARD
+            .encode(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
         let mut s = SmtpServer {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -73,6 +104,10 @@ impl SmtpServer {
             refuse: Arc::default(),
             vanish: Arc::default(),
             login_only: Arc::default(),
+            sender_exception: Arc::default(),
+            no_starttls: Arc::default(),
+            spki_pin,
+            key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
@@ -94,6 +129,10 @@ impl SmtpServer {
             refuse: Arc::default(),
             vanish: Arc::default(),
             login_only: Arc::default(),
+            sender_exception: Arc::default(),
+            no_starttls: Arc::default(),
+            spki_pin: other.spki_pin.clone(),
+            key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
@@ -111,6 +150,8 @@ impl SmtpServer {
             refuse: self.refuse.clone(),
             vanish: self.vanish.clone(),
             login_only: self.login_only.clone(),
+            sender_exception: self.sender_exception.clone(),
+            no_starttls: self.no_starttls.clone(),
             sessions: self.sessions.clone(),
         };
         let acceptor = self.acceptor.clone();
@@ -185,6 +226,8 @@ struct Flags {
     refuse: Arc<std::sync::atomic::AtomicBool>,
     vanish: Arc<std::sync::atomic::AtomicBool>,
     login_only: Arc<std::sync::atomic::AtomicBool>,
+    sender_exception: Arc<std::sync::atomic::AtomicBool>,
+    no_starttls: Arc<std::sync::atomic::AtomicBool>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -222,7 +265,7 @@ async fn session(
                 } else {
                     "250-AUTH PLAIN LOGIN\r\n"
                 });
-            } else {
+            } else if !flags.no_starttls.load(SeqCst) {
                 r.push_str("250-STARTTLS\r\n");
             }
             r.push_str("250 SIZE 104857600\r\n");
@@ -280,6 +323,9 @@ async fn session(
                 "530 5.7.0 Authentication required\r\n".into()
             } else if count >= 10 {
                 "452 4.4.5 Too many messages in this session\r\n".into()
+            } else if addr(&line[10..]) != auth && !flags.sender_exception.load(SeqCst) {
+                // Stalwart's must-match-sender (session/mail.rs), word for word.
+                "501 5.5.4 You are not allowed to send from this address.\r\n".into()
             } else {
                 from = Some(addr(&line[10..]));
                 rcpts.clear();
