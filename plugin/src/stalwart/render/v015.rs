@@ -104,7 +104,7 @@ fn listeners(out: &mut String, side: &StalwartSide) {
     out.push_str(
         "\n# 3. The listeners the gateway submits to (STARTTLS, then AUTH as the service account). Keep them\n\
          #    off the Internet. Without a [certificate] Stalwart presents a self-signed certificate for\n\
-         #    \"localhost\", new at every boot: give it a real one (README, \"Trusting Stalwart's certificate\").\n",
+         #    \"localhost\", new at every boot: give it a real one (README, \"Trusting Stalwart's listener certificate\").\n",
     );
     listener(out, &side.release, "released messages");
     listener(out, &side.notify, "notification mails");
