@@ -20,13 +20,15 @@
 //! - [`config`]: the TOML configuration, one file per section group; [`metrics`]: Prometheus;
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
 //! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
-//! - [`doctor`]: the readiness check of the organisation's own domain.
+//! - [`doctor`]: the readiness check of the organisation's own domain;
+//! - [`fsperm`]: the private modes of the data directory, the database and the secret files.
 
 pub mod admin;
 pub mod audit;
 pub mod challenge;
 pub mod config;
 pub mod doctor;
+pub mod fsperm;
 pub mod hold;
 pub mod http;
 pub mod ids;
@@ -85,7 +87,8 @@ pub enum StartError {
 
 impl Gateway {
     /// Opens the store (running migrations) and loads the secrets. With `generate_secrets`, missing
-    /// secret files are created (the embedded default); otherwise a missing secret is an error.
+    /// secret files are created (the embedded default, 0600 in a 0700 folder); otherwise a missing secret
+    /// is an error. Logs a warning for each private file or folder that is more open than that.
     pub async fn start(
         config: Config,
         tls: Arc<dyn TlsVerdicts>,
@@ -137,6 +140,7 @@ impl Gateway {
         .filter_map(|(what, g)| g.then_some(what))
         .collect();
         let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
+        fsperm::warn_if_open(&config.private_paths());
         let keys = challenge::Keys::derive(&master_hex.value);
         let sms = challenge::sms::from_config(&config.sms)
             .await
