@@ -215,3 +215,98 @@ fn run_serve(path: &Path, cwd: &Path, env: &[(&str, &str)], until: &str) -> Stri
     child.wait().unwrap();
     log
 }
+
+fn repo_file(path: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// docker/gateway.toml, with the overrides compose.yml sets, is a valid configuration whose port, data
+/// path and policy agree with the Dockerfile, compose.yml and the systemd unit (no Docker engine here:
+/// this and `scripts/lint-deploy.sh` are what checks them).
+#[test]
+fn docker_files_agree_on_paths_and_ports() {
+    let compose = repo_file("docker/compose.yml");
+    let dockerfile = repo_file("docker/Dockerfile");
+    let unit = repo_file("config/systemd/stalwart-nta7516.service");
+    // Every NTA7516__ variable compose.yml gives the gateway, with a placeholder value.
+    let env: Vec<(String, String)> = compose
+        .lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .filter(|(k, _)| k.starts_with("NTA7516__"))
+        .map(|(k, _)| {
+            let v = match k {
+                "NTA7516__HOLD__MASTER_KEY" => "ab".repeat(32),
+                "NTA7516__STORAGE__URL" => "sqlite:///var/lib/stalwart-nta7516/gateway.db".into(),
+                "NTA7516__LOG__FORMAT" => "json".into(),
+                _ => "placeholder-secret".into(),
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    assert_eq!(env.len(), 7, "{env:?}");
+    let mut config = Config::parse(
+        &repo_file("docker/gateway.toml"),
+        Path::new("docker/gateway.toml"),
+        env.into_iter(),
+    )
+    .unwrap();
+    config.resolve_relative(Path::new("/etc/stalwart-nta7516"));
+    assert!(config.server.listen.ip().is_unspecified());
+    assert_eq!(config.server.listen.port(), 8470);
+    assert_eq!(config.log.format, stalwart_nta7516::config::LogFormat::Json);
+    let db = config.storage.sqlite_file().unwrap();
+    assert!(db.starts_with("/var/lib/stalwart-nta7516"), "{db:?}");
+    let policy = config.policy.file.as_deref().unwrap();
+    let shipped = policy
+        .strip_prefix("/etc/stalwart-nta7516/policies")
+        .unwrap();
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/policies")
+        .join(shipped)
+        .exists());
+    let s = config.stalwart.as_ref().unwrap();
+    assert_eq!(
+        (s.release.as_str(), s.notify.as_str()),
+        ("stalwart:10025", "stalwart:10026")
+    );
+    for (file, text, needles) in [
+        (
+            "docker/compose.yml",
+            &compose,
+            &[
+                "./gateway.toml:/etc/stalwart-nta7516/gateway.toml:ro",
+                "../config/policies:/etc/stalwart-nta7516/policies:ro",
+                "gateway-data:/var/lib/stalwart-nta7516",
+                "\"127.0.0.1:8470:8470\"",
+                "stalwart-data:/opt/stalwart",
+                "profiles: [postgres]",
+            ][..],
+        ),
+        (
+            "docker/Dockerfile",
+            &dockerfile,
+            &[
+                "EXPOSE 8470",
+                "\"http://127.0.0.1:8470/healthz\"",
+                "VOLUME [\"/var/lib/stalwart-nta7516\"]",
+                "CMD [\"serve\", \"--config\", \"/etc/stalwart-nta7516/gateway.toml\"]",
+                "cargo build --release --locked -p stalwart-nta7516",
+            ][..],
+        ),
+        (
+            "config/systemd/stalwart-nta7516.service",
+            &unit,
+            &[
+                "ExecStart=/usr/local/bin/stalwart-nta7516 serve --config /etc/stalwart-nta7516/gateway.toml",
+                "StateDirectory=stalwart-nta7516\n",
+                "StateDirectoryMode=0700\n",
+                "UMask=0077\n",
+            ][..],
+        ),
+    ] {
+        for needle in needles {
+            assert!(text.contains(needle), "{file} lacks {needle:?}");
+        }
+    }
+}
