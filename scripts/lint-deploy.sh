@@ -13,6 +13,7 @@ HADOLINT_VERSION=2.15.1
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
   # Never start daemons on install (Debian's policy-rc.d convention).
