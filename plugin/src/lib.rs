@@ -9,7 +9,7 @@
 //! Layout (one job per module):
 //! - [`stalwart`]: wire types of Stalwart's hook protocol and webhook, and the renderers of its configuration
 //!   formats, nothing else;
-//! - [`deployment`]: the Stalwart side of a deployment (what the gateway needs from Stalwart);
+//! - [`deployment`]: the Stalwart side of a deployment (render, check, trust);
 //! - [`policy`]: the typed decision pipeline and its seams (policy, TLS verdicts);
 //! - [`submission`]: one hook call, from facts to decisions to the hook answer;
 //! - [`hold`]: envelope encryption of held content and the retention job;
@@ -23,7 +23,7 @@
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
 //! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
 //! - [`doctor`]: the readiness check of the organisation's own domain;
-//! - [`deployment`]: the Stalwart side of a deployment (render, check, trust).
+//! - [`fsperm`]: the private modes of the data directory, the database and the secret files.
 
 pub mod admin;
 pub mod audit;
@@ -31,6 +31,7 @@ pub mod challenge;
 pub mod config;
 pub mod deployment;
 pub mod doctor;
+pub mod fsperm;
 pub mod hold;
 pub mod http;
 pub mod ids;
@@ -89,7 +90,8 @@ pub enum StartError {
 
 impl Gateway {
     /// Opens the store (running migrations) and loads the secrets. With `generate_secrets`, missing
-    /// secret files are created (the embedded default); otherwise a missing secret is an error.
+    /// secret files are created (the embedded default, 0600 in a 0700 folder); otherwise a missing secret
+    /// is an error. Logs a warning for each private file or folder that is more open than that.
     pub async fn start(
         config: Config,
         tls: Arc<dyn TlsVerdicts>,
@@ -141,6 +143,7 @@ impl Gateway {
         .filter_map(|(what, g)| g.then_some(what))
         .collect();
         let store = Store::connect(&config.storage.url, config.storage.max_connections).await?;
+        fsperm::warn_if_open(&config.private_paths());
         let keys = challenge::Keys::derive(&master_hex.value);
         let sms = challenge::sms::from_config(&config.sms)
             .await

@@ -8,7 +8,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use stalwart_nta7516::{
-    config::Config,
+    config::{Config, LogFormat},
     hold,
     policy::{
         smarttls::SmartTlsVerdicts, DefaultPolicy, NoSmartTls, Policy, SievePolicy, TlsVerdicts,
@@ -20,14 +20,11 @@ mod cli;
 use cli::{Cli, Command, PolicyCommand, StalwartCommand};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `serve` starts its log once it has read the configuration (`[log] format`).
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_log(LogFormat::Text);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,6 +111,7 @@ async fn serve(
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::embedded(&data_dir, std::env::vars()).map_err(|e| e.to_string())?,
     };
+    init_log(config.log.format);
     let tls: Arc<dyn TlsVerdicts> = if config.smarttls.enabled {
         let prober = nta7516_smarttls::SmartTls::new(config.smarttls.probe.clone())
             .map_err(|e| format!("SmartTLS: {e}"))?;
@@ -155,6 +153,22 @@ async fn serve(
         .map_err(|e| e.to_string())?;
     gw.store.close().await;
     Ok(())
+}
+
+/// The process's one log subscriber: to stderr, `RUST_LOG` or `info,sqlx=warn`, colours only on a
+/// terminal (a file, a pipe or journald gets plain text), as text or JSON lines.
+fn init_log(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// SIGHUP re-reads `[policy] file`; a policy that does not compile is refused and logged, the active one

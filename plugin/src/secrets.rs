@@ -25,7 +25,7 @@ pub struct Secret {
 }
 
 /// Inline value first, then the file; a missing file is created with a generated value when allowed
-/// (mode 0600).
+/// (mode 0600, missing folders 0700).
 pub fn resolve(
     what: &'static str,
     inline: Option<&str>,
@@ -54,7 +54,7 @@ pub fn resolve(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate => {
             let value = make().map_err(|e| SecretError::Generate(what, e))?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                crate::fsperm::create_private_dir_all(dir).map_err(io)?;
             }
             write_private(path, &value).map_err(io)?;
             Ok(Secret {

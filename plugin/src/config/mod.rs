@@ -6,10 +6,18 @@
 //! types, defaults and own checks live in a file of their own:
 //! `http.rs` (`[server]`, `[hook]`, `[webhook]`, `[admin]`), `storage.rs` (`[storage]`, `[hold]`),
 //! `policy.rs` (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), `sms.rs`, `portal.rs`,
-//! `smarttls.rs`, `stalwart.rs` and `doctor.rs`; `env.rs` applies the environment overrides. The sections
+//! `smarttls.rs`, `stalwart.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
 //! import only serde, this module's error type and the policy's `Requirement`.
 //!
-//! Closed choices (`sms.mode`, `policy.default`) are enums read by serde: a bad value is refused while
+//! Relative paths in a configuration file — the SQLite file of `storage.url` (also the default
+//! `data/gateway.db`), every `*_file` key (`hook.token_file`, `hold.master_key_file`,
+//! `webhook.hmac_key_file`, `admin.token_file`, `stalwart.password_file`, `stalwart.ca_file`,
+//! `sms.secret_access_key_file`, `smarttls.ca_file`, `smarttls.trust_anchor_file`) and `policy.file` —
+//! are resolved against the folder of that file, not the working directory, also when they come from an
+//! environment override ([`Config::load`]). Paths on the command line (`--data-dir`, `--ca-file`, …) are
+//! relative to the working directory, as usual.
+//!
+//! Closed choices (`sms.mode`, `policy.default`, `log.format`) are enums read by serde: a bad value is refused while
 //! parsing, with the key, the line and the column.
 //!
 //! Environment overrides: `NTA7516__<SECTION>__<KEY>=value` sets `[section] key = value` (the value is
@@ -18,6 +26,7 @@
 mod doctor;
 mod env;
 mod http;
+mod log;
 mod policy;
 mod portal;
 mod smarttls;
@@ -32,6 +41,7 @@ use serde::{Deserialize, Deserializer};
 use crate::policy::Requirement;
 pub use doctor::DoctorConfig;
 pub use http::{AdminConfig, HookConfig, ServerConfig, WebhookConfig};
+pub use log::{LogConfig, LogFormat};
 pub use policy::{
     DefaultRequirement, ExemptionsConfig, OrganisationConfig, PeerConfig, PolicyConfig,
 };
@@ -39,7 +49,7 @@ pub use portal::PortalConfig;
 pub use smarttls::SmartTlsSection;
 pub use sms::{SmsConfig, SmsMode};
 pub use stalwart::{SpkiPin, StalwartConfig, StalwartTrust};
-pub use storage::{HoldConfig, StorageConfig};
+pub use storage::{sqlite_file, HoldConfig, StorageConfig};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +88,9 @@ pub struct Config {
     /// `stalwart-nta7516 doctor`: what to check on the organisation's own domain.
     #[serde(default)]
     pub doctor: DoctorConfig,
+    /// `[log]`: the log format (`text` or `json`).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +109,71 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads a TOML file and applies environment overrides.
+    /// Reads a TOML file, applies environment overrides and resolves relative paths against the file's
+    /// folder (see the module docs).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
             source,
         })?;
-        Self::parse(&text, path, std::env::vars())
+        let mut config = Self::parse(&text, path, std::env::vars())?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(base) = absolute.parent() {
+            config.resolve_relative(base);
+        }
+        Ok(config)
+    }
+
+    /// Makes every relative path of the configuration `base/<path>`. A new path key is added here.
+    pub fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(p) = p.as_mut().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
+            }
+        };
+        self.storage.resolve_relative(base);
+        fix(&mut self.hook.token_file);
+        fix(&mut self.hold.master_key_file);
+        fix(&mut self.webhook.hmac_key_file);
+        fix(&mut self.admin.token_file);
+        fix(&mut self.policy.file);
+        fix(&mut self.sms.secret_access_key_file);
+        fix(&mut self.smarttls.probe.ca_file);
+        fix(&mut self.smarttls.probe.trust_anchor_file);
+        if let Some(s) = &mut self.stalwart {
+            fix(&mut s.password_file);
+            fix(&mut s.ca_file);
+        }
+    }
+
+    /// What must be private on disk: the SQLite database's folder (0700), the database, its `-wal` and
+    /// `-shm` files and every configured secret file (0600). `Gateway::start` warns about each one that
+    /// is more open ([`crate::fsperm::warn_if_open`]).
+    pub fn private_paths(&self) -> Vec<(PathBuf, crate::fsperm::Kind)> {
+        use crate::fsperm::Kind;
+        let mut paths = Vec::new();
+        if let Some(db) = self.storage.sqlite_file() {
+            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                paths.push((dir.to_path_buf(), Kind::Dir));
+            }
+            paths.push((db.to_path_buf(), Kind::File));
+            for suffix in ["-wal", "-shm"] {
+                let mut name = db.as_os_str().to_owned();
+                name.push(suffix);
+                paths.push((PathBuf::from(name), Kind::File));
+            }
+        }
+        let stalwart = self.stalwart.as_ref();
+        let files = [
+            self.hook.token_file.as_ref(),
+            self.hold.master_key_file.as_ref(),
+            self.webhook.hmac_key_file.as_ref(),
+            self.admin.token_file.as_ref(),
+            self.sms.secret_access_key_file.as_ref(),
+            stalwart.and_then(|s| s.password_file.as_ref()),
+        ];
+        paths.extend(files.into_iter().flatten().map(|p| (p.clone(), Kind::File)));
+        paths
     }
 
     /// Parses TOML text (errors carry line and column) and applies `NTA7516__…` overrides from `env`.
@@ -365,6 +436,100 @@ mod tests {
             .to_string();
         assert!(err.contains("NTA7516__SMS__MODE"), "{err}");
         assert!(err.contains("sms.mode"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("etc");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nurl = \"sqlite:db/g.db?mode=rwc\"\n\
+             [hook]\ntoken_file = \"keys/hook\"\n[hold]\nmaster_key_file = \"/abs/master.key\"\n\
+             [webhook]\nhmac_key_file = \"keys/webhook\"\n[admin]\ntoken_file = \"keys/admin\"\n\
+             [policy]\nfile = \"policies/p.sieve\"\n[sms]\nsecret_access_key_file = \"keys/aws\"\n\
+             [smarttls]\nca_file = \"pki/ca.pem\"\ntrust_anchor_file = \"pki/anchors.zone\"\n\
+             [stalwart]\nrelease = \"127.0.0.1:1\"\nnotify = \"127.0.0.1:2\"\nusername = \"u\"\n\
+             password_file = \"keys/stalwart\"\nca_file = \"pki/stalwart.pem\"\nnotify_from = \"n@zorg.test\"\n",
+        )
+        .unwrap();
+        assert_ne!(std::env::current_dir().unwrap(), dir);
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.storage.url,
+            format!("sqlite://{}?mode=rwc", dir.join("db/g.db").display())
+        );
+        let s = c.stalwart.as_ref().unwrap();
+        for (got, want) in [
+            (&c.hook.token_file, "keys/hook"),
+            (&c.webhook.hmac_key_file, "keys/webhook"),
+            (&c.admin.token_file, "keys/admin"),
+            (&c.policy.file, "policies/p.sieve"),
+            (&c.sms.secret_access_key_file, "keys/aws"),
+            (&c.smarttls.probe.ca_file, "pki/ca.pem"),
+            (&c.smarttls.probe.trust_anchor_file, "pki/anchors.zone"),
+            (&s.password_file, "keys/stalwart"),
+            (&s.ca_file, "pki/stalwart.pem"),
+        ] {
+            assert_eq!(got.as_deref(), Some(dir.join(want).as_path()), "{want}");
+        }
+        assert_eq!(
+            c.hold.master_key_file.as_deref(),
+            Some(Path::new("/abs/master.key"))
+        );
+        // The default database is the config folder's too; parse() (no file) leaves paths as written.
+        std::fs::write(&path, "").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.storage.sqlite_file(),
+            Some(dir.join("data/gateway.db").as_path())
+        );
+        let c = Config::parse("", Path::new("x"), std::iter::empty()).unwrap();
+        assert_eq!(c.storage.url, "sqlite://data/gateway.db");
+    }
+
+    #[test]
+    fn private_paths_name_the_database_files_and_secrets() {
+        use crate::fsperm::Kind;
+        let c = Config::embedded(Path::new("/d"), std::iter::empty()).unwrap();
+        let paths = c.private_paths();
+        for (p, kind) in [
+            ("/d", Kind::Dir),
+            ("/d/gateway.db", Kind::File),
+            ("/d/gateway.db-wal", Kind::File),
+            ("/d/gateway.db-shm", Kind::File),
+            ("/d/hook-token", Kind::File),
+            ("/d/master.key", Kind::File),
+            ("/d/webhook-key", Kind::File),
+            ("/d/admin-token", Kind::File),
+        ] {
+            assert!(paths.contains(&(PathBuf::from(p), kind)), "{p}: {paths:?}");
+        }
+        assert_eq!(paths.len(), 8, "{paths:?}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let c = Config::parse("", Path::new("x"), std::iter::empty()).unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        let c = Config::parse(
+            "[log]\nformat = \"json\"\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        let err = Config::parse(
+            "[log]\nformat = \"xml\"\n",
+            Path::new("x"),
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("log.format"), "{err}");
+        assert!(err.contains("line 2, column 10"), "{err}");
     }
 
     #[test]

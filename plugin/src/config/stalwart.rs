@@ -37,6 +37,10 @@ pub struct StalwartConfig {
     pub helo: String,
     /// Envelope and header sender of notification mails.
     pub notify_from: String,
+    /// How Stalwart reaches the gateway's hook and webhook (`stalwart render`, `stalwart check`), e.g.
+    /// `http://gateway:8470` in a container network. Default: `http://<server.listen>`, or
+    /// `server.public_url` when the gateway listens on every address.
+    pub gateway_url: Option<String>,
     /// Display name of notification mails.
     #[serde(default = "default_notify_name")]
     pub notify_name: String,
@@ -162,6 +166,15 @@ impl StalwartConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.gateway_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "stalwart.gateway_url must be an http:// or https:// URL, not {url:?}"
+                )));
+            }
+        }
         if self.pin_spki_sha256.is_some() && self.ca_file.is_some() {
             return Err(ConfigError::Invalid(
                 "stalwart.pin_spki_sha256 and stalwart.ca_file exclude each other: a pin trusts one key, \

@@ -1,6 +1,6 @@
 //! `[storage]` and `[hold]`: the database, and how held content is keyed and kept.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -28,7 +28,36 @@ impl Default for StorageConfig {
     }
 }
 
+/// The file of a SQLite URL (`sqlite://data/gateway.db`, `sqlite:/var/lib/x.db?mode=rwc`); `None` for
+/// PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path.starts_with(":memory:") || query.contains("mode=memory");
+    (!memory).then_some(path)
+}
+
 impl StorageConfig {
+    /// The SQLite database file, when the storage is SQLite on disk.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        sqlite_file(&self.url).map(Path::new)
+    }
+
+    /// A relative SQLite file becomes `base/<file>` (the configuration file's folder).
+    pub(super) fn resolve_relative(&mut self, base: &Path) {
+        let Some(file) = sqlite_file(&self.url).filter(|f| Path::new(f).is_relative()) else {
+            return;
+        };
+        let query = self.url.split_once('?').map(|(_, q)| format!("?{q}"));
+        self.url = format!(
+            "sqlite://{}{}",
+            base.join(file).display(),
+            query.unwrap_or_default()
+        );
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !(self.url.starts_with("sqlite:") || self.url.starts_with("postgres")) {
             return Err(ConfigError::Invalid(format!(
@@ -73,5 +102,31 @@ impl HoldConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_files_are_found_and_resolved() {
+        for (url, want) in [
+            ("sqlite://data/gateway.db", Some("data/gateway.db")),
+            ("sqlite:/var/lib/g.db?mode=rwc", Some("/var/lib/g.db")),
+            ("sqlite::memory:", None),
+            ("sqlite://x.db?mode=memory", None),
+            ("postgres://u@h/db", None),
+        ] {
+            assert_eq!(sqlite_file(url), want, "{url}");
+        }
+        let mut c = StorageConfig {
+            url: "sqlite:db/g.db?mode=rwc".into(),
+            ..Default::default()
+        };
+        c.resolve_relative(Path::new("/etc/gw"));
+        assert_eq!(c.url, "sqlite:///etc/gw/db/g.db?mode=rwc");
+        c.resolve_relative(Path::new("/elsewhere"));
+        assert_eq!(c.url, "sqlite:///etc/gw/db/g.db?mode=rwc", "absolute stays");
     }
 }

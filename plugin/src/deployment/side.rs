@@ -111,11 +111,17 @@ impl StalwartSide {
     }
 }
 
-/// Stalwart reaches the gateway at its listen address when that is one address; when the gateway
-/// listens on every address, through `server.public_url`.
+/// Stalwart reaches the gateway at `stalwart.gateway_url` when set; else at its listen address when
+/// that is one address, and through `server.public_url` when the gateway listens on every address.
 fn gateway_base_url(config: &Config) -> String {
     let listen = config.server.listen;
-    if listen.ip().is_unspecified() {
+    if let Some(url) = config
+        .stalwart
+        .as_ref()
+        .and_then(|s| s.gateway_url.as_ref())
+    {
+        url.trim_end_matches('/').to_string()
+    } else if listen.ip().is_unspecified() {
         config.server.public_url.trim_end_matches('/').to_string()
     } else {
         format!("http://{listen}")
@@ -199,6 +205,9 @@ mod tests {
         assert_eq!(side.events_url, "https://gw.zorg.test/v1/stalwart-events");
         assert!(side.release.wildcard);
         assert_eq!(side.release.bind.to_string(), "0.0.0.0:10025");
+        c.stalwart.as_mut().unwrap().gateway_url = Some("http://gateway:8470".into());
+        let side = StalwartSide::from_config(&c).unwrap();
+        assert_eq!(side.hook_url, "http://gateway:8470/v1/mta-hook");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the database directory {0}: {1}")]
     Dir(String, std::io::Error),
+    #[error("cannot create the database file {0}: {1}")]
+    File(String, std::io::Error),
     /// A state change the state machine does not allow; nothing was changed.
     #[error("illegal {what} state change: {from} → {to}")]
     IllegalTransition {
@@ -68,6 +70,17 @@ pub enum StoreError {
     DuplicateSubmission,
 }
 
+/// Creates a missing SQLite database file empty with mode 0600 and its folders 0700 (existing ones are
+/// left as they are; `serve` warns when they are more open).
+fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::fsperm::create_private_dir_all(dir)
+            .map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
+    }
+    crate::fsperm::create_private_file(path)
+        .map_err(|e| StoreError::File(path.display().to_string(), e))
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -75,7 +88,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects and runs the migrations. For SQLite the file (and its directory) is created when
+    /// Connects and runs the migrations. For SQLite the file (mode 0600, so its `-wal`/`-shm` files are
+    /// 0600 too: SQLite gives them the database's mode) and its directory (0700) are created when
     /// missing; it runs in WAL mode with `synchronous = FULL`, so a committed hold survives a power cut.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
@@ -86,16 +100,8 @@ impl Store {
         };
         let mut url = url.to_string();
         if backend == Backend::Sqlite {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:");
-            let path = path.split('?').next().unwrap_or_default();
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
+            if let Some(path) = crate::config::sqlite_file(&url) {
+                create_sqlite_file(std::path::Path::new(path))?;
             }
             if !url.contains('?') {
                 url.push_str("?mode=rwc");

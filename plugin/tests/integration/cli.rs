@@ -154,6 +154,25 @@ fn stalwart_render_prints_the_shipped_files_and_names_bad_keys() {
             "config/stalwart/{file} differs from the render"
         );
     }
+    // The compose setup's copy, rendered from docker/gateway.toml (its password comes from the
+    // environment in compose; rendering does not use it).
+    let out = Command::new(BIN)
+        .current_dir(&root)
+        .args(["stalwart", "render", "--version", "0.15"])
+        .args(["--config", "docker/gateway.toml"])
+        .env("NTA7516__STALWART__PASSWORD", "unused")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shipped = std::fs::read(root.join("docker/stalwart-nta7516.v0.15.toml")).unwrap();
+    assert!(
+        out.stdout == shipped,
+        "docker/stalwart-nta7516.v0.15.toml differs from the render"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.toml");
     std::fs::write(

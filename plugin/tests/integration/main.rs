@@ -10,6 +10,7 @@ mod admin;
 mod audit;
 mod cli;
 mod contract;
+mod deploy;
 mod doctor;
 mod hook;
 mod policy_cli;
