@@ -20,12 +20,14 @@
 //! - [`config`]: the TOML configuration, one file per section group; [`metrics`]: Prometheus;
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
 //! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
-//! - [`doctor`]: the readiness check of the organisation's own domain.
+//! - [`doctor`]: the readiness check of the organisation's own domain;
+//! - [`deployment`]: the Stalwart side of a deployment (`stalwart check`, in `serve` too).
 
 pub mod admin;
 pub mod audit;
 pub mod challenge;
 pub mod config;
+pub mod deployment;
 pub mod doctor;
 pub mod hold;
 pub mod http;
@@ -69,6 +71,8 @@ pub struct Gateway {
     pub webhook_key: Option<String>,
     /// Admin API bearer token; `None`: the admin API refuses every request.
     pub admin_token: Option<String>,
+    /// The last `stalwart check` (`[stalwart] management_url`): what the hook reads without a lock.
+    pub stalwart_check: Arc<deployment::check::monitor::Monitor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,7 @@ impl Gateway {
             .await
             .map_err(StartError::Sms)?;
         Ok(Arc::new(Gateway {
+            stalwart_check: Arc::new(deployment::check::monitor::Monitor::new(&config)),
             keys,
             sms,
             wake: Arc::new(tokio::sync::Notify::new()),

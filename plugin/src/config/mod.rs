@@ -38,7 +38,7 @@ pub use policy::{
 pub use portal::PortalConfig;
 pub use smarttls::SmartTlsSection;
 pub use sms::{SmsConfig, SmsMode};
-pub use stalwart::StalwartConfig;
+pub use stalwart::{ManagementVersion, OnUnsafe, StalwartConfig};
 pub use storage::{HoldConfig, StorageConfig};
 
 #[derive(Debug, Clone, Deserialize)]

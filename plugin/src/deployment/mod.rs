@@ -1,0 +1,3 @@
+//! The Stalwart side of a deployment: render, check, trust.
+
+pub mod check;
