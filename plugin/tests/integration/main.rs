@@ -19,5 +19,6 @@ mod recipient_flow;
 mod sender_phone;
 mod sieve_policy;
 mod smarttls;
+mod stalwart_check;
 mod tidy;
 mod webhook;

@@ -63,6 +63,8 @@ impl State {
 pub struct Monitor {
     state: AtomicU8,
     hold: bool,
+    /// The management URL (named in the log lines).
+    url: String,
     /// `/healthz` detail of the last check, and what was last logged (to log changes only).
     last: Mutex<(String, String)>,
 }
@@ -79,6 +81,7 @@ impl Monitor {
         Monitor {
             state: AtomicU8::new(initial as u8),
             hold: s.is_none_or(|s| s.on_unsafe == OnUnsafe::Hold),
+            url: s.and_then(|s| s.management_url.clone()).unwrap_or_default(),
             last: Mutex::new(("first check pending".into(), String::new())),
         }
     }
@@ -153,16 +156,18 @@ impl Monitor {
         } else {
             "delivery continues (on_unsafe = \"warn\")"
         };
+        let url = self.url.as_str();
         match state {
-            State::Safe if detail.is_empty() => tracing::info!("stalwart check: Stalwart's configuration is safe"),
-            State::Safe => tracing::warn!(failed = detail, "stalwart check: safe, but rules fail"),
+            State::Safe if detail.is_empty() => tracing::info!(url, "stalwart check: Stalwart's configuration is safe"),
+            State::Safe => tracing::warn!(url, failed = detail, "stalwart check: safe, but rules fail"),
             State::Unsafe => {
                 for r in report.into_iter().flat_map(|r| &r.results).filter(|r| r.outcome == super::Outcome::Fail) {
-                    tracing::error!(rule = r.rule.as_str(), fix = r.fix.as_deref().unwrap_or(""), "stalwart check: {}", r.detail);
+                    tracing::error!(url, rule = r.rule.as_str(), fix = r.fix.as_deref().unwrap_or(""), "stalwart check: {}", r.detail);
                 }
-                tracing::error!(failed = detail, "stalwart check: Stalwart is UNSAFE: {effect}");
+                tracing::error!(url, failed = detail, "stalwart check: Stalwart is UNSAFE: {effect}");
             }
             State::Unknown => tracing::error!(
+                url,
                 error = detail,
                 "stalwart check: cannot read Stalwart's configuration; unknown counts as unsafe: {effect}"
             ),

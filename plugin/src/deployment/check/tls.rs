@@ -65,9 +65,9 @@ fn choices<'a>(view: &'a StalwartView, ports: &[u16]) -> Vec<Choice<'a>> {
 
 fn describe(s: &TlsStrategy) -> String {
     format!(
-        "{} (starttls {:?}, invalid certificates {})",
+        "{} (starttls {}, invalid certificates {})",
         s.name,
-        s.starttls,
+        format!("{:?}", s.starttls).to_lowercase(),
         if s.allow_invalid_certs {
             "allowed"
         } else {
