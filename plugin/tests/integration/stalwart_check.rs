@@ -375,6 +375,52 @@ async fn hold_while_stalwart_is_unsafe_then_deliver_again() {
     gw.stop().await;
 }
 
+/// A hold verified while Stalwart is unsafe is not released through it; it leaves once Stalwart is safe.
+#[tokio::test]
+async fn no_release_while_stalwart_is_unsafe() {
+    use stalwart_nta7516::store::HoldState;
+    let server = FixtureServer::start(Served::V015("default")).await;
+    let (env, _dir) = gateway(&server.url, "hold").await;
+    let gw = env.start().await;
+    wait_for_health(&gw, "stalwart: unsafe").await;
+    // carol@other.test: not exempt, 2FA required → held; then verified (moved to releasing).
+    let req = hook_request(
+        crate::util::env::SENDER,
+        &["carol@other.test"],
+        &[("Subject", "x")],
+        "Hallo\r\n",
+    );
+    env.tls
+        .set("other.test", stalwart_nta7516::policy::TlsStatus::Secure);
+    let id = crate::util::held_ref(&gw.hook(&req).await);
+    let now = stalwart_nta7516::time::now();
+    let moved = gw
+        .gw
+        .store
+        .transition_hold(
+            &id,
+            "carol@other.test",
+            HoldState::Held,
+            HoldState::Releasing,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(moved);
+    gw.gw.wake.notify_one();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        env.release.messages().is_empty(),
+        "released through an unsafe Stalwart"
+    );
+    assert_eq!(gw.hold(&id, "carol@other.test").await.0, "releasing");
+    server.serve(Served::V015("world"));
+    wait_for_health(&gw, "stalwart: safe").await;
+    gw.gw.wake.notify_one();
+    env.release.wait_for(1, 10).await;
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn an_unreadable_stalwart_counts_as_unsafe() {
     let url = format!("http://127.0.0.1:{}", crate::util::free_port());
