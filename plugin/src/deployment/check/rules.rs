@@ -141,6 +141,9 @@ impl RuleResult {
 pub struct Expectations {
     /// Accepted base URLs of the gateway (`server.public_url`, `http://<server.listen>`).
     pub gateway_bases: Vec<String>,
+    /// `server.listen` on every address (`0.0.0.0`, `[::]`): Stalwart may use any name for the gateway
+    /// (a container name, a LAN address), so `http://<any host>:<this port>` is accepted too.
+    pub any_host_port: Option<u16>,
     /// The service account (`stalwart.username`), when known.
     pub service_account: Option<String>,
     pub local_domains: Vec<String>,
@@ -161,6 +164,11 @@ impl Expectations {
         gateway_bases.dedup();
         Expectations {
             gateway_bases,
+            any_host_port: server
+                .listen
+                .ip()
+                .is_unspecified()
+                .then_some(server.listen.port()),
             service_account: config
                 .and_then(|c| c.stalwart.as_ref())
                 .map(|s| s.username.clone()),
@@ -310,7 +318,12 @@ fn url_match(url: &str, path: &str, want: &Expectations) -> UrlMatch {
         let var = base[start + 6..].split('}').next().unwrap_or_default();
         return UrlMatch::Macro(var.to_ascii_uppercase());
     }
-    if want.gateway_bases.iter().any(|b| b == base) {
+    let any_host = want.any_host_port.is_some_and(|port| {
+        base.strip_prefix("http://")
+            .and_then(|hostport| hostport.rsplit_once(':'))
+            .is_some_and(|(_, p)| p == port.to_string())
+    });
+    if any_host || want.gateway_bases.iter().any(|b| b == base) {
         UrlMatch::Gateway
     } else {
         UrlMatch::Elsewhere

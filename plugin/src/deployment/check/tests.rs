@@ -341,6 +341,24 @@ fn webhook_events_and_json() {
 }
 
 #[test]
+fn a_gateway_listening_everywhere_accepts_any_host_on_its_port() {
+    let mut want = gateway();
+    want.any_host_port = Some(8470);
+    let mut v = v016("after-plan");
+    v.hooks[0].url = "http://nta-gateway:8470/v1/mta-hook".into();
+    let url = |v: &StalwartView, w: &Expectations| {
+        check(v, w)
+            .into_iter()
+            .find(|r| r.rule == Rule::HookUrl)
+            .unwrap()
+    };
+    assert_eq!(url(&v, &want).outcome, Outcome::Pass);
+    assert_eq!(url(&v, &gateway()).outcome, Outcome::Fail);
+    v.hooks[0].url = "http://nta-gateway:9999/v1/mta-hook".into();
+    assert_eq!(url(&v, &want).outcome, Outcome::Fail);
+}
+
+#[test]
 fn without_a_config_the_defaults_are_compared() {
     let v = v016("after-plan");
     let r = check(&v, &Expectations::from_config(None));
