@@ -14,16 +14,21 @@ use serde_json::Value;
 /// The JMAP endpoint.
 pub const PATH: &str = "/jmap/";
 
-/// The request body of `x:<object>/get`: every object (`ids: null`), or the singleton.
+/// The request body of `x:<object>/get`: every object (`ids: null`), or the singleton. For
+/// `DkimSignature` only the public properties are asked for: the private keys never leave Stalwart.
 pub fn get_request(object: &str, singleton: bool) -> Value {
     let ids = if singleton {
         serde_json::json!(["singleton"])
     } else {
         Value::Null
     };
+    let mut args = serde_json::json!({ "ids": ids });
+    if object == "DkimSignature" {
+        args["properties"] = serde_json::json!(["@type", "domainId", "selector", "stage"]);
+    }
     serde_json::json!({
         "using": ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"],
-        "methodCalls": [[format!("x:{object}/get"), {"ids": ids}, "c0"]]
+        "methodCalls": [[format!("x:{object}/get"), args, "c0"]]
     })
 }
 
@@ -243,5 +248,10 @@ mod tests {
         .unwrap();
         let o: Vec<&str> = x.ordered().iter().map(|b| b.condition.as_str()).collect();
         assert_eq!(o, ["a", "b"]);
+        let dkim = get_request("DkimSignature", false);
+        assert_eq!(dkim["methodCalls"][0][1]["properties"][2], "selector");
+        assert!(get_request("MtaHook", false)["methodCalls"][0][1]
+            .get("properties")
+            .is_none());
     }
 }

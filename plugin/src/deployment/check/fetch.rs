@@ -63,8 +63,9 @@ pub async fn fetch(
     }
 }
 
-/// v0.16 answers `x:MtaTlsStrategy/get`; v0.15 has no such method (an error or a 404) but answers the
-/// settings list. An authentication failure is reported as such, not as "no version".
+/// v0.16 answers `x:MtaTlsStrategy/get`; v0.15 has no such method (an error, a 404, or a refusal of
+/// the JMAP endpoint) but answers the settings list. A server that cannot be reached stops at once;
+/// a refused login is reported only when the settings API refuses it too.
 async fn detect(client: &Management) -> Result<Version, FetchError> {
     let jmap = client
         .post_json(
@@ -73,14 +74,14 @@ async fn detect(client: &Management) -> Result<Version, FetchError> {
         )
         .await;
     let jmap_error = match jmap {
-        Ok(body) => match registry::parse_list::<registry::MtaTlsStrategy>("MtaTlsStrategy", &body)
-        {
-            Ok(_) => return Ok(Version::V016),
-            Err(e) => e.to_string(),
-        },
+        Ok(body) => {
+            match registry::parse_list::<registry::MtaTlsStrategy>("MtaTlsStrategy", &body) {
+                Ok(_) => return Ok(Version::V016),
+                Err(e) => e.to_string(),
+            }
+        }
         Err(
-            e @ (ManagementError::Unauthorized { .. }
-            | ManagementError::Connect { .. }
+            e @ (ManagementError::Connect { .. }
             | ManagementError::Tls(_)
             | ManagementError::Timeout(_)),
         ) => return Err(e.into()),
