@@ -384,3 +384,33 @@ fn print_reports() {
         println!("{}", Report::new("http://x", &v, &gateway()).render_text());
     }
 }
+
+#[test]
+fn serve_keys_are_checked_when_loading() {
+    let base = "[stalwart]\nrelease = \"a:1\"\nnotify = \"a:2\"\nusername = \"u\"\npassword = \"p\"\nnotify_from = \"n@zorg.test\"\n";
+    let parse = |extra: &str| {
+        crate::config::Config::parse(
+            &format!("{base}{extra}"),
+            Path::new("t.toml"),
+            std::iter::empty(),
+        )
+    };
+    let c = parse("management_url = \"http://127.0.0.1:8080\"\nmanagement_token_file = \"t\"\n")
+        .unwrap();
+    let s = c.stalwart.unwrap();
+    assert_eq!(s.on_unsafe, crate::config::OnUnsafe::Hold);
+    assert_eq!(s.check_interval_secs, 300);
+    let e = parse("management_url = \"http://127.0.0.1:8080\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("management_user + management_password_file"),
+        "{e}"
+    );
+    let e = parse("on_unsafe = \"ignore\"\n").unwrap_err().to_string();
+    assert!(e.contains("line 7"), "{e}");
+    let e = parse("management_url = \"ftp://x\"\nmanagement_token_file = \"t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("http:// or https://"), "{e}");
+}
