@@ -373,19 +373,6 @@ fn without_a_config_the_defaults_are_compared() {
 }
 
 #[test]
-#[ignore = "prints the reports"]
-fn print_reports() {
-    for v in [
-        v016("default"),
-        v016("after-plan"),
-        v015("default"),
-        v015("world"),
-    ] {
-        println!("{}", Report::new("http://x", &v, &gateway()).render_text());
-    }
-}
-
-#[test]
 fn serve_keys_are_checked_when_loading() {
     let base = "[stalwart]\nrelease = \"a:1\"\nnotify = \"a:2\"\nusername = \"u\"\npassword = \"p\"\nnotify_from = \"n@zorg.test\"\n";
     let parse = |extra: &str| {
