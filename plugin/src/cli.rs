@@ -69,7 +69,8 @@ pub enum Command {
     /// Sieve policies (`vnd.nta7516`): check one before deploying it, or dry-run it on a message.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The Stalwart side of the deployment: render it, trust its listener's certificate.
+    /// The Stalwart side of the deployment: render it, check a live Stalwart, trust its listener's
+    /// certificate.
     #[command(subcommand)]
     Stalwart(StalwartCommand),
 }
@@ -104,6 +105,34 @@ pub enum StalwartCommand {
         /// Trust what a non-loopback address presents without asking (compare the pin out of band first).
         #[arg(long)]
         yes: bool,
+    },
+    /// Read a live Stalwart's configuration through its management API and check it rule by rule
+    /// (exit 0 = no rule failed, warnings allowed; 1 = a rule failed; 2 = usage or connection error).
+    Check {
+        /// Stalwart's management (HTTP) URL, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        url: String,
+        /// HTTP Basic user (Stalwart's administrator).
+        #[arg(long, requires = "password_file")]
+        user: Option<String>,
+        /// File with the user's password.
+        #[arg(long, value_name = "FILE", requires = "user")]
+        password_file: Option<PathBuf>,
+        /// File with a bearer token instead of user and password.
+        #[arg(long, value_name = "FILE", conflicts_with = "user")]
+        token_file: Option<PathBuf>,
+        /// PEM roots for an https URL (else the Mozilla roots).
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Stalwart's line: auto (detect), 0.15 (settings API) or 0.16 (JMAP registry).
+        #[arg(long, default_value = "auto")]
+        version: stalwart_nta7516::deployment::check::VersionChoice,
+        /// This gateway's configuration: its URL, service account and local domains.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

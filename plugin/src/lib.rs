@@ -74,6 +74,8 @@ pub struct Gateway {
     pub webhook_key: Option<String>,
     /// Admin API bearer token; `None`: the admin API refuses every request.
     pub admin_token: Option<String>,
+    /// The last `stalwart check` (`[stalwart] management_url`): what the hook reads without a lock.
+    pub stalwart_check: Arc<deployment::check::monitor::Monitor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +151,7 @@ impl Gateway {
             .await
             .map_err(StartError::Sms)?;
         Ok(Arc::new(Gateway {
+            stalwart_check: Arc::new(deployment::check::monitor::Monitor::new(&config)),
             keys,
             sms,
             wake: Arc::new(tokio::sync::Notify::new()),

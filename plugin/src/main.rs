@@ -2,7 +2,7 @@
 //!
 //! It parses the command line ([`cli`]) and runs the command: `serve` wires the configuration, the
 //! SmartTLS seam, the policy and the [`Gateway`] into the HTTP application and the background jobs;
-//! the other commands call the library's probe, doctor, policy and admin client.
+//! the other commands call the library's probe, doctor, policy, admin client and `stalwart check`.
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -91,6 +91,19 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|e| usage_error(&e));
                 Ok(())
             }
+            Command::Stalwart(StalwartCommand::Check {
+                url,
+                user,
+                password_file,
+                token_file,
+                ca_file,
+                version,
+                config,
+                json,
+            }) => {
+                let auth = stalwart_auth(user, password_file, token_file);
+                return stalwart_check(&url, auth, ca_file, version, config, json).await;
+            }
         }
     });
     match result {
@@ -143,6 +156,7 @@ async fn serve(
         Duration::from_secs(3600),
     ));
     tokio::spawn(stalwart_nta7516::challenge::worker::run(gw.clone()));
+    stalwart_nta7516::deployment::check::monitor::spawn(gw.clone());
     let app = stalwart_nta7516::http::router(gw.clone())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
@@ -303,6 +317,62 @@ fn stalwart_render(
         version,
         &path.display().to_string(),
     ))
+}
+
+fn stalwart_auth(
+    user: Option<String>,
+    password_file: Option<std::path::PathBuf>,
+    token_file: Option<std::path::PathBuf>,
+) -> stalwart_nta7516::stalwart::management::Auth {
+    use stalwart_nta7516::stalwart::management::Auth;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| usage_error(&format!("{}: {e}", p.display())))
+    };
+    match (user, password_file, token_file) {
+        (_, _, Some(t)) => Auth::Bearer(read(&t)),
+        (Some(user), Some(p), None) => Auth::Basic {
+            user,
+            password: read(&p),
+        },
+        _ => Auth::None,
+    }
+}
+
+/// `stalwart check`: exit 0 when no rule failed, 1 when one did, 2 on a usage or connection error.
+async fn stalwart_check(
+    url: &str,
+    auth: stalwart_nta7516::stalwart::management::Auth,
+    ca_file: Option<std::path::PathBuf>,
+    version: stalwart_nta7516::deployment::check::VersionChoice,
+    config: Option<std::path::PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    use stalwart_nta7516::deployment::check::{fetch, Expectations, Report};
+    let config = config.map(|p| Config::load(&p).unwrap_or_else(|e| usage_error(&e.to_string())));
+    let client = stalwart_nta7516::stalwart::management::Management::new(
+        url,
+        auth,
+        ca_file.as_deref(),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| usage_error(&e.to_string()));
+    let view = fetch(&client, version).await.unwrap_or_else(|e| {
+        usage_error(&format!(
+            "cannot read Stalwart's configuration at {url}: {e}"
+        ))
+    });
+    let report = Report::new(url, &view, &Expectations::from_config(config.as_ref()));
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    match report.exit_code() {
+        0 => Ok(()),
+        code => std::process::exit(i32::from(code)),
+    }
 }
 
 fn usage_error(message: &str) -> ! {

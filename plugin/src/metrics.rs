@@ -3,15 +3,26 @@
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
-use crate::{policy::Outcome, stalwart::hook::Action};
+use crate::{deployment::check::Rule, policy::Outcome, stalwart::hook::Action};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    pub rule: Rule,
+}
+
+impl EncodeLabelValue for Rule {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +87,12 @@ pub struct Metrics {
     pub hook_latency: Histogram,
     pub decisions: Family<OutcomeLabel, Counter>,
     pub hook_answers: Family<ActionLabel, Counter>,
+    /// 1 while `stalwart check` finds a safety rule failing or cannot read the configuration.
+    pub stalwart_unsafe: Gauge,
+    /// 1 when the last check could read Stalwart's configuration.
+    pub stalwart_check_ok: Gauge,
+    /// 1 per rule the last check found failing.
+    pub stalwart_rule_failed: Family<RuleLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -101,11 +118,32 @@ impl Default for Metrics {
             "Hook answers by action (accept, discard, reject, error, unauthorized, bad_request)",
             hook_answers.clone(),
         );
+        let stalwart_unsafe = Gauge::default();
+        registry.register(
+            "stalwart_unsafe",
+            "1 while stalwart check finds a safety rule failing or cannot read Stalwart's configuration",
+            stalwart_unsafe.clone(),
+        );
+        let stalwart_check_ok = Gauge::default();
+        registry.register(
+            "stalwart_check_ok",
+            "1 when the last stalwart check could read Stalwart's configuration",
+            stalwart_check_ok.clone(),
+        );
+        let stalwart_rule_failed = Family::<RuleLabel, Gauge>::default();
+        registry.register(
+            "stalwart_rule_failed",
+            "1 per stalwart check rule that failed in the last check",
+            stalwart_rule_failed.clone(),
+        );
         Metrics {
             registry,
             hook_latency,
             decisions,
             hook_answers,
+            stalwart_unsafe,
+            stalwart_check_ok,
+            stalwart_rule_failed,
         }
     }
 }
@@ -121,6 +159,17 @@ impl Metrics {
         self.decisions
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+
+    /// The gauges of one `stalwart check` (every rule is set, 0 or 1; none when it could not read).
+    pub fn stalwart_state(&self, safe: bool, read: bool, failed: &[Rule]) {
+        self.stalwart_unsafe.set(i64::from(!safe));
+        self.stalwart_check_ok.set(i64::from(read));
+        for rule in Rule::ALL {
+            self.stalwart_rule_failed
+                .get_or_create(&RuleLabel { rule })
+                .set(i64::from(failed.contains(&rule)));
+        }
     }
 
     pub fn render(&self) -> String {

@@ -48,7 +48,7 @@ pub use policy::{
 pub use portal::PortalConfig;
 pub use smarttls::SmartTlsSection;
 pub use sms::{SmsConfig, SmsMode};
-pub use stalwart::{SpkiPin, StalwartConfig, StalwartTrust};
+pub use stalwart::{ManagementVersion, OnUnsafe, SpkiPin, StalwartConfig, StalwartTrust};
 pub use storage::{sqlite_file, HoldConfig, StorageConfig};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -57,6 +57,11 @@ pub async fn release_due(
     let Some(conf) = &gw.config.stalwart else {
         return Ok(Vec::new());
     };
+    // While `stalwart check` finds Stalwart unsafe or unreadable (`on_unsafe = "hold"`), nothing is
+    // released through it: the holds stay `releasing` and leave at a run after it is safe again.
+    if gw.stalwart_check.gate() != crate::policy::StalwartGate::Open {
+        return Ok(Vec::new());
+    }
     let due = gw.store.due_releases(now, BATCH).await?;
     let mut out = Vec::new();
     if due.is_empty() {

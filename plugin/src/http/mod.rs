@@ -51,7 +51,12 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
     match gw.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        // Stalwart's state is detail: an unsafe Stalwart does not make the gateway unhealthy (the
+        // hook holds instead), so the status stays 200.
+        Ok(()) => match gw.stalwart_check.health() {
+            Some(line) => (StatusCode::OK, format!("ok\n{line}\n")).into_response(),
+            None => (StatusCode::OK, "ok\n").into_response(),
+        },
         Err(e) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store-unavailable",

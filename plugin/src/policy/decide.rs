@@ -24,6 +24,19 @@ pub struct RecipientInput<'a> {
     /// How an earlier attempt of this very submission (a client retry) holds the recipient, if it does.
     pub earlier_hold: Option<Outcome>,
     pub now: i64,
+    /// Whether Stalwart may carry mail out now (`stalwart check` in `serve`).
+    pub stalwart: StalwartGate,
+}
+
+/// What the last `stalwart check` of `serve` says about sending through Stalwart, after
+/// `stalwart.on_unsafe`: `Open` also when no check is configured or `on_unsafe = "warn"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StalwartGate {
+    Open,
+    /// A safety rule fails.
+    Unsafe,
+    /// The configuration could not be read (or not yet): counted as unsafe.
+    Unknown,
 }
 
 /// The decisions for a whole message, in the order of `inputs`. `exact_copy` says whether the body can
@@ -39,7 +52,11 @@ pub fn decide_all<'a>(
 /// The decision pipeline for one recipient.
 pub fn decide(input: &RecipientInput<'_>) -> Decision {
     let mut reasons = Vec::new();
-    let outcome = first_outcome(input, &mut reasons);
+    let outcome = stalwart_gate(
+        first_outcome(input, &mut reasons),
+        input.stalwart,
+        &mut reasons,
+    );
     keep_held(
         Decision {
             recipient: input.recipient.to_string(),
@@ -153,6 +170,24 @@ fn tls(tls: &TlsFacts, needs_2fa: bool, reasons: &mut Vec<Reason>) -> Outcome {
     };
     reasons.push(Reason::new(Step::Tls, code, text));
     outcome
+}
+
+/// While Stalwart is unsafe (or unknown), nothing is delivered through it: what would leave now is
+/// held for the portal instead (a held Challenge stays a Challenge: its release re-checks later).
+fn stalwart_gate(outcome: Outcome, gate: StalwartGate, reasons: &mut Vec<Reason>) -> Outcome {
+    let (code, text) = match (outcome, gate) {
+        (Outcome::Deliver, StalwartGate::Unsafe) => (
+            ReasonCode::StalwartUnsafe,
+            "Stalwart's configuration fails a safety rule (stalwart check): held for the portal",
+        ),
+        (Outcome::Deliver, StalwartGate::Unknown) => (
+            ReasonCode::StalwartUnknown,
+            "Stalwart's configuration could not be checked: held for the portal",
+        ),
+        _ => return outcome,
+    };
+    reasons.push(Reason::new(Step::Tls, code, text));
+    Outcome::Portal
 }
 
 /// A retried submission: a recipient held the first time stays held as it was, whatever the new

@@ -249,6 +249,7 @@ fn input<'a>(c: &'a Case, tls_facts: &'a TlsFacts) -> RecipientInput<'a> {
         tls: tls_facts,
         earlier_hold: c.earlier,
         now: NOW,
+        stalwart: StalwartGate::Open,
     }
 }
 
@@ -280,6 +281,47 @@ fn decide_table() {
         // Never delivered unless the servers pass SmartTLS.
         if c.tls != TlsStatus::Secure {
             assert_ne!(d.outcome, Outcome::Deliver, "{}", c.name);
+        }
+    }
+}
+
+/// While Stalwart is unsafe or unknown, only what would be delivered now changes: it is held for the
+/// portal with the reason; held, local and refused recipients stay as they were.
+#[test]
+fn an_unsafe_stalwart_holds_what_would_leave_now() {
+    let secure = tls(TlsStatus::Secure);
+    let exempt = Case {
+        policy: said(Requirement::Exempt),
+        ..Default::default()
+    };
+    let local = Case {
+        local: true,
+        ..Default::default()
+    };
+    let rejected = Case {
+        policy: said(Requirement::Reject),
+        ..Default::default()
+    };
+    for (gate, code) in [
+        (StalwartGate::Unsafe, C::StalwartUnsafe),
+        (StalwartGate::Unknown, C::StalwartUnknown),
+    ] {
+        let mut i = input(&exempt, &secure);
+        assert_eq!(decide(&i).outcome, Outcome::Deliver);
+        i.stalwart = gate;
+        let d = decide(&i);
+        assert_eq!(d.outcome, Outcome::Portal, "{gate:?}");
+        assert_eq!(d.reasons.last().unwrap().code, code);
+        for (c, outcome) in [
+            (&local, Outcome::Local),
+            (&rejected, Outcome::Reject),
+            (&Case::default(), Outcome::Challenge),
+        ] {
+            let mut i = input(c, &secure);
+            i.stalwart = gate;
+            let d = decide(&i);
+            assert_eq!(d.outcome, outcome, "{gate:?} {}", c.name);
+            assert!(d.reasons.iter().all(|r| r.code != code));
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod sieve;
 pub mod smarttls;
 pub mod tls;
 
-pub use decide::{decide, decide_all, RecipientInput};
+pub use decide::{decide, decide_all, RecipientInput, StalwartGate};
 pub use decision::{Decision, Outcome, Reason, Step};
 pub use exemptions::{AdminReason, Exemption, ExemptionKind, PeerSource, Scope};
 pub use reason::ReasonCode;

@@ -34,6 +34,11 @@ nta7516_smarttls::reason_codes! {
         AlreadyHeld => "already_held",
         /// The recipient's copy must be held, but the body (8-bit, not UTF-8) cannot be rebuilt exactly.
         Unholdable8bitBody => "unholdable_8bit_body",
+        /// `stalwart check` in `serve` finds a safety rule failing (`stalwart.on_unsafe = "hold"`):
+        /// nothing leaves through Stalwart, the recipient reads the message on the portal.
+        StalwartUnsafe => "stalwart_unsafe",
+        /// `stalwart check` in `serve` cannot read Stalwart's configuration (unknown counts as unsafe).
+        StalwartUnknown => "stalwart_unknown",
     }
 }
 

@@ -13,7 +13,8 @@ use tokio::task::JoinSet;
 use super::SubmissionError;
 use crate::{
     policy::{
-        exemptions, AdminReason, Exemption, Outcome, PeerSource, PolicyFacts, Scope, TlsFacts,
+        exemptions, AdminReason, Exemption, Outcome, PeerSource, PolicyFacts, Scope, StalwartGate,
+        TlsFacts,
     },
     stalwart::hook::{Message, Request},
     store::StoredFacts,
@@ -37,6 +38,8 @@ pub struct SubmissionFacts<'r> {
     pub sender_group: Option<String>,
     /// Days a held copy is kept: the sender domain's settings, else the configuration's.
     pub retention_days: i64,
+    /// Whether Stalwart may carry mail out now (the last `stalwart check`, after `on_unsafe`).
+    pub stalwart: StalwartGate,
 }
 
 /// The message body as the gateway sees it.
@@ -174,6 +177,7 @@ pub async fn gather<'r>(
         retention_days: settings
             .retention_days
             .unwrap_or_else(|| i64::from(gw.config.hold.retention_days)),
+        stalwart: gw.stalwart_check.gate(),
     })
 }
 

@@ -90,6 +90,7 @@ fn decide(gw: &Gateway, facts: &SubmissionFacts<'_>) -> Vec<Decision> {
             tls: r.tls_or_unknown(),
             earlier_hold: r.earlier_hold,
             now: facts.now,
+            stalwart: facts.stalwart,
         });
     policy::decide_all(inputs, facts.body.exact.is_ok())
 }

@@ -20,6 +20,7 @@ mod recipient_flow;
 mod sender_phone;
 mod sieve_policy;
 mod smarttls;
+mod stalwart_check;
 mod stalwart_trust;
 mod tidy;
 mod webhook;

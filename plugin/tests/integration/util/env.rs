@@ -251,11 +251,14 @@ impl Env {
             axum::serve(listener, app).await.unwrap();
         });
         let worker = stalwart_nta7516::challenge::worker::spawn(gw.clone());
+        // As `serve` does: the `stalwart check` task when a management URL is configured.
+        let monitor = stalwart_nta7516::deployment::check::monitor::spawn(gw.clone());
         Running {
             gw,
             addr,
             server,
             worker,
+            monitor,
         }
     }
 }
@@ -265,6 +268,7 @@ pub struct Running {
     pub addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
     worker: tokio::task::JoinHandle<()>,
+    monitor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -291,6 +295,10 @@ impl Running {
     pub async fn stop(self) {
         self.server.abort();
         self.worker.abort();
+        if let Some(m) = self.monitor {
+            m.abort();
+            let _ = m.await;
+        }
         let _ = self.server.await;
         let _ = self.worker.await;
         self.gw.store.close().await;

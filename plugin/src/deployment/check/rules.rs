@@ -1,0 +1,601 @@
+//! The rules: a pure function from a [`StalwartView`] and what the gateway expects ([`Expectations`],
+//! from its configuration) to one [`RuleResult`] per [`Rule`]. No I/O.
+//!
+//! Severity: a failing *safety* rule means mail may leave Stalwart insecurely or bypass the gateway
+//! (`serve` then holds, with `on_unsafe = "hold"`); a failing *function* rule breaks a part of the
+//! product (releases, notifications, the audit trail) without making delivery insecure; *advice* rules
+//! only warn.
+
+use serde::Serialize;
+
+use super::view::{Expr, Hook, Resolver, StalwartView, Version, Webhook};
+use crate::config::Config;
+
+/// The rules, in report order. Ids (`as_str`) are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    HookPresent,
+    HookStage,
+    HookTempfail,
+    HookUrl,
+    HookExcludesGateway,
+    TlsStrict,
+    TlsFallback,
+    NotifyStrategy,
+    SenderException,
+    ResolverDnssec,
+    Dkim,
+    Webhook,
+}
+
+/// How much a failing rule matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Safety,
+    Function,
+    Advice,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 12] = [
+        Rule::HookPresent,
+        Rule::HookStage,
+        Rule::HookTempfail,
+        Rule::HookUrl,
+        Rule::HookExcludesGateway,
+        Rule::TlsStrict,
+        Rule::TlsFallback,
+        Rule::NotifyStrategy,
+        Rule::SenderException,
+        Rule::ResolverDnssec,
+        Rule::Dkim,
+        Rule::Webhook,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::HookPresent => "hook_present",
+            Rule::HookStage => "hook_stage",
+            Rule::HookTempfail => "hook_tempfail",
+            Rule::HookUrl => "hook_url",
+            Rule::HookExcludesGateway => "hook_excludes_gateway",
+            Rule::TlsStrict => "tls_strict",
+            Rule::TlsFallback => "tls_fallback",
+            Rule::NotifyStrategy => "notify_strategy",
+            Rule::SenderException => "sender_exception",
+            Rule::ResolverDnssec => "resolver_dnssec",
+            Rule::Dkim => "dkim",
+            Rule::Webhook => "webhook",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Rule::HookPresent
+            | Rule::HookStage
+            | Rule::HookTempfail
+            | Rule::HookUrl
+            | Rule::TlsStrict
+            | Rule::TlsFallback
+            | Rule::NotifyStrategy => Severity::Safety,
+            Rule::HookExcludesGateway | Rule::SenderException | Rule::Webhook => Severity::Function,
+            Rule::ResolverDnssec | Rule::Dkim => Severity::Advice,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    pub rule: Rule,
+    pub severity: Severity,
+    pub outcome: Outcome,
+    /// One line: what was found.
+    pub detail: String,
+    /// What to change (none when the rule passed).
+    pub fix: Option<String>,
+}
+
+impl RuleResult {
+    pub(super) fn pass(rule: Rule, detail: impl Into<String>) -> Self {
+        RuleResult {
+            rule,
+            severity: rule.severity(),
+            outcome: Outcome::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub(super) fn warn(rule: Rule, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        RuleResult {
+            outcome: Outcome::Warn,
+            fix: Some(fix.into()),
+            ..RuleResult::pass(rule, detail)
+        }
+    }
+    /// An advice rule never fails: its failure is a warning.
+    pub(super) fn fail(rule: Rule, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        let outcome = if rule.severity() == Severity::Advice {
+            Outcome::Warn
+        } else {
+            Outcome::Fail
+        };
+        RuleResult {
+            outcome,
+            ..RuleResult::warn(rule, detail, fix)
+        }
+    }
+}
+
+/// What the gateway's configuration says Stalwart must point at and allow.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    /// Accepted base URLs of the gateway (`server.public_url`, `http://<server.listen>`).
+    pub gateway_bases: Vec<String>,
+    /// `server.listen` on every address (`0.0.0.0`, `[::]`): Stalwart may use any name for the gateway
+    /// (a container name, a LAN address), so `http://<any host>:<this port>` is accepted too.
+    pub any_host_port: Option<u16>,
+    /// The service account (`stalwart.username`), when known.
+    pub service_account: Option<String>,
+    pub local_domains: Vec<String>,
+    pub release_listener: String,
+    pub notify_listener: String,
+    /// No `--config`: compared with the defaults.
+    pub assumed: bool,
+}
+
+pub const HOOK_PATH: &str = "/v1/mta-hook";
+pub const EVENTS_PATH: &str = "/v1/stalwart-events";
+
+impl Expectations {
+    pub fn from_config(config: Option<&Config>) -> Expectations {
+        let server = config.map(|c| c.server.clone()).unwrap_or_default();
+        let side = config.and_then(|c| crate::deployment::side::StalwartSide::from_config(c).ok());
+        let mut gateway_bases = vec![normalise_url(&server.public_url)];
+        gateway_bases.push(normalise_url(&format!("http://{}", server.listen)));
+        // What `stalwart render` wrote (`stalwart.gateway_url` when set).
+        if let Some(side) = &side {
+            gateway_bases.push(normalise_url(side.hook_url.trim_end_matches(HOOK_PATH)));
+        }
+        gateway_bases.dedup();
+        Expectations {
+            gateway_bases,
+            any_host_port: server
+                .listen
+                .ip()
+                .is_unspecified()
+                .then_some(server.listen.port()),
+            // The login as rendered (a bare user name gets the first local domain).
+            service_account: side.as_ref().map(|s| s.account.login.clone()).or_else(|| {
+                config
+                    .and_then(|c| c.stalwart.as_ref())
+                    .map(|s| s.username.clone())
+            }),
+            local_domains: config
+                .map(|c| c.organisation.local_domains.clone())
+                .unwrap_or_default(),
+            release_listener: crate::deployment::side::RELEASE_LISTENER.into(),
+            notify_listener: crate::deployment::side::NOTIFY_LISTENER.into(),
+            assumed: config.is_none(),
+        }
+    }
+}
+
+fn normalise_url(u: &str) -> String {
+    u.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Every rule on the view.
+pub fn check(view: &StalwartView, want: &Expectations) -> Vec<RuleResult> {
+    let hook = gateway_hook(view);
+    let mut out = vec![
+        hook_present(view, hook),
+        with_hook(Rule::HookStage, hook, hook_stage),
+        with_hook(Rule::HookTempfail, hook, hook_tempfail),
+        with_hook(Rule::HookUrl, hook, |h| hook_url(h, want)),
+        with_hook(Rule::HookExcludesGateway, hook, |h| hook_excludes(h, want)),
+    ];
+    out.push(super::tls::tls_strict(view, want));
+    out.push(super::tls::tls_fallback(view));
+    out.push(super::tls::notify_strategy(view, want));
+    out.push(sender_exception(&view.must_match_sender, want));
+    out.push(resolver_dnssec(view));
+    out.push(dkim(view, want));
+    out.push(webhook(view, want));
+    out
+}
+
+/// The hook that calls the gateway (its URL ends in the hook path), else the first hook.
+fn gateway_hook(view: &StalwartView) -> Option<&Hook> {
+    view.hooks
+        .iter()
+        .find(|h| h.url.trim_end_matches('/').ends_with(HOOK_PATH))
+        .or_else(|| view.hooks.first())
+}
+
+fn with_hook(rule: Rule, hook: Option<&Hook>, f: impl FnOnce(&Hook) -> RuleResult) -> RuleResult {
+    match hook {
+        Some(h) => f(h),
+        None => RuleResult::fail(rule, "no MTA hook", "see hook_present"),
+    }
+}
+
+/// Whether an expression can never be true (a constant `false`).
+fn never(e: &Expr) -> bool {
+    e.values().all(|v| v.trim() == "false")
+}
+
+fn hook_present(view: &StalwartView, hook: Option<&Hook>) -> RuleResult {
+    let r = Rule::HookPresent;
+    let fix = match view.version {
+        Version::V015 => "add [session.hook.\"nta7516\"] (url, enable, stages = [\"data\"]): `stalwart-nta7516 stalwart render --version 0.15`",
+        Version::V016 => "create the MtaHook of `stalwart-nta7516 stalwart render --version 0.16` and restart Stalwart",
+    };
+    let Some(h) = hook else {
+        return RuleResult::fail(
+            r,
+            "no MTA hook: mail leaves without the gateway's decision",
+            fix,
+        );
+    };
+    if never(&h.enable) {
+        return RuleResult::fail(
+            r,
+            format!("hook {} never runs: enable = {}", h.id, h.enable.display()),
+            "set the hook's enable expression: !is_empty(authenticated_as) && listener != 'nta-release' && listener != 'nta-notify'",
+        );
+    }
+    let calling = view
+        .hooks
+        .iter()
+        .filter(|h| h.url.contains(HOOK_PATH))
+        .count();
+    if calling > 1 {
+        return RuleResult::warn(
+            r,
+            format!("{calling} hooks call the gateway: every message is decided twice"),
+            "keep one hook for the gateway",
+        );
+    }
+    RuleResult::pass(r, format!("hook {} → {}", h.id, h.url))
+}
+
+fn hook_stage(h: &Hook) -> RuleResult {
+    let r = Rule::HookStage;
+    if !h.stages.iter().any(|s| s == "data") {
+        return RuleResult::fail(
+            r,
+            format!(
+                "hook runs at {:?}, not at DATA: the gateway sees no message",
+                h.stages
+            ),
+            "set the hook's stages to data only",
+        );
+    }
+    if h.stages.len() > 1 {
+        return RuleResult::warn(
+            r,
+            format!(
+                "hook also runs at {:?}: the gateway answers only DATA",
+                h.stages
+            ),
+            "set the hook's stages to data only",
+        );
+    }
+    RuleResult::pass(r, "hook runs at DATA")
+}
+
+fn hook_tempfail(h: &Hook) -> RuleResult {
+    if h.tempfail_on_error {
+        RuleResult::pass(
+            Rule::HookTempfail,
+            "a hook error answers 451 (the client retries)",
+        )
+    } else {
+        RuleResult::fail(
+            Rule::HookTempfail,
+            "tempfail-on-error is off: when the gateway is down, Stalwart accepts mail undecided",
+            "set the hook's tempfail-on-error (v0.15 options.tempfail-on-error, v0.16 tempFailOnError) to true",
+        )
+    }
+}
+
+/// How a configured URL relates to the gateway.
+enum UrlMatch {
+    Gateway,
+    /// An environment macro (`%{env:NAME}%`) that the API returns unexpanded.
+    Macro(String),
+    Elsewhere,
+}
+
+fn url_match(url: &str, path: &str, want: &Expectations) -> UrlMatch {
+    let u = normalise_url(url);
+    let Some(base) = u.strip_suffix(path) else {
+        return UrlMatch::Elsewhere;
+    };
+    if let Some(start) = base.find("%{env:") {
+        let var = base[start + 6..].split('}').next().unwrap_or_default();
+        return UrlMatch::Macro(var.to_ascii_uppercase());
+    }
+    let any_host = want.any_host_port.is_some_and(|port| {
+        base.strip_prefix("http://")
+            .and_then(|hostport| hostport.rsplit_once(':'))
+            .is_some_and(|(_, p)| p == port.to_string())
+    });
+    if any_host || want.gateway_bases.iter().any(|b| b == base) {
+        UrlMatch::Gateway
+    } else {
+        UrlMatch::Elsewhere
+    }
+}
+
+fn expected(want: &Expectations, path: &str) -> String {
+    let list: Vec<String> = want
+        .gateway_bases
+        .iter()
+        .map(|b| format!("{b}{path}"))
+        .collect();
+    let note = if want.assumed {
+        " (no --config: the defaults)"
+    } else {
+        ""
+    };
+    format!("{}{note}", list.join(" or "))
+}
+
+fn hook_url(h: &Hook, want: &Expectations) -> RuleResult {
+    let r = Rule::HookUrl;
+    match url_match(&h.url, HOOK_PATH, want) {
+        UrlMatch::Gateway => RuleResult::pass(r, format!("hook calls {}", h.url)),
+        UrlMatch::Macro(var) => RuleResult::warn(
+            r,
+            format!(
+                "hook URL {} comes from Stalwart's environment: not comparable here",
+                h.url
+            ),
+            format!(
+                "make sure {var} in Stalwart's environment is the gateway ({})",
+                expected(want, "")
+            ),
+        ),
+        UrlMatch::Elsewhere => RuleResult::fail(
+            r,
+            format!("hook calls {}, not this gateway", h.url),
+            format!("set the hook's url to {}", expected(want, HOOK_PATH)),
+        ),
+    }
+}
+
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .replace('"', "'")
+}
+
+fn hook_excludes(h: &Hook, want: &Expectations) -> RuleResult {
+    let r = Rule::HookExcludesGateway;
+    let needles = [
+        squash(&format!("listener != '{}'", want.release_listener)),
+        squash(&format!("listener != '{}'", want.notify_listener)),
+    ];
+    let excludes = |text: &str| needles.iter().all(|n| squash(text).contains(n));
+    let mut live = h
+        .enable
+        .branches
+        .iter()
+        .filter(|(_, v)| v.trim() != "false");
+    let branches_ok = live.all(|(c, v)| excludes(&format!("{c} {v}")));
+    let else_ok = h
+        .enable
+        .otherwise
+        .as_deref()
+        .is_none_or(|v| v.trim() == "false" || excludes(v));
+    if branches_ok && else_ok {
+        return RuleResult::pass(
+            r,
+            format!(
+                "hook skips {} and {}",
+                want.release_listener, want.notify_listener
+            ),
+        );
+    }
+    RuleResult::fail(
+        r,
+        format!(
+            "hook also runs for the gateway's own submissions: enable = {}",
+            h.enable.display()
+        ),
+        format!(
+            "add `&& listener != '{}' && listener != '{}'` to every enabling branch",
+            want.release_listener, want.notify_listener
+        ),
+    )
+}
+
+fn sender_exception(e: &Expr, want: &Expectations) -> RuleResult {
+    let r = Rule::SenderException;
+    let account = want.service_account.as_deref();
+    let fix = format!(
+        "must-match-sender = [ {{ if = \"authenticated_as == '{}'\", then = false }}, {{ else = true }} ] (v0.16: MtaStageAuth.mustMatchSender)",
+        account.unwrap_or("<service account>")
+    );
+    if e.otherwise.as_deref().map(str::trim) == Some("false") && e.branches.is_empty() {
+        return RuleResult::warn(r, "must-match-sender is off for every account", fix);
+    }
+    let exempt = e.branches.iter().find(|(c, v)| {
+        v.trim() == "false"
+            && c.contains("authenticated_as")
+            && account.is_none_or(|a| squash(c).contains(&format!("'{a}'")))
+    });
+    match (exempt, account) {
+        (Some((c, _)), Some(a)) => RuleResult::pass(r, format!("{a} may send as others ({c})")),
+        (Some((c, _)), None) => RuleResult::pass(r, format!("an account may send as others ({c}); no --config: account not compared")),
+        (None, _) => RuleResult::fail(
+            r,
+            format!(
+                "the service account {} may not send as others (must-match-sender = {}): every release and notification is refused with 501 5.5.4",
+                account.unwrap_or("(unknown)"),
+                e.display()
+            ),
+            fix,
+        ),
+    }
+}
+
+fn resolver_dnssec(view: &StalwartView) -> RuleResult {
+    let r = Rule::ResolverDnssec;
+    let dane_off = match view.version {
+        Version::V015 => "DANE needs a resolver that returns DNSSEC records",
+        Version::V016 => "Stalwart ≥ 0.16.11 turns DANE off at start when its resolver cannot validate DNSSEC (log: \"DANE has been disabled\")",
+    };
+    let fix = "point Stalwart at a validating resolver (e.g. a local unbound, or quad9/cloudflare) and check its start log";
+    match &view.resolver {
+        Resolver::Public(name) => RuleResult::pass(r, format!("resolver {name} validates DNSSEC")),
+        Resolver::Custom(servers) if view.version == Version::V015 && !servers.is_empty() => {
+            RuleResult::pass(r, format!("custom resolver {}: it must return DNSSEC records", servers.join(", ")))
+        }
+        Resolver::System => RuleResult::fail(
+            r,
+            format!("resolver is the system's (/etc/resolv.conf): not known to validate DNSSEC; {dane_off}"),
+            fix,
+        ),
+        other => RuleResult::fail(r, format!("resolver {other:?}: cannot tell whether it validates DNSSEC; {dane_off}"), fix),
+    }
+}
+
+fn dkim(view: &StalwartView, want: &Expectations) -> RuleResult {
+    let r = Rule::Dkim;
+    let mut domains: Vec<String> = want
+        .local_domains
+        .iter()
+        .chain(&view.domains)
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    if domains.is_empty() {
+        return RuleResult::fail(
+            r,
+            "no local domain known (gateway organisation.local_domains or Stalwart domains)",
+            "pass --config with [organisation] local_domains",
+        );
+    }
+    let fix = match view.version {
+        Version::V015 => "add a [signature.\"<id>\"] key per domain and sign with auth.dkim.sign",
+        Version::V016 => {
+            "create the Domain with dkimManagement Automatic (or a DkimSignature per domain)"
+        }
+    };
+    if never(&view.dkim_sign) {
+        return RuleResult::fail(
+            r,
+            format!("DKIM signing is off ({})", view.dkim_sign.display()),
+            fix,
+        );
+    }
+    let missing: Vec<&str> = domains
+        .iter()
+        .filter(|d| {
+            !view
+                .dkim_keys
+                .iter()
+                .any(|(kd, _)| kd.eq_ignore_ascii_case(d))
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        let keys: Vec<&str> = view.dkim_keys.iter().map(|(_, s)| s.as_str()).collect();
+        return RuleResult::pass(
+            r,
+            format!(
+                "signing keys for {}: {}",
+                domains.join(", "),
+                keys.join(", ")
+            ),
+        );
+    }
+    RuleResult::fail(
+        r,
+        format!("no DKIM signing key for {}", missing.join(", ")),
+        fix,
+    )
+}
+
+/// The events without which a proof-of-delivery report has no evidence (`audit/report.rs`).
+pub const REQUIRED_EVENTS: &[&str] = &[
+    "delivery.connect",
+    "delivery.start-tls",
+    "delivery.delivered",
+    "delivery.dsn-success",
+    "delivery.dsn-temp-fail",
+    "delivery.dsn-perm-fail",
+    "delivery.failed",
+    "delivery.rcpt-to-rejected",
+    "delivery.message-rejected",
+];
+
+fn webhook(view: &StalwartView, want: &Expectations) -> RuleResult {
+    let r = Rule::Webhook;
+    let fix = "create the webhook of `stalwart-nta7516 stalwart render` (url …/v1/stalwart-events, the audit's events, the HMAC key)";
+    let Some(w) = view
+        .webhooks
+        .iter()
+        .find(|w| w.url.trim_end_matches('/').ends_with(EVENTS_PATH))
+    else {
+        return RuleResult::fail(
+            r,
+            "no webhook to the gateway's /v1/stalwart-events: no proof of delivery",
+            fix,
+        );
+    };
+    if let UrlMatch::Elsewhere = url_match(&w.url, EVENTS_PATH, want) {
+        return RuleResult::fail(
+            r,
+            format!("webhook {} posts to {}, not this gateway", w.id, w.url),
+            format!("set its url to {}", expected(want, EVENTS_PATH)),
+        );
+    }
+    if !w.enabled {
+        return RuleResult::fail(r, format!("webhook {} is disabled", w.id), "enable it");
+    }
+    let missing = |list: &[&'static str]| -> Vec<&'static str> {
+        list.iter().copied().filter(|e| !w.sends(e)).collect()
+    };
+    let required = missing(REQUIRED_EVENTS);
+    if !required.is_empty() {
+        return RuleResult::fail(
+            r,
+            format!("webhook {} does not send {}", w.id, required.join(", ")),
+            "add these events to the webhook (eventsPolicy include)",
+        );
+    }
+    let recorded = missing(crate::audit::delivery::RECORDED);
+    if !recorded.is_empty() {
+        return RuleResult::warn(
+            r,
+            webhook_detail(
+                w,
+                &format!("; not sent (less evidence): {}", recorded.join(", ")),
+            ),
+            "add these events too (the audit records them)",
+        );
+    }
+    RuleResult::pass(r, webhook_detail(w, ""))
+}
+
+fn webhook_detail(w: &Webhook, extra: &str) -> String {
+    format!(
+        "webhook {} → {} sends the delivery evidence{extra}",
+        w.id, w.url
+    )
+}

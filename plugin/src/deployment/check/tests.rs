@@ -1,0 +1,403 @@
+//! The rules on the real management-API answers of Stalwart v0.15.5 and v0.16.18
+//! (`tests/fixtures/v0.15`, `tests/fixtures/v0.16`, READMEs there): the configured ("world",
+//! "after-plan") servers pass, the fresh installs fail the rules they break, each with its fix.
+
+use std::{collections::BTreeMap, path::Path};
+
+use super::view::{self, Registry, StalwartView};
+use super::*;
+use crate::stalwart::{registry, settings};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The v0.15 answers of one variant (`world` or `default`).
+pub(crate) fn v015(variant: &str) -> StalwartView {
+    let by_prefix: BTreeMap<String, settings::Settings> = settings::PREFIXES
+        .iter()
+        .map(|p| {
+            let file = format!("v0.15/settings-{}.{variant}.json", p.replace('.', "-"));
+            (
+                p.to_string(),
+                settings::Settings::parse(&fixture(&file)).unwrap(),
+            )
+        })
+        .collect();
+    view::from_v015(&by_prefix)
+}
+
+/// The fixture stem of a registry object: `MtaTlsStrategy` → `mta-tls-strategy`.
+pub(crate) fn stem(object: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in object.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.replace("web-hook", "webhook")
+}
+
+fn list<T: serde::de::DeserializeOwned>(object: &str, variant: &str) -> Vec<T> {
+    let body = fixture(&format!("v0.16/{}.{variant}.json", stem(object)));
+    registry::parse_list(object, &body).unwrap()
+}
+
+/// The v0.16 answers of one variant (`after-plan` or `default`).
+pub(crate) fn v016(variant: &str) -> StalwartView {
+    let r = Registry {
+        tls_strategies: list("MtaTlsStrategy", variant),
+        outbound: list("MtaOutboundStrategy", variant).into_iter().next(),
+        hooks: list("MtaHook", variant),
+        listeners: list("NetworkListener", variant),
+        webhooks: list("WebHook", variant),
+        resolver: list("DnsResolver", variant).into_iter().next(),
+        stage_auth: list("MtaStageAuth", variant).into_iter().next(),
+        sender_auth: list("SenderAuth", variant).into_iter().next(),
+        domains: list("Domain", variant),
+        dkim: list("DkimSignature", variant),
+    };
+    view::from_v016(&r)
+}
+
+/// The gateway of the fixtures: listens on 127.0.0.1:8470 (the v0.16 plan's hook URL), service
+/// account `svc-nta@zorg.test`, local domain `zorg.test`.
+fn gateway() -> Expectations {
+    let toml = r#"
+        [server]
+        listen = "127.0.0.1:8470"
+        public_url = "https://veilig.zorg.test"
+        [organisation]
+        local_domains = ["zorg.test"]
+        [stalwart]
+        release = "127.0.0.1:10025"
+        notify = "127.0.0.1:10026"
+        username = "svc-nta@zorg.test"
+        password = "x"
+        notify_from = "beveiligd@zorg.test"
+    "#;
+    let c = crate::config::Config::parse(toml, Path::new("t.toml"), std::iter::empty()).unwrap();
+    Expectations::from_config(Some(&c))
+}
+
+fn outcomes(view: &StalwartView) -> BTreeMap<Rule, (Outcome, String, Option<String>)> {
+    check(view, &gateway())
+        .into_iter()
+        .map(|r| (r.rule, (r.outcome, r.detail, r.fix)))
+        .collect()
+}
+
+fn assert_outcome(view: &StalwartView, rule: Rule, want: Outcome, needle: &str) {
+    let all = outcomes(view);
+    let (o, detail, fix) = &all[&rule];
+    assert_eq!(*o, want, "{rule:?}: {detail}");
+    assert!(
+        detail.contains(needle),
+        "{rule:?}: {detail:?} lacks {needle:?}"
+    );
+    assert_eq!(fix.is_some(), want != Outcome::Pass, "{rule:?}: {fix:?}");
+}
+
+#[test]
+fn every_rule_is_reported_once_in_order() {
+    let rules: Vec<Rule> = check(&v016("default"), &gateway())
+        .iter()
+        .map(|r| r.rule)
+        .collect();
+    assert_eq!(rules, Rule::ALL);
+}
+
+#[test]
+fn v016_after_plan_passes() {
+    let v = v016("after-plan");
+    for (rule, (o, detail, _)) in outcomes(&v) {
+        assert_ne!(o, Outcome::Fail, "{rule:?}: {detail}");
+    }
+    assert_outcome(
+        &v,
+        Rule::HookUrl,
+        Outcome::Pass,
+        "http://127.0.0.1:8470/v1/mta-hook",
+    );
+    assert_outcome(&v, Rule::TlsStrict, Outcome::Pass, "nta7516");
+    assert_outcome(&v, Rule::TlsFallback, Outcome::Pass, "never chosen");
+    assert_outcome(
+        &v,
+        Rule::NotifyStrategy,
+        Outcome::Pass,
+        "received_via_port == 10026",
+    );
+    assert_outcome(
+        &v,
+        Rule::SenderException,
+        Outcome::Pass,
+        "svc-nta@zorg.test",
+    );
+    assert_outcome(&v, Rule::Dkim, Outcome::Pass, "v1-ed25519-20261201");
+    assert_outcome(&v, Rule::HookExcludesGateway, Outcome::Pass, "nta-notify");
+    // The plan's 26 events hold the required evidence; the audit would record a few more.
+    assert_outcome(&v, Rule::Webhook, Outcome::Warn, "delivery.mx-lookup");
+    // The plan leaves the system resolver: a warning (DANE may be off), not a failure.
+    assert_outcome(
+        &v,
+        Rule::ResolverDnssec,
+        Outcome::Warn,
+        "DANE has been disabled",
+    );
+    let report = Report::new("http://127.0.0.1:28080", &v, &gateway());
+    assert_eq!(report.exit_code(), 0);
+    assert!(report.unsafe_rules().is_empty());
+}
+
+#[test]
+fn v016_fresh_install_fails_with_fixes() {
+    let v = v016("default");
+    assert_outcome(&v, Rule::HookPresent, Outcome::Fail, "no MTA hook");
+    assert_outcome(
+        &v,
+        Rule::TlsStrict,
+        Outcome::Fail,
+        "invalid-tls (starttls optional, invalid certificates allowed)",
+    );
+    assert_outcome(
+        &v,
+        Rule::TlsFallback,
+        Outcome::Fail,
+        "names invalid-tls, default",
+    );
+    assert_outcome(
+        &v,
+        Rule::NotifyStrategy,
+        Outcome::Fail,
+        "no nta-notify listener",
+    );
+    assert_outcome(&v, Rule::SenderException, Outcome::Fail, "501 5.5.4");
+    assert_outcome(&v, Rule::ResolverDnssec, Outcome::Warn, "system");
+    assert_outcome(
+        &v,
+        Rule::Dkim,
+        Outcome::Warn,
+        "no DKIM signing key for zorg.test",
+    );
+    assert_outcome(&v, Rule::Webhook, Outcome::Fail, "no webhook");
+    let report = Report::new("http://127.0.0.1:28080", &v, &gateway());
+    assert_eq!(report.exit_code(), 1);
+    assert!(report.unsafe_rules().contains(&Rule::TlsFallback));
+    let text = report.render_text();
+    assert!(text.contains("✗ tls_fallback"), "{text}");
+    assert!(
+        text.contains("fix: name only the gateway's own strategies"),
+        "{text}"
+    );
+    assert!(text.contains("UNSAFE:"), "{text}");
+}
+
+#[test]
+fn v015_world_passes() {
+    let v = v015("world");
+    for (rule, (o, detail, _)) in outcomes(&v) {
+        assert_ne!(o, Outcome::Fail, "{rule:?}: {detail}");
+    }
+    // The URL comes from %{env:GATEWAY_URL}%: the API never expands it.
+    assert_outcome(&v, Rule::HookUrl, Outcome::Warn, "%{env:GATEWAY_URL}%");
+    assert_outcome(&v, Rule::TlsStrict, Outcome::Pass, "nta7516");
+    assert_outcome(&v, Rule::TlsFallback, Outcome::Pass, "never chosen");
+    assert_outcome(&v, Rule::NotifyStrategy, Outcome::Pass, "'opportunistic'");
+    assert_outcome(
+        &v,
+        Rule::SenderException,
+        Outcome::Pass,
+        "svc-nta@zorg.test",
+    );
+    assert_outcome(
+        &v,
+        Rule::ResolverDnssec,
+        Outcome::Pass,
+        "udp://127.0.0.1:5354",
+    );
+    // `delivery.*`, `dane.*`, `mta-sts.*` cover every recorded event but queue.rescheduled.
+    assert_outcome(&v, Rule::Webhook, Outcome::Warn, "queue.rescheduled");
+    // The world configures no DKIM key.
+    assert_outcome(&v, Rule::Dkim, Outcome::Warn, "zorg.test");
+}
+
+#[test]
+fn v015_defaults_fail_with_fixes() {
+    let v = v015("default");
+    assert_outcome(&v, Rule::TlsStrict, Outcome::Fail, "compiled-in default");
+    assert_outcome(&v, Rule::TlsFallback, Outcome::Fail, "DEFAULT_SETTINGS");
+    assert_outcome(
+        &v,
+        Rule::SenderException,
+        Outcome::Fail,
+        "must-match-sender = else true (compiled-in default)",
+    );
+    assert_outcome(&v, Rule::ResolverDnssec, Outcome::Warn, "system");
+    assert_outcome(&v, Rule::HookPresent, Outcome::Fail, "no MTA hook");
+    assert_outcome(&v, Rule::Webhook, Outcome::Fail, "no webhook");
+    let r = Report::new("http://127.0.0.1:18088", &v, &gateway());
+    let unsafe_rules = r.unsafe_rules();
+    for rule in [Rule::HookPresent, Rule::TlsStrict, Rule::TlsFallback] {
+        assert!(unsafe_rules.contains(&rule), "{unsafe_rules:?}");
+    }
+    // Function rules fail the command but are not "unsafe".
+    assert!(!unsafe_rules.contains(&Rule::SenderException));
+}
+
+#[test]
+fn v015_naming_a_neutralised_invalid_tls_still_fails() {
+    // v0.15 re-applies allow-invalid-certs = true at boot: naming it is never safe.
+    let mut v = v015("world");
+    v.tls_expression.otherwise = Some("'invalid-tls'".into());
+    assert_outcome(&v, Rule::TlsFallback, Outcome::Fail, "DEFAULT_SETTINGS");
+    // v0.16 keeps what was written: a neutralised invalid-tls may be named.
+    let mut v = v016("after-plan");
+    v.tls_expression.otherwise = Some("'invalid-tls'".into());
+    assert_outcome(&v, Rule::TlsFallback, Outcome::Pass, "neutralised");
+    assert_outcome(&v, Rule::TlsStrict, Outcome::Pass, "invalid-tls");
+}
+
+#[test]
+fn the_notify_strategy_beyond_nta_notify_fails() {
+    let mut v = v016("after-plan");
+    v.tls_expression.otherwise = Some("'nta-notify'".into());
+    assert_outcome(
+        &v,
+        Rule::NotifyStrategy,
+        Outcome::Fail,
+        "else → 'nta-notify'",
+    );
+    assert_outcome(
+        &v,
+        Rule::TlsStrict,
+        Outcome::Fail,
+        "invalid certificates allowed",
+    );
+    // A port other than nta-notify's is not the notification branch.
+    let mut v = v016("after-plan");
+    v.tls_expression.branches[0].0 = "received_via_port == 10025".into();
+    assert_outcome(&v, Rule::NotifyStrategy, Outcome::Fail, "10025");
+    // An unknown strategy name falls back to the opportunistic built-in.
+    let mut v = v016("after-plan");
+    v.tls_expression.otherwise = Some("'strict'".into());
+    assert_outcome(
+        &v,
+        Rule::TlsStrict,
+        Outcome::Fail,
+        "'strict' does not exist",
+    );
+}
+
+#[test]
+fn hook_rules_name_what_is_wrong() {
+    let mut v = v016("after-plan");
+    let h = &mut v.hooks[0];
+    h.url = "http://10.0.0.9:8470/v1/mta-hook".into();
+    h.tempfail_on_error = false;
+    h.stages = vec!["rcpt".into()];
+    h.enable.otherwise = Some("!is_empty(authenticated_as)".into());
+    assert_outcome(&v, Rule::HookUrl, Outcome::Fail, "10.0.0.9");
+    assert_outcome(
+        &v,
+        Rule::HookTempfail,
+        Outcome::Fail,
+        "tempfail-on-error is off",
+    );
+    assert_outcome(&v, Rule::HookStage, Outcome::Fail, "not at DATA");
+    assert_outcome(
+        &v,
+        Rule::HookExcludesGateway,
+        Outcome::Fail,
+        "own submissions",
+    );
+    v.hooks[0].enable.otherwise = Some("false".into());
+    assert_outcome(&v, Rule::HookPresent, Outcome::Fail, "never runs");
+}
+
+#[test]
+fn webhook_events_and_json() {
+    let mut v = v016("after-plan");
+    v.webhooks[0].events.retain(|e| e != "delivery.start-tls");
+    assert_outcome(
+        &v,
+        Rule::Webhook,
+        Outcome::Fail,
+        "does not send delivery.start-tls",
+    );
+    // exclude with an empty list sends everything.
+    v.webhooks[0].events.clear();
+    v.webhooks[0].exclude = true;
+    assert_outcome(&v, Rule::Webhook, Outcome::Pass, "delivery evidence");
+    let json: serde_json::Value =
+        serde_json::from_str(&Report::new("u", &v, &gateway()).to_json()).unwrap();
+    assert_eq!(json["version"], "0.16");
+    assert_eq!(json["results"][0]["rule"], "hook_present");
+    assert_eq!(json["results"][0]["outcome"], "pass");
+    assert_eq!(json["results"][5]["severity"], "safety");
+}
+
+#[test]
+fn a_gateway_listening_everywhere_accepts_any_host_on_its_port() {
+    let mut want = gateway();
+    want.any_host_port = Some(8470);
+    let mut v = v016("after-plan");
+    v.hooks[0].url = "http://nta-gateway:8470/v1/mta-hook".into();
+    let url = |v: &StalwartView, w: &Expectations| {
+        check(v, w)
+            .into_iter()
+            .find(|r| r.rule == Rule::HookUrl)
+            .unwrap()
+    };
+    assert_eq!(url(&v, &want).outcome, Outcome::Pass);
+    assert_eq!(url(&v, &gateway()).outcome, Outcome::Fail);
+    v.hooks[0].url = "http://nta-gateway:9999/v1/mta-hook".into();
+    assert_eq!(url(&v, &want).outcome, Outcome::Fail);
+}
+
+#[test]
+fn without_a_config_the_defaults_are_compared() {
+    let v = v016("after-plan");
+    let r = check(&v, &Expectations::from_config(None));
+    let url = r.iter().find(|r| r.rule == Rule::HookUrl).unwrap();
+    assert_eq!(url.outcome, Outcome::Pass, "{}", url.detail);
+    let sender = r.iter().find(|r| r.rule == Rule::SenderException).unwrap();
+    assert!(
+        sender.detail.contains("account not compared"),
+        "{}",
+        sender.detail
+    );
+}
+
+#[test]
+fn serve_keys_are_checked_when_loading() {
+    let base = "[stalwart]\nrelease = \"a:1\"\nnotify = \"a:2\"\nusername = \"u\"\npassword = \"p\"\nnotify_from = \"n@zorg.test\"\n";
+    let parse = |extra: &str| {
+        crate::config::Config::parse(
+            &format!("{base}{extra}"),
+            Path::new("t.toml"),
+            std::iter::empty(),
+        )
+    };
+    let c = parse("management_url = \"http://127.0.0.1:8080\"\nmanagement_token_file = \"t\"\n")
+        .unwrap();
+    let s = c.stalwart.unwrap();
+    assert_eq!(s.on_unsafe, crate::config::OnUnsafe::Hold);
+    assert_eq!(s.check_interval_secs, 300);
+    let e = parse("management_url = \"http://127.0.0.1:8080\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("management_user + management_password_file"),
+        "{e}"
+    );
+    let e = parse("on_unsafe = \"ignore\"\n").unwrap_err().to_string();
+    assert!(e.contains("line 7"), "{e}");
+    let e = parse("management_url = \"ftp://x\"\nmanagement_token_file = \"t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("http:// or https://"), "{e}");
+}
