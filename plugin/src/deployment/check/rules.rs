@@ -579,7 +579,16 @@ fn webhook(view: &StalwartView, want: &Expectations) -> RuleResult {
             "add these events to the webhook (eventsPolicy include)",
         );
     }
-    let recorded = missing(crate::audit::delivery::RECORDED);
+    // Every event the audit records that this Stalwart line knows (what `stalwart render` subscribes).
+    let known: Vec<&'static str> = crate::audit::delivery::RECORDED
+        .iter()
+        .copied()
+        .filter(|e| {
+            view.version != super::view::Version::V015
+                || !crate::stalwart::render::NOT_IN_V015.contains(e)
+        })
+        .collect();
+    let recorded = missing(&known);
     if !recorded.is_empty() {
         return RuleResult::warn(
             r,

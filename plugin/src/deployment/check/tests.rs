@@ -401,3 +401,209 @@ fn serve_keys_are_checked_when_loading() {
         .to_string();
     assert!(e.contains("http:// or https://"), "{e}");
 }
+
+/// A Stalwart 0.16 registry as `stalwart-cli apply` 1.0.8 changes it, for the rendered plan: it starts
+/// as a fresh install (the `default` fixtures), runs every `destroy` first (by filter, or all objects
+/// of the type), then the other lines in order, and stops at the first failure. A create whose `name`
+/// exists answers `primaryKeyViolation` (types with a unique name, as the real server did).
+struct Applied {
+    objects: BTreeMap<&'static str, Vec<serde_json::Value>>,
+    next_id: u32,
+}
+
+const REGISTRY_TYPES: &[&str] = &[
+    "MtaTlsStrategy",
+    "MtaOutboundStrategy",
+    "MtaHook",
+    "NetworkListener",
+    "WebHook",
+    "DnsResolver",
+    "MtaStageAuth",
+    "SenderAuth",
+    "Domain",
+    "DkimSignature",
+    "MtaInboundThrottle",
+    "Account",
+];
+
+impl Applied {
+    fn fresh_install() -> Applied {
+        let objects = REGISTRY_TYPES
+            .iter()
+            .map(|t| (*t, list::<serde_json::Value>(t, "default")))
+            .collect();
+        Applied {
+            objects,
+            next_id: 0,
+        }
+    }
+
+    fn apply(&mut self, plan: &str) -> Result<(), String> {
+        let ops: Vec<serde_json::Value> = plan
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for op in ops.iter().rev().filter(|o| o["@type"] == "destroy") {
+            let filter = op
+                .get("value")
+                .and_then(|v| v.as_object())
+                .cloned()
+                .unwrap_or_default();
+            self.of(op)
+                .retain(|o| !filter.iter().all(|(k, v)| o.get(k) == Some(v)));
+        }
+        for op in ops.iter().filter(|o| o["@type"] != "destroy") {
+            let value = op["value"].as_object().unwrap().clone();
+            if op["@type"] == "update" {
+                let singleton = self.of(op).first_mut().expect("a singleton");
+                for (k, v) in value {
+                    singleton[k] = v;
+                }
+                continue;
+            }
+            for (_, mut body) in value {
+                let unique = ["MtaTlsStrategy", "NetworkListener", "Domain", "Account"];
+                let object = op["object"].as_str().unwrap();
+                let taken = self
+                    .of(op)
+                    .iter()
+                    .any(|o| o.get("name").is_some() && o["name"] == body["name"]);
+                if unique.contains(&object) && taken {
+                    return Err(format!(
+                        "{object}: primaryKeyViolation on name {}",
+                        body["name"]
+                    ));
+                }
+                self.next_id += 1;
+                body["id"] = serde_json::json!(format!("plan{}", self.next_id));
+                self.of(op).push(body);
+            }
+        }
+        Ok(())
+    }
+
+    fn of(&mut self, op: &serde_json::Value) -> &mut Vec<serde_json::Value> {
+        let t = op["object"].as_str().unwrap();
+        self.objects
+            .get_mut(t)
+            .unwrap_or_else(|| panic!("unknown type {t}"))
+    }
+
+    fn parsed<T: serde::de::DeserializeOwned>(&self, object: &str) -> Vec<T> {
+        let body = serde_json::json!({"methodResponses": [[format!("x:{object}/get"),
+            {"accountId": "d333333", "list": self.objects[object], "notFound": []}, "c0"]]});
+        registry::parse_list(object, &serde_json::to_vec(&body).unwrap()).unwrap()
+    }
+
+    fn view(&self) -> StalwartView {
+        view::from_v016(&Registry {
+            tls_strategies: self.parsed("MtaTlsStrategy"),
+            outbound: self.parsed("MtaOutboundStrategy").into_iter().next(),
+            hooks: self.parsed("MtaHook"),
+            listeners: self.parsed("NetworkListener"),
+            webhooks: self.parsed("WebHook"),
+            resolver: self.parsed("DnsResolver").into_iter().next(),
+            stage_auth: self.parsed("MtaStageAuth").into_iter().next(),
+            sender_auth: self.parsed("SenderAuth").into_iter().next(),
+            domains: self.parsed("Domain"),
+            dkim: self.parsed("DkimSignature"),
+        })
+    }
+}
+
+/// The plan `stalwart render` writes for the fixtures' gateway.
+fn rendered_plan() -> String {
+    let toml = "[organisation]\nlocal_domains = [\"zorg.test\"]\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
+                notify = \"127.0.0.1:10026\"\nusername = \"svc-nta@zorg.test\"\npassword = \"x\"\n\
+                notify_from = \"beveiligd@zorg.test\"\n";
+    let c = crate::config::Config::parse(toml, Path::new("t.toml"), std::iter::empty()).unwrap();
+    let side = crate::deployment::side::StalwartSide::from_config(&c).unwrap();
+    crate::stalwart::render::render(
+        &side,
+        crate::stalwart::render::StalwartVersion::V016,
+        "t.toml",
+    )
+}
+
+fn failed(view: &StalwartView) -> Vec<String> {
+    check(view, &gateway())
+        .into_iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .map(|r| format!("{:?}: {}", r.rule, r.detail))
+        .collect()
+}
+
+/// The rendered plan, applied to a fresh 0.16.18, leaves a Stalwart the checker finds safe; applied a
+/// second time, the CLI stops at the strict strategy's create and nothing the gateway needs is gone
+/// (before: a destroy-then-create plan left no hook and no gateway listeners).
+#[test]
+fn rendered_v016_plan_passes_the_check_and_is_safe_to_apply_again() {
+    let plan = rendered_plan();
+    let mut stalwart = Applied::fresh_install();
+    assert!(
+        !failed(&stalwart.view()).is_empty(),
+        "a fresh install fails"
+    );
+    stalwart.apply(&plan).unwrap();
+    assert_eq!(
+        failed(&stalwart.view()),
+        Vec::<String>::new(),
+        "after the first apply"
+    );
+    let second = stalwart.apply(&plan).unwrap_err();
+    assert!(
+        second.contains("MtaTlsStrategy: primaryKeyViolation")
+            && (second.contains("nta7516") || second.contains("nta-notify")),
+        "the gateway's strategies stop the second run: {second}"
+    );
+    assert_eq!(
+        failed(&stalwart.view()),
+        Vec::<String>::new(),
+        "after the second apply"
+    );
+    assert_eq!(stalwart.objects["MtaHook"].len(), 1, "one hook");
+    assert_eq!(stalwart.objects["WebHook"].len(), 1, "one webhook");
+    let names = |t: &str| -> Vec<String> {
+        stalwart.objects[t]
+            .iter()
+            .map(|o| o["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let listeners = names("NetworkListener");
+    assert!(listeners.contains(&"nta-release".into()) && listeners.contains(&"nta-notify".into()));
+    let strategies = names("MtaTlsStrategy");
+    for s in ["nta7516", "nta-notify", "invalid-tls"] {
+        assert_eq!(
+            strategies.iter().filter(|n| *n == s).count(),
+            1,
+            "{s}: {strategies:?}"
+        );
+    }
+    assert_eq!(
+        stalwart.objects["MtaInboundThrottle"].len(),
+        2,
+        "the limiters are back, exempting the gateway"
+    );
+}
+
+/// The simulation shows what the real 0.16.18 did with a destroy-then-create plan (the project's
+/// notes: fixtures/v0.16 `shipped-plan/*.after-failed-second-run`): applied twice, its destroy pass
+/// ran, its Domain create failed, and Stalwart was left without hook and gateway listeners.
+#[test]
+fn a_destroy_then_create_plan_applied_twice_leaves_no_hook() {
+    let plan = String::from_utf8(fixture(
+        "v0.16/plan.destroy-then-create.applied-on-0.16.18.ndjson",
+    ))
+    .unwrap();
+    let mut stalwart = Applied::fresh_install();
+    stalwart.apply(&plan).unwrap();
+    assert_eq!(failed(&stalwart.view()), Vec::<String>::new());
+    let second = stalwart.apply(&plan).unwrap_err();
+    assert!(second.contains("Domain: primaryKeyViolation"), "{second}");
+    assert!(stalwart.objects["MtaHook"].is_empty());
+    let failing = failed(&stalwart.view());
+    assert!(
+        failing.iter().any(|f| f.starts_with("HookPresent")),
+        "{failing:?}"
+    );
+}

@@ -38,11 +38,12 @@ pub fn render(side: &StalwartSide, version: StalwartVersion, source: &str) -> St
     }
 }
 
+/// Event names v0.15 does not know. Added in v0.16 (crates/trc/src/lib.rs, DaneEvent::BogusDnssecRecord).
+pub const NOT_IN_V015: &[&str] = &["dane.bogus-dnssec-record"];
+
 /// The webhook events the gateway subscribes to ([`StalwartSide::webhook_events`]), minus the ones a
 /// Stalwart version does not know (an unknown name would make Stalwart refuse the webhook).
 pub fn webhook_events(side: &StalwartSide, version: StalwartVersion) -> Vec<&'static str> {
-    // Added in v0.16 (crates/trc/src/lib.rs, DaneEvent::BogusDnssecRecord).
-    const NOT_IN_V015: &[&str] = &["dane.bogus-dnssec-record"];
     side.webhook_events
         .iter()
         .copied()
