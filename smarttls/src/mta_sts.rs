@@ -1,5 +1,13 @@
 //! MTA-STS (RFC 8461): the `_mta-sts` TXT record, the HTTPS policy fetch, MX pattern matching and a
 //! policy cache keyed by the record's `id`.
+//!
+//! Parsing and fetching follow the RFC strictly, because the other implementations do and because a
+//! loose reading can apply a policy the domain never published: a record must begin with `v=STSv1;`
+//! and match the §3.1 grammar ([`record_id_of`]); the policy must come from `200 OK`, as
+//! `text/plain`, within [`MAX_POLICY_BYTES`], as UTF-8, with no redirect followed (§3.3), and match
+//! §3.2 ([`parse_policy`]). Whitespace and blank lines are the only slack. Whatever fails means "no
+//! policy" (§5) — unless an unexpired policy is cached, which then keeps applying (§5.1, §10.3):
+//! stripping the record or blocking the fetch must not switch `enforce` off.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
