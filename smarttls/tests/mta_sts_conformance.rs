@@ -457,7 +457,7 @@ async fn cached_enforce_policy_survives_failures() {
 /// never served from the cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_policy_expires_after_max_age() {
-    let cw = cache_worlds(&ENFORCE.replace("86400", "1")).await;
+    let cw = cache_worlds(&ENFORCE.replace("86400", "2")).await;
     let [id1, _, _, removed] = &cw.dns;
     let c = client(&cw.first, &cw.cfg, Duration::from_secs(4));
     assert_eq!(
@@ -468,7 +468,7 @@ async fn cached_policy_expires_after_max_age() {
         policy_of(&c.check(removed, &cw.domain).await),
         Some(("1".into(), Mode::Enforce, true))
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(
         matches!(c.check(removed, &cw.domain).await, MtaSts::NoRecord),
         "expired"
