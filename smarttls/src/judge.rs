@@ -75,6 +75,10 @@ pub(crate) fn mta_sts_note(mta_sts: &MtaSts) -> Option<Reason> {
             C::MtaStsFetchFailed,
             format!("MTA-STS policy not fetched ({error}); proceeding without policy"),
         )),
+        MtaSts::InvalidRecord { error } => Some(Reason::domain(
+            C::MtaStsInvalidRecord,
+            format!("_mta-sts TXT record not usable ({error}); proceeding without policy"),
+        )),
         MtaSts::DnsFailed { error } => Some(Reason::domain(
             C::DnsFailure,
             format!("_mta-sts TXT lookup: {error}"),
@@ -542,7 +546,10 @@ fn legacy_findings(hp: &HostProbe, l: &LegacyPosture, session: Option<&Session>)
 /// `enforce` mode does not list it (and it is reachable).
 pub(crate) fn mx_report(preference: Option<u16>, probe: HostProbe, mta: &MtaSts) -> MxReport {
     let listed = match mta {
-        MtaSts::Policy { policy, .. } => Some(policy.lists(&probe.host)),
+        // RFC 8461 §5: `mode: none` is treated as no policy.
+        MtaSts::Policy { policy, .. } if policy.mode != crate::mta_sts::Mode::None => {
+            Some(policy.lists(&probe.host))
+        }
         _ => None,
     };
     let mut verdict = probe.verdict.unwrap_or(Verdict::Unknown);

@@ -113,6 +113,9 @@ reason_codes! {
         MtaStsMxNotListed => "mta_sts_mx_not_listed",
         /// MTA-STS record present but the policy could not be fetched (a note, RFC 8461 §5).
         MtaStsFetchFailed => "mta_sts_fetch_failed",
+        /// The `_mta-sts` TXT answer holds several `v=STSv1` records or an invalid one (a note, RFC 8461
+        /// §3.1: no policy then).
+        MtaStsInvalidRecord => "mta_sts_invalid_record",
         /// Internal error of the prober.
         ProbeFailed => "probe_failed",
     }
