@@ -30,6 +30,7 @@ pub mod cache;
 pub mod config;
 pub mod dane;
 pub mod dns;
+mod dns_stack;
 mod error;
 mod facts;
 pub mod grade;

@@ -15,7 +15,7 @@ use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
 use hickory_server::proto::dnssec::rdata::DNSKEY;
 use hickory_server::proto::dnssec::{DnssecSigner, SigningKey};
 use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, NS, SOA, TLSA, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TLSA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
@@ -87,6 +87,10 @@ impl ZoneBuilder {
             )),
         )
     }
+    /// CNAME from `name` to `target`.
+    pub fn cname(&mut self, name: &str, target: &str) -> &mut Self {
+        self.record(name, RData::CNAME(CNAME(abs(target))))
+    }
     /// TXT.
     pub fn txt(&mut self, name: &str, text: &str) -> &mut Self {
         self.record(name, RData::TXT(TXT::new(vec![text.to_string()])))
@@ -99,6 +103,9 @@ pub struct TestDns {
     pub addr: SocketAddr,
     /// Trust anchors (zone-file DNSKEY lines) of the anchored zones.
     pub anchors: String,
+    /// Anchors for the unanchored zones with a key they are *not* signed with, for a validating
+    /// resolver (which would otherwise treat a zone without an anchor above it as insecure).
+    pub decoy_anchors: String,
     _server: Server<Catalog>,
 }
 
@@ -161,6 +168,7 @@ fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKE
 pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> TestDns {
     let mut catalog = Catalog::new();
     let mut anchors = String::new();
+    let mut decoy_anchors = String::new();
     for (zone, anchor) in anchored
         .iter()
         .map(|z| (z, true))
@@ -172,6 +180,15 @@ pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> Test
                 "{} 3600 IN DNSKEY {}\n",
                 zone.origin.to_ascii(),
                 dnskey
+            ));
+        } else {
+            let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
+            let other = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
+            let other = DNSKEY::from_key(&other.to_public_key().expect("public key"));
+            decoy_anchors.push_str(&format!(
+                "{} 3600 IN DNSKEY {}\n",
+                zone.origin.to_ascii(),
+                other
             ));
         }
         catalog.upsert(
@@ -193,6 +210,7 @@ pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> Test
     TestDns {
         addr,
         anchors,
+        decoy_anchors,
         _server: server,
     }
 }

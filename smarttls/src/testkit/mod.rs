@@ -5,6 +5,7 @@
 //! * [`legacy`]: a TLS 1.0/1.1 STARTTLS server on the system OpenSSL (Python standard library);
 //! * [`dns_server`]: hickory-server with DNSSEC-signed zones and pinned trust anchors;
 //! * [`https`]: an MTA-STS policy server;
+//! * [`unbound`]: a real validating resolver (Debian's unbound) between the prober and the zones;
 //! * [`World`]: all of the above wired together, giving a ready [`SmartTlsConfig`].
 //!
 //! Every MX host gets its own loopback address (127.x.y.z) with one shared SMTP port, because the
@@ -26,6 +27,7 @@ pub mod https;
 pub mod legacy;
 pub mod pki;
 pub mod smtp_server;
+pub mod unbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -70,6 +72,17 @@ pub async fn free_port() -> u16 {
 
 static NEXT_WORLD: AtomicU32 = AtomicU32::new(0);
 
+/// Which DNS server the prober of a [`World`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestResolver {
+    /// The authoritative test server itself (the prober validates against the pinned anchors).
+    Authoritative,
+    /// A validating unbound with the zones' trust anchors (the production setup).
+    ValidatingUnbound,
+    /// An unbound without trust anchors: resolves, never validates (no AD bit).
+    NonValidatingUnbound,
+}
+
 /// Servers, zone and configuration for one test.
 pub struct World {
     /// The PKI (its root and intermediate are in the `ca_file`).
@@ -88,6 +101,10 @@ pub struct World {
     pub dns: Option<TestDns>,
     /// Extra knobs applied to the config by [`World::config`].
     pub legacy_probe: bool,
+    /// Which resolver the prober asks (set before [`World::start_dns`]).
+    pub resolver: TestResolver,
+    /// The unbound in front of the zones, once started.
+    pub unbound: Option<unbound::Unbound>,
     smtp: Vec<TestSmtpServer>,
     https: Vec<https::TestHttps>,
     legacy: Vec<legacy::LegacyServer>,
@@ -115,6 +132,8 @@ impl World {
             dir,
             dns: None,
             legacy_probe: true,
+            resolver: TestResolver::Authoritative,
+            unbound: None,
             smtp: vec![],
             https: vec![],
             legacy: vec![],
@@ -233,8 +252,22 @@ impl World {
         std::fs::write(&anchors, &dns.anchors).expect("write anchors");
         let ca = self.dir.join("ca.pem");
         std::fs::write(&ca, self.pki.ca_file_pem()).expect("write ca");
+        let resolver = match self.resolver {
+            TestResolver::Authoritative => dns.addr,
+            mode => {
+                let zones = [self.zone.origin(), self.bogus_zone.origin()];
+                let all = format!("{}{}", dns.anchors, dns.decoy_anchors);
+                let validate = mode == TestResolver::ValidatingUnbound;
+                let u = unbound::Unbound::start(&self.dir, dns.addr, &zones, &all, validate)
+                    .await
+                    .expect("unbound is required for this test (see unbound::require_unbound)");
+                let addr = u.addr;
+                self.unbound = Some(u);
+                addr
+            }
+        };
         let cfg = SmartTlsConfig {
-            resolver: Some(dns.addr),
+            resolver: Some(resolver),
             trust_anchor_file: Some(anchors),
             ca_file: Some(ca),
             smtp_port: self.smtp_port,
@@ -247,6 +280,16 @@ impl World {
         };
         self.dns = Some(dns);
         cfg
+    }
+
+    /// A world whose prober asks a validating unbound; `None` (after a loud `SKIPPED`, a panic
+    /// under CI) when unbound is not installed.
+    pub async fn behind_unbound() -> Option<World> {
+        unbound::require_unbound()?;
+        let mut w = World::new().await;
+        w.resolver = TestResolver::ValidatingUnbound;
+        w.legacy_probe = false;
+        Some(w)
     }
 
     /// Starts DNS and returns a prober for this world.
