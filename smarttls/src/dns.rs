@@ -368,7 +368,17 @@ fn classify_error(qname: &Name, e: NetError) -> Result<Answer, DnsFailure> {
     let name = bare(&qname.to_ascii());
     match e {
         NetError::Dns(DnsError::NoRecordsFound(nr)) => {
-            let mut dnssec = DnssecStatus::Indeterminate;
+            // No NSEC: an unsigned zone's denial is as insecure as its SOA (provably unsigned).
+            let soa_insecure = nr.soa.as_ref().is_some_and(|s| s.proof == Proof::Insecure)
+                || nr
+                    .authorities
+                    .as_ref()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|r| r.proof == Proof::Insecure));
+            let mut dnssec = if soa_insecure {
+                DnssecStatus::Insecure
+            } else {
+                DnssecStatus::Indeterminate
+            };
             if let Some(auth) = &nr.authorities {
                 let proofs: Vec<Proof> = auth
                     .iter()

@@ -106,10 +106,17 @@ pub struct TestDns {
     /// Anchors for the unanchored zones with a key they are *not* signed with, for a validating
     /// resolver (which would otherwise treat a zone without an anchor above it as insecure).
     pub decoy_anchors: String,
+    /// Every zone served, with the key a parent should publish a DS for (`None`: unsigned).
+    pub delegations: Vec<(Name, Option<DNSKEY>)>,
     _server: Server<Catalog>,
 }
 
 fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKEY) {
+    build(zone, true)
+}
+
+/// The zone with SOA, NS and `ns.<origin>`, signed (Ed25519, NSEC) when `signed`; the key either way.
+fn build(zone: &ZoneBuilder, signed: bool) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKEY) {
     let origin = zone.origin.clone();
     let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
     let key = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
@@ -125,7 +132,7 @@ fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKE
         origin.clone(),
         ZoneType::Primary,
         AxfrPolicy::Deny,
-        Some(NxProofKind::Nsec),
+        signed.then_some(NxProofKind::Nsec),
     );
     let ns = Name::from_str("ns")
         .expect("ns")
@@ -159,43 +166,104 @@ fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKE
     for r in &zone.records {
         z.upsert_mut(r.clone(), serial);
     }
-    z.add_zone_signing_key_mut(signer).expect("add key");
-    z.secure_zone_mut().expect("sign zone");
+    if signed {
+        z.add_zone_signing_key_mut(signer).expect("add key");
+        z.secure_zone_mut().expect("sign zone");
+    }
     (z, dnskey)
 }
 
 /// Starts a server on 127.0.0.1 (UDP and TCP on the same free port) for the zones.
 pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> TestDns {
+    start_with(anchored, unanchored, &[]).await
+}
+
+/// A fresh Ed25519 DNSKEY that signs nothing.
+fn decoy_key() -> DNSKEY {
+    let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
+    let other = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
+    DNSKEY::from_key(&other.to_public_key().expect("public key"))
+}
+
+/// Like [`start`], plus `unsigned` zones (served without DNSSEC). [`TestDns::delegations`] lists
+/// every zone with the key its parent should vouch for: the real key of anchored zones, a decoy
+/// for unanchored ones (so they are bogus below a signed parent), none for unsigned ones.
+pub async fn start_with(
+    anchored: &[ZoneBuilder],
+    unanchored: &[ZoneBuilder],
+    unsigned: &[ZoneBuilder],
+) -> TestDns {
     let mut catalog = Catalog::new();
     let mut anchors = String::new();
     let mut decoy_anchors = String::new();
-    for (zone, anchor) in anchored
-        .iter()
-        .map(|z| (z, true))
-        .chain(unanchored.iter().map(|z| (z, false)))
-    {
-        let (handler, dnskey) = sign(zone);
-        if anchor {
-            anchors.push_str(&format!(
-                "{} 3600 IN DNSKEY {}\n",
-                zone.origin.to_ascii(),
-                dnskey
-            ));
-        } else {
-            let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
-            let other = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
-            let other = DNSKEY::from_key(&other.to_public_key().expect("public key"));
-            decoy_anchors.push_str(&format!(
-                "{} 3600 IN DNSKEY {}\n",
-                zone.origin.to_ascii(),
-                other
-            ));
-        }
+    let mut delegations = Vec::new();
+    let all = anchored.iter().map(|z| (z, Some(true)));
+    let all = all.chain(unanchored.iter().map(|z| (z, Some(false))));
+    for (zone, anchor) in all.chain(unsigned.iter().map(|z| (z, None))) {
+        let (handler, dnskey) = build(zone, anchor.is_some());
+        let o = zone.origin.to_ascii();
+        let vouched = match anchor {
+            Some(true) => {
+                anchors.push_str(&format!("{o} 3600 IN DNSKEY {dnskey}\n"));
+                Some(dnskey)
+            }
+            Some(false) => {
+                let other = decoy_key();
+                decoy_anchors.push_str(&format!("{o} 3600 IN DNSKEY {other}\n"));
+                Some(other)
+            }
+            None => None,
+        };
+        delegations.push((zone.origin.clone(), vouched));
         catalog.upsert(
             LowerName::from(zone.origin.clone()),
             vec![Arc::new(handler)],
         );
     }
+    let (addr, server) = serve(catalog).await;
+    TestDns {
+        addr,
+        anchors,
+        decoy_anchors,
+        delegations,
+        _server: server,
+    }
+}
+
+/// A signed parent zone `origin` (e.g. `test.`) delegating to `child` (served at `child.addr`):
+/// NS for every zone of the child server, DS for the keys it vouches for, an NSEC-proven absence
+/// of DS for the unsigned ones (RFC 4035 §5.2: provably insecure). Its `anchors` are its own key.
+pub async fn start_parent(origin: &str, child: &TestDns) -> TestDns {
+    use hickory_server::proto::dnssec::rdata::{DNSSECRData, DS};
+    use hickory_server::proto::dnssec::DigestType;
+    let mut zone = ZoneBuilder::new(origin);
+    for (name, key) in &child.delegations {
+        let ns = format!("ns.{}", name.to_ascii());
+        zone.record(&name.to_ascii(), RData::NS(NS(abs(&ns))));
+        zone.addr(&ns, child.addr.ip());
+        if let Some(k) = key {
+            let ds = DS::from_key(k.public_key(), name, DigestType::SHA256).expect("DS");
+            zone.record(&name.to_ascii(), RData::DNSSEC(DNSSECRData::DS(ds)));
+        }
+    }
+    let (handler, dnskey) = sign(&zone);
+    let mut catalog = Catalog::new();
+    catalog.upsert(
+        LowerName::from(zone.origin.clone()),
+        vec![Arc::new(handler)],
+    );
+    let (addr, server) = serve(catalog).await;
+    TestDns {
+        addr,
+        anchors: format!("{} 3600 IN DNSKEY {dnskey}\n", zone.origin.to_ascii()),
+        decoy_anchors: String::new(),
+        delegations: vec![],
+        _server: server,
+    }
+}
+
+/// Serves `catalog` on a free 127.0.0.1 port (UDP and TCP).
+async fn serve(catalog: Catalog) -> (SocketAddr, Server<Catalog>) {
     let mut server = Server::new(catalog);
     let (udp, tcp) = loop {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
@@ -207,10 +275,5 @@ pub async fn start(anchored: &[ZoneBuilder], unanchored: &[ZoneBuilder]) -> Test
     let addr = udp.local_addr().expect("addr");
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 64);
-    TestDns {
-        addr,
-        anchors,
-        decoy_anchors,
-        _server: server,
-    }
+    (addr, server)
 }

@@ -89,8 +89,13 @@ pub struct World {
     pub pki: TestPki,
     /// The anchored zone (`w<n>.test`).
     pub zone: ZoneBuilder,
-    /// A zone signed with a key nobody trusts (`bogus-<n>.test`).
+    /// A zone signed with a key nobody trusts (`bogus<n>.test`).
     pub bogus_zone: ZoneBuilder,
+    /// A second anchored zone (`x<n>.test`), for CNAMEs across zones.
+    pub zone2: ZoneBuilder,
+    /// An unsigned zone (`plain<n>.test`). Behind unbound it is provably insecure (the signed
+    /// parent `test.` has no DS for it); served directly it has no provable status.
+    pub plain_zone: ZoneBuilder,
     /// SMTP port shared by all MX hosts.
     pub smtp_port: u16,
     /// HTTPS port shared by all MTA-STS hosts.
@@ -99,6 +104,8 @@ pub struct World {
     pub dir: PathBuf,
     /// The DNS server once started.
     pub dns: Option<TestDns>,
+    /// The signed parent zone `test.` (behind unbound only), delegating to the zones of `dns`.
+    pub parent_dns: Option<TestDns>,
     /// Extra knobs applied to the config by [`World::config`].
     pub legacy_probe: bool,
     /// Which resolver the prober asks (set before [`World::start_dns`]).
@@ -127,10 +134,13 @@ impl World {
             pki: TestPki::new(),
             zone: ZoneBuilder::new(&format!("w{n}.test")),
             bogus_zone: ZoneBuilder::new(&format!("bogus{n}.test")),
+            zone2: ZoneBuilder::new(&format!("x{n}.test")),
+            plain_zone: ZoneBuilder::new(&format!("plain{n}.test")),
             smtp_port: free_port().await,
             https_port: free_port().await,
             dir,
             dns: None,
+            parent_dns: None,
             legacy_probe: true,
             resolver: TestResolver::Authoritative,
             unbound: None,
@@ -146,6 +156,8 @@ impl World {
         let mut w = World::new().await;
         w.zone = ZoneBuilder::new(&self.zone.origin());
         w.bogus_zone = ZoneBuilder::new(&self.bogus_zone.origin());
+        w.zone2 = ZoneBuilder::new(&self.zone2.origin());
+        w.plain_zone = ZoneBuilder::new(&self.plain_zone.origin());
         w
     }
 
@@ -241,31 +253,40 @@ impl World {
             .txt(&format!("_mta-sts.{domain}"), &format!("v=STSv1; id={id};"));
     }
 
-    /// Starts the DNS server (call after adding all records).
+    /// Starts the DNS server (call after adding all records) and, behind unbound, the parent zone
+    /// and unbound itself.
     pub async fn start_dns(&mut self) -> SmartTlsConfig {
-        let dns = dns_server::start(
-            std::slice::from_ref(&self.zone),
+        let dns = dns_server::start_with(
+            &[self.zone.clone(), self.zone2.clone()],
             std::slice::from_ref(&self.bogus_zone),
+            std::slice::from_ref(&self.plain_zone),
         )
         .await;
-        let anchors = self.dir.join("anchors.zone");
-        std::fs::write(&anchors, &dns.anchors).expect("write anchors");
-        let ca = self.dir.join("ca.pem");
-        std::fs::write(&ca, self.pki.ca_file_pem()).expect("write ca");
-        let resolver = match self.resolver {
-            TestResolver::Authoritative => dns.addr,
+        let (resolver, anchor_text) = match self.resolver {
+            TestResolver::Authoritative => (dns.addr, dns.anchors.clone()),
             mode => {
-                let zones = [self.zone.origin(), self.bogus_zone.origin()];
-                let all = format!("{}{}", dns.anchors, dns.decoy_anchors);
+                let parent = dns_server::start_parent("test.", &dns).await;
+                let mut stubs = vec![("test".to_string(), parent.addr)];
+                stubs.extend(
+                    dns.delegations
+                        .iter()
+                        .map(|(n, _)| (n.to_ascii(), dns.addr)),
+                );
                 let validate = mode == TestResolver::ValidatingUnbound;
-                let u = unbound::Unbound::start(&self.dir, dns.addr, &zones, &all, validate)
+                let u = unbound::Unbound::start(&self.dir, &stubs, &parent.anchors, validate)
                     .await
                     .expect("unbound is required for this test (see unbound::require_unbound)");
+                let anchors = parent.anchors.clone();
+                self.parent_dns = Some(parent);
                 let addr = u.addr;
                 self.unbound = Some(u);
-                addr
+                (addr, anchors)
             }
         };
+        let anchors = self.dir.join("anchors.zone");
+        std::fs::write(&anchors, anchor_text).expect("write anchors");
+        let ca = self.dir.join("ca.pem");
+        std::fs::write(&ca, self.pki.ca_file_pem()).expect("write ca");
         let cfg = SmartTlsConfig {
             resolver: Some(resolver),
             trust_anchor_file: Some(anchors),

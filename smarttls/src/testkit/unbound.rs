@@ -61,14 +61,9 @@ pub fn require_unbound() -> Option<PathBuf> {
     }
 }
 
-/// The configuration text: listen on `port`, stub every zone to `upstream`, anchors when validating.
-fn config(
-    port: u16,
-    upstream: SocketAddr,
-    zones: &[String],
-    anchors: &str,
-    validate: bool,
-) -> String {
+/// The configuration text: listen on `port`, a stub zone per `(zone, server)`, anchors when
+/// validating.
+fn config(port: u16, stubs: &[(String, SocketAddr)], anchors: &str, validate: bool) -> String {
     let mut c = format!(
         "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  \
          username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n  logfile: \"\"\n  use-syslog: no\n  \
@@ -84,23 +79,23 @@ fn config(
     } else {
         c.push_str("  module-config: \"iterator\"\n");
     }
-    for z in zones {
+    for (z, server) in stubs {
+        let z = z.trim_end_matches('.');
         c.push_str(&format!(
             "stub-zone:\n  name: \"{z}.\"\n  stub-addr: {}@{}\n",
-            upstream.ip(),
-            upstream.port()
+            server.ip(),
+            server.port()
         ));
     }
     c
 }
 
 impl Unbound {
-    /// Starts unbound in `dir` for `zones` (origins without trailing dot) served by `upstream`,
-    /// validating with `anchors` (zone-file DNSKEY/DS lines) when `validate`. `None`: not installed.
+    /// Starts unbound in `dir` with a stub zone per `(zone, server)`, validating with `anchors`
+    /// (zone-file DNSKEY/DS lines) when `validate`. `None`: not installed.
     pub async fn start(
         dir: &Path,
-        upstream: SocketAddr,
-        zones: &[String],
+        stubs: &[(String, SocketAddr)],
         anchors: &str,
         validate: bool,
     ) -> Option<Unbound> {
@@ -108,7 +103,7 @@ impl Unbound {
         for _ in 0..20 {
             let port = free_udp_tcp_port();
             let conf = dir.join(format!("unbound-{port}.conf"));
-            std::fs::write(&conf, config(port, upstream, zones, anchors, validate))
+            std::fs::write(&conf, config(port, stubs, anchors, validate))
                 .expect("write unbound.conf");
             let mut child = Command::new(&bin)
                 .arg("-d")
