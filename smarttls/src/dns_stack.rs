@@ -252,3 +252,34 @@ pub async fn resolver_validates(
         Err(error) => ResolverValidation::Unreachable { error },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ede(codes: &[u16]) -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        let mut edns = Edns::new();
+        for c in codes {
+            let mut data = c.to_be_bytes().to_vec();
+            data.extend_from_slice(b"text");
+            edns.options_mut().insert(EdnsOption::Unknown(15, data));
+        }
+        m.set_edns(edns);
+        // Through the wire format, as a resolver's answer arrives.
+        Message::from_vec(&m.to_vec().expect("encode")).expect("decode")
+    }
+
+    /// RFC 8914 §2: INFO-CODE is the first two octets of option 15; 6–12 are DNSSEC failures.
+    #[test]
+    fn rfc8914_ede_codes_are_read_and_dnssec_ones_recognised() {
+        assert_eq!(ede_codes(&with_ede(&[6])), [6]);
+        assert!(ede_codes(&with_ede(&[6]))
+            .iter()
+            .any(|c| EDE_DNSSEC.contains(c)));
+        assert!(!ede_codes(&with_ede(&[22]))
+            .iter()
+            .any(|c| EDE_DNSSEC.contains(c)));
+        assert_eq!(ede_codes(&with_ede(&[])), Vec::<u16>::new());
+    }
+}

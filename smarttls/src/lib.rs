@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::SmartTlsConfig;
-pub use dns::DnssecStatus;
+pub use dns::{DnssecStatus, ResolverValidation};
 pub use error::Error;
 pub use grade::{Category, Finding, FindingItem, Grade};
 pub use mta_sts::MtaSts;
@@ -73,6 +73,13 @@ impl SmartTls {
         Ok(SmartTls {
             engine: probe::Engine::new(cfg)?,
         })
+    }
+
+    /// The start-up self-check: does the configured resolver validate DNSSEC itself (AD bit for
+    /// the trust anchor's zone)? SmartTLS validates either way; Stalwart's DANE does not, so a
+    /// resolver that cannot validate deserves a loud warning ([`ResolverValidation::warning`]).
+    pub async fn check_resolver(&self) -> ResolverValidation {
+        self.engine.dns.resolver_validation().await
     }
 
     /// The configuration in use.
