@@ -285,3 +285,37 @@ async fn rfc7672_2_2_2_tlsa_at_expanded_name_then_original() {
     assert_eq!(r.mx[0].probe.tlsa_base.as_deref(), Some(alias2.as_str()));
     assert_eq!(r.mx[0].probe.dane.code(), "match");
 }
+
+/// RFC 4034 §3.1.5 (a signature is valid only between inception and expiration): a zone whose
+/// RRSIGs have all expired (its DNSKEY RRset's too, so unbound answers SERVFAIL with RFC 8914 EDE 9
+/// "DNSKEY Missing") is bogus, behind the validating resolver as when the prober asks the zone
+/// directly: the domain's MX lookup, and an MX host in that zone (address, then no TLSA lookup),
+/// give `insecure` + `dnssec_bogus`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4034_3_1_5_expired_signatures_are_bogus() {
+    let Some(mut w) = World::behind_unbound().await else {
+        return;
+    };
+    for mode in [TestResolver::ValidatingUnbound, TestResolver::Authoritative] {
+        if mode == TestResolver::Authoritative {
+            w = World::new().await;
+            w.legacy_probe = false;
+        }
+        let good = w.mx_server("mx", LeafKind::Good).await;
+        let ed = format!("d.{}", w.expired_zone.origin());
+        w.expired_zone.mx(&ed, 10, &good);
+        let ehost = format!("mx.{}", w.expired_zone.origin());
+        let (ip, tlsa) = server_for(&mut w, &ehost, LeafKind::Good).await;
+        w.expired_zone.addr(&ehost, ip);
+        w.expired_zone
+            .tlsa(&format!("_{}._tcp.{ehost}", w.smtp_port), 3, 1, 1, &tlsa);
+        let d = w.domain("d", &[(10, &ehost)]);
+        let st = w.start().await;
+        let r = run(&st, &ed).await;
+        assert_verdict(&r, Verdict::Insecure, &["dnssec_bogus"]);
+        assert_eq!(r.dnssec, DnssecStatus::Bogus, "{mode:?}");
+        let r = run(&st, &d).await;
+        assert_verdict(&r, Verdict::Insecure, &["dnssec_bogus"]);
+        assert_eq!(r.mx[0].probe.dane.code(), "not_checked", "{mode:?}");
+    }
+}

@@ -5,12 +5,13 @@
 //! with a key nobody trusts, so every answer from them is bogus.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::dnssec::NxProofKind;
-use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::net::runtime::{RuntimeProvider, Time, TokioRuntimeProvider};
 use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
 use hickory_server::proto::dnssec::rdata::DNSKEY;
 use hickory_server::proto::dnssec::{DnssecSigner, SigningKey};
@@ -18,7 +19,7 @@ use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TLSA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -27,6 +28,58 @@ use tokio::net::{TcpListener, UdpSocket};
 pub struct ZoneBuilder {
     origin: Name,
     records: Vec<Record>,
+    signed_in_past: bool,
+}
+
+/// A runtime whose clock is 20 days behind, so a zone signed with it (7-day signatures) carries
+/// RRSIGs that expired 13 days ago (RFC 4034 §3.1.5; RFC 8914 EDE 7 "Signature Expired").
+#[derive(Clone, Default)]
+struct PastRuntime(TokioRuntimeProvider);
+
+struct PastTime;
+
+#[async_trait::async_trait]
+impl Time for PastTime {
+    async fn delay_for(duration: Duration) {
+        tokio::time::sleep(duration).await
+    }
+    async fn timeout<F: 'static + std::future::Future + Send>(
+        duration: Duration,
+        future: F,
+    ) -> Result<F::Output, std::io::Error> {
+        tokio::time::timeout(duration, future)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+    }
+    fn current_time() -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(0, |d| d.as_secs()) - 20 * 86400
+    }
+}
+
+impl RuntimeProvider for PastRuntime {
+    type Handle = <TokioRuntimeProvider as RuntimeProvider>::Handle;
+    type Timer = PastTime;
+    type Udp = <TokioRuntimeProvider as RuntimeProvider>::Udp;
+    type Tcp = <TokioRuntimeProvider as RuntimeProvider>::Tcp;
+    fn create_handle(&self) -> Self::Handle {
+        self.0.create_handle()
+    }
+    fn connect_tcp(
+        &self,
+        server: SocketAddr,
+        bind: Option<SocketAddr>,
+        timeout: Option<Duration>,
+    ) -> Pin<Box<dyn Send + std::future::Future<Output = Result<Self::Tcp, std::io::Error>>>> {
+        self.0.connect_tcp(server, bind, timeout)
+    }
+    fn bind_udp(
+        &self,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Pin<Box<dyn Send + std::future::Future<Output = Result<Self::Udp, std::io::Error>>>> {
+        self.0.bind_udp(local, server)
+    }
 }
 
 fn abs(name: &str) -> Name {
@@ -44,7 +97,13 @@ impl ZoneBuilder {
         ZoneBuilder {
             origin: abs(origin),
             records: vec![],
+            signed_in_past: false,
         }
+    }
+    /// Sign this zone 20 days in the past: every signature has expired.
+    pub fn expired_signatures(&mut self) -> &mut Self {
+        self.signed_in_past = true;
+        self
     }
     /// The origin, without trailing dot.
     pub fn origin(&self) -> String {
@@ -115,8 +174,22 @@ fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKE
     build(zone, true)
 }
 
+/// The zone as a handler for the catalog (signed in the past when asked).
+fn handler(zone: &ZoneBuilder, signed: bool) -> (Arc<dyn ZoneHandler>, DNSKEY) {
+    if zone.signed_in_past {
+        let (h, k) = build::<PastRuntime>(zone, signed);
+        (Arc::new(h), k)
+    } else {
+        let (h, k) = build::<TokioRuntimeProvider>(zone, signed);
+        (Arc::new(h), k)
+    }
+}
+
 /// The zone with SOA, NS and `ns.<origin>`, signed (Ed25519, NSEC) when `signed`; the key either way.
-fn build(zone: &ZoneBuilder, signed: bool) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKEY) {
+fn build<P: RuntimeProvider + Send + Sync>(
+    zone: &ZoneBuilder,
+    signed: bool,
+) -> (InMemoryZoneHandler<P>, DNSKEY) {
     let origin = zone.origin.clone();
     let pkcs8 = Ed25519SigningKey::generate_pkcs8().expect("key");
     let key = Ed25519SigningKey::from_pkcs8(&pkcs8).expect("key");
@@ -128,7 +201,7 @@ fn build(zone: &ZoneBuilder, signed: bool) -> (InMemoryZoneHandler<TokioRuntimeP
         origin.clone(),
         Duration::from_secs(7 * 86400),
     );
-    let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+    let mut z = InMemoryZoneHandler::<P>::empty(
         origin.clone(),
         ZoneType::Primary,
         AxfrPolicy::Deny,
@@ -200,7 +273,7 @@ pub async fn start_with(
     let all = anchored.iter().map(|z| (z, Some(true)));
     let all = all.chain(unanchored.iter().map(|z| (z, Some(false))));
     for (zone, anchor) in all.chain(unsigned.iter().map(|z| (z, None))) {
-        let (handler, dnskey) = build(zone, anchor.is_some());
+        let (handler, dnskey) = handler(zone, anchor.is_some());
         let o = zone.origin.to_ascii();
         let vouched = match anchor {
             Some(true) => {
@@ -215,10 +288,7 @@ pub async fn start_with(
             None => None,
         };
         delegations.push((zone.origin.clone(), vouched));
-        catalog.upsert(
-            LowerName::from(zone.origin.clone()),
-            vec![Arc::new(handler)],
-        );
+        catalog.upsert(LowerName::from(zone.origin.clone()), vec![handler]);
     }
     let (addr, server) = serve(catalog).await;
     TestDns {

@@ -72,6 +72,12 @@ pub async fn free_port() -> u16 {
 
 static NEXT_WORLD: AtomicU32 = AtomicU32::new(0);
 
+fn expired_zone(origin: &str) -> ZoneBuilder {
+    let mut z = ZoneBuilder::new(origin);
+    z.expired_signatures();
+    z
+}
+
 /// Which DNS server the prober of a [`World`] asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestResolver {
@@ -96,6 +102,8 @@ pub struct World {
     /// An unsigned zone (`plain<n>.test`). Behind unbound it is provably insecure (the signed
     /// parent `test.` has no DS for it); served directly it has no provable status.
     pub plain_zone: ZoneBuilder,
+    /// An anchored zone whose signatures have all expired (`expired<n>.test`).
+    pub expired_zone: ZoneBuilder,
     /// SMTP port shared by all MX hosts.
     pub smtp_port: u16,
     /// HTTPS port shared by all MTA-STS hosts.
@@ -136,6 +144,7 @@ impl World {
             bogus_zone: ZoneBuilder::new(&format!("bogus{n}.test")),
             zone2: ZoneBuilder::new(&format!("x{n}.test")),
             plain_zone: ZoneBuilder::new(&format!("plain{n}.test")),
+            expired_zone: expired_zone(&format!("expired{n}.test")),
             smtp_port: free_port().await,
             https_port: free_port().await,
             dir,
@@ -158,6 +167,7 @@ impl World {
         w.bogus_zone = ZoneBuilder::new(&self.bogus_zone.origin());
         w.zone2 = ZoneBuilder::new(&self.zone2.origin());
         w.plain_zone = ZoneBuilder::new(&self.plain_zone.origin());
+        w.expired_zone = expired_zone(&self.expired_zone.origin());
         w
     }
 
@@ -257,7 +267,11 @@ impl World {
     /// and unbound itself.
     pub async fn start_dns(&mut self) -> SmartTlsConfig {
         let dns = dns_server::start_with(
-            &[self.zone.clone(), self.zone2.clone()],
+            &[
+                self.zone.clone(),
+                self.zone2.clone(),
+                self.expired_zone.clone(),
+            ],
             std::slice::from_ref(&self.bogus_zone),
             std::slice::from_ref(&self.plain_zone),
         )
