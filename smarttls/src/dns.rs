@@ -432,3 +432,45 @@ pub fn fqdn(name: &str) -> String {
 pub fn bare(name: &str) -> String {
     name.trim().trim_end_matches('.').to_ascii_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::{A, CNAME};
+
+    fn rec(name: &str, data: RData, proof: Proof) -> Record {
+        let mut r = Record::from_rdata(Name::from_ascii(name).unwrap(), 300, data);
+        r.proof = proof;
+        r
+    }
+
+    /// RFC 4035 §5: an answer reached through a CNAME is as strong as its weakest link, and its
+    /// owner is the CNAME-expanded name.
+    #[test]
+    fn rfc4035_5_cname_chain_status_is_the_weakest_link() {
+        let q = Name::from_ascii("alias.a.test.").unwrap();
+        let target = RData::CNAME(CNAME(Name::from_ascii("mx.b.test.").unwrap()));
+        let addr = RData::A(A::new(192, 0, 2, 1));
+        let cases = [
+            (Proof::Secure, Proof::Secure, DnssecStatus::Secure),
+            (Proof::Secure, Proof::Insecure, DnssecStatus::Insecure),
+            (Proof::Insecure, Proof::Secure, DnssecStatus::Insecure),
+        ];
+        for (link, data, want) in cases {
+            let records = [
+                rec("alias.a.test.", target.clone(), link),
+                rec("mx.b.test.", addr.clone(), data),
+            ];
+            let a = answer_of(&q, RecordType::A, &records).unwrap();
+            assert_eq!((a.dnssec, a.name.as_str()), (want, "mx.b.test"));
+        }
+        let records = [
+            rec("alias.a.test.", target, Proof::Bogus),
+            rec("mx.b.test.", addr, Proof::Secure),
+        ];
+        assert_eq!(
+            answer_of(&q, RecordType::A, &records).unwrap_err(),
+            DnsFailure::Bogus
+        );
+    }
+}

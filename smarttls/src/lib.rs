@@ -17,7 +17,9 @@
 //! (single-flight), bounds concurrent probes, and answers `unknown` (reason `timeout`) when the
 //! caller's time budget runs out while the probe carries on and fills the cache.
 //!
-//! Modules, from the wire up: [`dns`] (lookups with DNSSEC status), [`smtp`] (EHLO/STARTTLS
+//! Modules, from the wire up: [`dns`] (lookups with DNSSEC status, CNAME chains validated link by
+//! link; below it `dns_stack`: the CD=1 retry and EDE reading behind a validating resolver, and the
+//! start-up check [`SmartTls::check_resolver`]), [`smtp`] (EHLO/STARTTLS
 //! client), [`tls`] (recording verifier), [`legacy`] (raw ClientHello), [`mta_sts`] and [`peer`]
 //! (the policy and the `v=NTA7516-1` record); `probe` (the I/O: which lookups and sessions, in
 //! which order, per host and per domain) hands what it gathered to `facts` (raw results to report
