@@ -128,12 +128,19 @@ impl Engine {
         let host = bare(host);
         let port = self.cfg.smtp_port;
         let mut hp = facts::unprobed_host(&host, port);
-        let addrs = match self.dns.host_addresses(&host).await {
+        let tlsa_name = format!("_{port}._tcp.{host}");
+        // The TLSA lookup at the host's own name runs beside the address lookup (the common case,
+        // no CNAME, needs nothing else).
+        let (addrs, own_tlsa) = tokio::join!(
+            self.dns.host_addresses(&host),
+            self.dns.lookup(&tlsa_name, RecordType::TLSA)
+        );
+        let addrs = match addrs {
             Err(e) => {
                 hp.address_error = Some(e.to_string());
                 set_judgement(&mut hp, judge::address_failure(&host, &e));
                 hp.dane = facts::tlsa_status(
-                    &Tlsa::NotLooked(format!("address lookup failed ({e}), so no TLSA lookup")),
+                    &Tlsa::NotLooked(format!("address lookup failed ({e}): DANE cannot apply")),
                     None,
                     &host,
                     UnixTime::now(),
@@ -149,7 +156,7 @@ impl Engine {
             hp.address_error = Some("no A/AAAA records".into());
         }
         let (tlsa, session) = tokio::join!(
-            self.tlsa(&host, &addrs),
+            self.tlsa(&host, &addrs, own_tlsa),
             self.connect_first(&addrs.ips, &host)
         );
         if let Tlsa::Looked { base, .. } = &tlsa {
@@ -172,17 +179,14 @@ impl Engine {
     /// `_<port>._tcp.<host>`. For an alias whose addresses are DNSSEC-secure along the whole chain:
     /// those at the CNAME-expanded name, else (none there) at the original name. For an alias whose
     /// addresses are not secure: none, DANE does not apply.
-    async fn tlsa(&self, host: &str, a: &Addresses) -> Tlsa {
+    async fn tlsa(&self, host: &str, a: &Addresses, own: Result<Answer, DnsFailure>) -> Tlsa {
         let port = self.cfg.smtp_port;
-        let look = |base: String| async move {
-            let answer = self
-                .dns
-                .lookup(&format!("_{port}._tcp.{base}"), RecordType::TLSA)
-                .await;
-            Tlsa::Looked { base, answer }
+        let own = Tlsa::Looked {
+            base: host.to_string(),
+            answer: own,
         };
         if a.name == host {
-            return look(host.to_string()).await;
+            return own;
         }
         if a.dnssec != DnssecStatus::Secure {
             return Tlsa::NotLooked(format!(
@@ -192,12 +196,16 @@ impl Engine {
                 serde_json::to_string(&a.dnssec).unwrap_or_default()
             ));
         }
-        let expanded = look(a.name.clone()).await;
-        match &expanded {
-            Tlsa::Looked {
-                answer: Ok(ans), ..
-            } if ans.records.is_empty() => look(host.to_string()).await,
-            _ => expanded,
+        let answer = self
+            .dns
+            .lookup(&format!("_{port}._tcp.{}", a.name), RecordType::TLSA)
+            .await;
+        match answer {
+            Ok(ans) if ans.records.is_empty() => own,
+            answer => Tlsa::Looked {
+                base: a.name.clone(),
+                answer,
+            },
         }
     }
 
