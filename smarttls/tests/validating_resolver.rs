@@ -43,7 +43,8 @@ async fn server_for(w: &mut World, host: &str, kind: LeafKind) -> (IpAddr, Strin
 /// RFC 4035 §3.2.2 (a validating stub may set CD and validate itself) and RFC 8914 §4.7 (EDE 6
 /// "DNSSEC Bogus"): a TLSA RRset that fails validation is SERVFAIL at the resolver; the prober
 /// asks again with CD=1, finds it bogus itself and reports `insecure` + `dnssec_bogus`, never
-/// `unknown` / `dns_failure`. The TLSA name is a CNAME into the bogus zone, so the host's
+/// `unknown` / `dns_failure`. Two shapes: a TLSA RRset whose signature no longer matches its data
+/// (unbound: EDE 6), and a TLSA name that is a CNAME into the bogus zone; either way the host's
 /// addresses are secure and only the TLSA answer is bogus (RFC 7672 §2.2: bogus TLSA is a failure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc4035_3_2_2_bogus_tlsa_behind_validating_resolver_is_insecure() {
@@ -56,14 +57,53 @@ async fn rfc4035_3_2_2_bogus_tlsa_behind_validating_resolver_is_insecure() {
     w.zone.cname(&tlsa_name, &bogus_name);
     w.bogus_zone.tlsa(&bogus_name, 3, 1, 1, &"ab".repeat(32));
     let d = w.domain("d", &[(10, &mx)]);
+    // A TLSA RRset in the anchored zone whose data no longer matches its RRSIG: EDE 6.
+    let host = w.name("mx-broken");
+    let cert = w.pki.leaf(&[&host], LeafKind::Good);
+    let tlsa = cert.tlsa_311();
+    let broken = w
+        .mx_server_with("mx-broken", SmtpServerOpts::tls(cert, &host))
+        .await;
+    w.tlsa(&broken, 3, 1, 1, &tlsa);
+    let broken_tlsa = format!("_{}._tcp.{broken}", w.smtp_port);
+    w.zone.break_tlsa_signature(&broken_tlsa);
+    let d2 = w.domain("d2", &[(10, &broken)]);
     let st = w.start().await;
-    let r = run(&st, &d).await;
-    assert_verdict(&r, Verdict::Insecure, &["dnssec_bogus"]);
-    assert_eq!(r.mx[0].probe.address_dnssec, Some(DnssecStatus::Secure));
-    assert_eq!(r.mx[0].probe.dane.code(), "bogus");
-    // Through the caching entry point too (what the gateway's hook uses).
-    let cached = st.domain(&d, BUDGET).await;
-    assert_eq!(cached.reason_codes(), ["dnssec_bogus"]);
+    for d in [&d, &d2] {
+        let r = run(&st, d).await;
+        assert_verdict(&r, Verdict::Insecure, &["dnssec_bogus"]);
+        assert_eq!(r.mx[0].probe.address_dnssec, Some(DnssecStatus::Secure));
+        assert_eq!(r.mx[0].probe.dane.code(), "bogus");
+        // Through the caching entry point too (what the gateway's hook uses).
+        let cached = st.domain(d, BUDGET).await;
+        assert_eq!(cached.reason_codes(), ["dnssec_bogus"]);
+    }
+    // The resolver itself says so: SERVFAIL with EDE 6 without CD, the data with CD.
+    let resolver = st.config().resolver.expect("resolver");
+    let (plain, cd) = (
+        dig(resolver, &broken_tlsa, false),
+        dig(resolver, &broken_tlsa, true),
+    );
+    assert!(
+        plain.contains("status: SERVFAIL") && plain.contains("EDE: 6"),
+        "{plain}"
+    );
+    assert!(
+        cd.contains("status: NOERROR") && cd.contains("TLSA"),
+        "{cd}"
+    );
+}
+
+/// `dig` through the resolver (bind9-dnsutils, installed by .ci/setup.d/smarttls.sh).
+fn dig(resolver: std::net::SocketAddr, name: &str, cd: bool) -> String {
+    let out = std::process::Command::new("dig")
+        .arg(format!("@{}", resolver.ip()))
+        .args(["-p", &resolver.port().to_string(), "+dnssec"])
+        .arg(if cd { "+cdflag" } else { "+nocdflag" })
+        .args([name, "TLSA"])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// RFC 4035 §5.5 (bogus data must not be used) behind a validating resolver: a domain in a zone

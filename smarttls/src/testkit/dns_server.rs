@@ -29,6 +29,7 @@ pub struct ZoneBuilder {
     origin: Name,
     records: Vec<Record>,
     signed_in_past: bool,
+    broken: Vec<Name>,
 }
 
 /// A runtime whose clock is 20 days behind, so a zone signed with it (7-day signatures) carries
@@ -98,7 +99,14 @@ impl ZoneBuilder {
             origin: abs(origin),
             records: vec![],
             signed_in_past: false,
+            broken: vec![],
         }
+    }
+    /// After signing, change the TLSA data at `name` and keep the old RRSIG: a broken signature
+    /// (a validating resolver answers SERVFAIL with RFC 8914 EDE 6 "DNSSEC Bogus").
+    pub fn break_tlsa_signature(&mut self, name: &str) -> &mut Self {
+        self.broken.push(abs(name));
+        self
     }
     /// Sign this zone 20 days in the past: every signature has expired.
     pub fn expired_signatures(&mut self) -> &mut Self {
@@ -242,8 +250,33 @@ fn build<P: RuntimeProvider + Send + Sync>(
     if signed {
         z.add_zone_signing_key_mut(signer).expect("add key");
         z.secure_zone_mut().expect("sign zone");
+        for name in &zone.broken {
+            corrupt_tlsa(&mut z, name);
+        }
     }
     (z, dnskey)
+}
+
+/// Flips the first data byte of every TLSA record at `name`, keeping the RRSIGs made before.
+fn corrupt_tlsa<P: RuntimeProvider + Send + Sync>(z: &mut InMemoryZoneHandler<P>, name: &Name) {
+    use hickory_server::proto::rr::{RecordSet, RecordType, RrKey};
+    let key = RrKey::new(LowerName::from(name.clone()), RecordType::TLSA);
+    let records = z.records_get_mut();
+    let old = records.get(&key).expect("TLSA to break").clone();
+    let mut new = RecordSet::new(name.clone(), RecordType::TLSA, 0);
+    for r in old.records_without_rrsigs() {
+        let mut r = r.clone();
+        if let RData::TLSA(t) = &r.data {
+            let mut data = t.cert_data.clone();
+            data[0] ^= 0xff;
+            r.data = RData::TLSA(TLSA::new(t.cert_usage, t.selector, t.matching, data));
+        }
+        new.insert(r, 0);
+    }
+    for sig in old.rrsigs() {
+        new.insert_rrsig(sig.clone());
+    }
+    records.insert(key, Arc::new(new));
 }
 
 /// Starts a server on 127.0.0.1 (UDP and TCP on the same free port) for the zones.
