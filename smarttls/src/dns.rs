@@ -2,8 +2,11 @@
 //!
 //! The resolver always validates: with the configured trust anchors (tests pin a zone key) or the
 //! IANA root KSKs, whatever the configured resolver does (a validating resolver's SERVFAIL for
-//! bogus data is asked again with CD=1 and judged here, see [`crate::dns_stack`]). Answers are classified as `secure`, `insecure`, `bogus` or `indeterminate`;
-//! negative answers carry the status of their NSEC proof.
+//! bogus data is asked again with CD=1 and judged here, see `dns_stack`). Answers are classified
+//! as `secure`, `insecure`, `bogus` or `indeterminate`; negative answers carry the status of their
+//! NSEC proof, or `insecure` in a provably unsigned zone. CNAME chains are validated link by link
+//! (RFC 4035 §5): an answer is as strong as its weakest link, and [`Answer::name`] is where the
+//! chain ended. The system resolver's name servers are used, never `/etc/hosts`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -114,7 +117,7 @@ pub struct Addresses {
 }
 
 /// The resolver stack: hickory's validator (with the configured trust anchors) over the CD retry
-/// of [`crate::dns_stack`] over the name servers.
+/// of `dns_stack` over the name servers.
 type Stack =
     CachingClient<DnssecDnsHandle<CdRetry<RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>>>>;
 

@@ -203,7 +203,7 @@ pub enum ResolverValidation {
 }
 
 impl ResolverValidation {
-    /// `true` unless the resolver answered and does not validate, or did not answer.
+    /// `true` only when the resolver set the AD bit.
     pub fn validates(&self) -> bool {
         matches!(self, ResolverValidation::Validates { .. })
     }
