@@ -128,6 +128,13 @@ async fn serve(
     let tls: Arc<dyn TlsVerdicts> = if config.smarttls.enabled {
         let prober = nta7516_smarttls::SmartTls::new(config.smarttls.probe.clone())
             .map_err(|e| format!("SmartTLS: {e}"))?;
+        let check = prober.clone();
+        tokio::spawn(async move {
+            match check.check_resolver().await.warning() {
+                Some(w) => tracing::warn!("{w}"),
+                None => tracing::info!("the DNS resolver validates DNSSEC"),
+            }
+        });
         Arc::new(SmartTlsVerdicts(prober))
     } else {
         tracing::warn!("SmartTLS is disabled: every external recipient will be held");
@@ -258,7 +265,10 @@ async fn probe(
 ) -> Result<(), String> {
     let prober = nta7516_smarttls::SmartTls::new(settings)
         .unwrap_or_else(|e| usage_error(&format!("SmartTLS: {e}")));
-    let report = prober.probe_uncached(domain).await;
+    let (check, report) = tokio::join!(prober.check_resolver(), prober.probe_uncached(domain));
+    if let Some(warning) = check.warning() {
+        eprintln!("{warning}");
+    }
     if json {
         println!("{}", report.to_json());
     } else {

@@ -53,8 +53,15 @@ pub enum DaneStatus {
     Bogus,
     /// The TLSA lookup failed (SERVFAIL, timeout): DANE status unknown.
     LookupFailed { error: String },
-    /// Secure TLSA, TLS not reached, so nothing to match.
-    NotChecked { records: Vec<TlsaRecord> },
+    /// DANE was not checked, `why` says why: secure TLSA but TLS not reached (nothing to match);
+    /// no TLSA lookup because the address lookup failed; or the host's addresses are not
+    /// DNSSEC-secure (a CNAME into an unsigned zone), so DANE does not apply (RFC 7672 §2.2.2).
+    NotChecked {
+        /// The secure TLSA records, when they were looked up.
+        records: Vec<TlsaRecord>,
+        /// Why not checked.
+        why: String,
+    },
     /// Secure TLSA and one record matches.
     Match {
         matched: TlsaRecord,

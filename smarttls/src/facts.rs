@@ -40,9 +40,11 @@ pub(crate) fn unprobed_host(host: &str, port: u16) -> HostProbe {
             tls1_3: Support::Unknown,
         },
         legacy: None,
-        dane: DaneStatus::NoTlsa {
-            dnssec: DnssecStatus::Indeterminate,
+        dane: DaneStatus::NotChecked {
+            records: vec![],
+            why: "no TLSA lookup".into(),
         },
+        tlsa_base: None,
         grade: Grade::from_findings(vec![]),
         reasons: vec![],
         verdict: Some(Verdict::Unknown),
@@ -165,14 +167,35 @@ pub(crate) fn protocols(
     }
 }
 
+/// What the probe found out about TLSA records for a host.
+#[derive(Debug, Clone)]
+pub(crate) enum Tlsa {
+    /// The lookup at `_<port>._tcp.<base>` and its result.
+    Looked {
+        base: String,
+        answer: Result<Answer, DnsFailure>,
+    },
+    /// No TLSA lookup counted; why.
+    NotLooked(String),
+}
+
 /// The DANE status from the TLSA answer and the certificate chain of the session (if any), at `now`.
 /// Only DNSSEC-secure records count (RFC 7672).
 pub(crate) fn tlsa_status(
-    tlsa: &Result<Answer, DnsFailure>,
+    tlsa: &Tlsa,
     session: Option<&Session>,
     host: &str,
     now: UnixTime,
 ) -> DaneStatus {
+    let tlsa = match tlsa {
+        Tlsa::NotLooked(why) => {
+            return DaneStatus::NotChecked {
+                records: vec![],
+                why: why.clone(),
+            }
+        }
+        Tlsa::Looked { answer, .. } => answer,
+    };
     let a = match tlsa {
         Err(DnsFailure::Bogus) => return DaneStatus::Bogus,
         Err(e) => {
@@ -189,7 +212,10 @@ pub(crate) fn tlsa_status(
         DaneStatus::Insecure { records }
     } else {
         match session {
-            None => DaneStatus::NotChecked { records },
+            None => DaneStatus::NotChecked {
+                records,
+                why: "TLS not reached, nothing to match".into(),
+            },
             Some(s) => dane::verify(&records, &s.cert.chain, host, now),
         }
     }

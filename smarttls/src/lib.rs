@@ -17,7 +17,9 @@
 //! (single-flight), bounds concurrent probes, and answers `unknown` (reason `timeout`) when the
 //! caller's time budget runs out while the probe carries on and fills the cache.
 //!
-//! Modules, from the wire up: [`dns`] (lookups with DNSSEC status), [`smtp`] (EHLO/STARTTLS
+//! Modules, from the wire up: [`dns`] (lookups with DNSSEC status, CNAME chains validated link by
+//! link; below it `dns_stack`: the CD=1 retry and EDE reading behind a validating resolver, and the
+//! start-up check [`SmartTls::check_resolver`]), [`smtp`] (EHLO/STARTTLS
 //! client), [`tls`] (recording verifier), [`legacy`] (raw ClientHello), [`mta_sts`] and [`peer`]
 //! (the policy and the `v=NTA7516-1` record); `probe` (the I/O: which lookups and sessions, in
 //! which order, per host and per domain) hands what it gathered to `facts` (raw results to report
@@ -30,6 +32,7 @@ pub mod cache;
 pub mod config;
 pub mod dane;
 pub mod dns;
+mod dns_stack;
 mod error;
 mod facts;
 pub mod grade;
@@ -52,7 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::SmartTlsConfig;
-pub use dns::DnssecStatus;
+pub use dns::{DnssecStatus, ResolverValidation};
 pub use error::Error;
 pub use grade::{Category, Finding, FindingItem, Grade};
 pub use mta_sts::MtaSts;
@@ -72,6 +75,13 @@ impl SmartTls {
         Ok(SmartTls {
             engine: probe::Engine::new(cfg)?,
         })
+    }
+
+    /// The start-up self-check: does the configured resolver validate DNSSEC itself (AD bit for
+    /// the trust anchor's zone)? SmartTLS validates either way; Stalwart's DANE does not, so a
+    /// resolver that cannot validate deserves a loud warning ([`ResolverValidation::warning`]).
+    pub async fn check_resolver(&self) -> ResolverValidation {
+        self.engine.dns.resolver_validation().await
     }
 
     /// The configuration in use.

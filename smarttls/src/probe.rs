@@ -16,9 +16,9 @@ use tokio::sync::Semaphore;
 
 use crate::cache::{Lookup, SingleFlight};
 use crate::config::SmartTlsConfig;
-use crate::dns::{bare, Answer, Dns, DnsFailure, DnssecStatus};
+use crate::dns::{bare, Addresses, Answer, Dns, DnsFailure, DnssecStatus};
 use crate::error::Error;
-use crate::facts;
+use crate::facts::{self, Tlsa};
 use crate::grade::Grade;
 use crate::judge::{self, HostJudgement, MxPlan, MxTarget, Stop};
 use crate::legacy::{self, LegacyPosture};
@@ -129,27 +129,40 @@ impl Engine {
         let port = self.cfg.smtp_port;
         let mut hp = facts::unprobed_host(&host, port);
         let tlsa_name = format!("_{port}._tcp.{host}");
-        let (addrs, tlsa) = tokio::join!(
-            self.dns.addresses(&host),
+        // The TLSA lookup at the host's own name runs beside the address lookup (the common case,
+        // no CNAME, needs nothing else).
+        let (addrs, own_tlsa) = tokio::join!(
+            self.dns.host_addresses(&host),
             self.dns.lookup(&tlsa_name, RecordType::TLSA)
         );
-        let ips = match addrs {
+        let addrs = match addrs {
             Err(e) => {
                 hp.address_error = Some(e.to_string());
                 set_judgement(&mut hp, judge::address_failure(&host, &e));
+                hp.dane = facts::tlsa_status(
+                    &Tlsa::NotLooked(format!("address lookup failed ({e}): DANE cannot apply")),
+                    None,
+                    &host,
+                    UnixTime::now(),
+                );
                 hp.elapsed_ms = t0.elapsed().as_millis() as u64;
                 return hp;
             }
-            Ok((ips, st)) => {
-                hp.address_dnssec = Some(st);
-                ips
-            }
+            Ok(a) => a,
         };
-        hp.addresses = ips.clone();
-        if ips.is_empty() {
+        hp.address_dnssec = Some(addrs.dnssec);
+        hp.addresses = addrs.ips.clone();
+        if addrs.ips.is_empty() {
             hp.address_error = Some("no A/AAAA records".into());
         }
-        match self.connect_first(&ips, &host).await {
+        let (tlsa, session) = tokio::join!(
+            self.tlsa(&host, &addrs, own_tlsa),
+            self.connect_first(&addrs.ips, &host)
+        );
+        if let Tlsa::Looked { base, .. } = &tlsa {
+            hp.tlsa_base = Some(base.clone());
+        }
+        match session {
             Ok(c) => record_session(&mut hp, c, &tlsa),
             Err(why) => {
                 hp.reachable = false;
@@ -160,6 +173,40 @@ impl Engine {
         }
         hp.elapsed_ms = t0.elapsed().as_millis() as u64;
         hp
+    }
+
+    /// The TLSA records that apply to `host` (RFC 7672 §2.2.2). Without a CNAME: those at
+    /// `_<port>._tcp.<host>`. For an alias whose addresses are DNSSEC-secure along the whole chain:
+    /// those at the CNAME-expanded name, else (none there) at the original name. For an alias whose
+    /// addresses are not secure: none, DANE does not apply.
+    async fn tlsa(&self, host: &str, a: &Addresses, own: Result<Answer, DnsFailure>) -> Tlsa {
+        let port = self.cfg.smtp_port;
+        let own = Tlsa::Looked {
+            base: host.to_string(),
+            answer: own,
+        };
+        if a.name == host {
+            return own;
+        }
+        if a.dnssec != DnssecStatus::Secure {
+            return Tlsa::NotLooked(format!(
+                "{host} is an alias of {} whose addresses are not DNSSEC-secure ({}): DANE does \
+                 not apply (RFC 7672 §2.2.2)",
+                a.name,
+                serde_json::to_string(&a.dnssec).unwrap_or_default()
+            ));
+        }
+        let answer = self
+            .dns
+            .lookup(&format!("_{port}._tcp.{}", a.name), RecordType::TLSA)
+            .await;
+        match answer {
+            Ok(ans) if ans.records.is_empty() => own,
+            answer => Tlsa::Looked {
+                base: a.name.clone(),
+                answer,
+            },
+        }
     }
 
     /// SMTP + TLS (and the legacy probes concurrently) on the first of up to four addresses that
@@ -355,7 +402,7 @@ fn load_ca_file(
 }
 
 /// Records the facts of a reachable host's session in `hp`, then grades and judges it.
-fn record_session(hp: &mut HostProbe, c: Connected, tlsa: &Result<Answer, DnsFailure>) {
+fn record_session(hp: &mut HostProbe, c: Connected, tlsa: &Tlsa) {
     hp.connected = Some(c.ip);
     hp.reachable = true;
     hp.legacy = c.legacy;

@@ -94,6 +94,10 @@ pub struct HostProbe {
     pub legacy: Option<LegacyPosture>,
     /// DANE.
     pub dane: DaneStatus,
+    /// The TLSA base domain DANE used (`_<port>._tcp.<this>`): the host, or its CNAME-expanded
+    /// name (RFC 7672 §2.2.2). `None` when no TLSA lookup counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlsa_base: Option<String>,
     /// NCSC posture grade of this host.
     pub grade: Grade,
     /// Host-level reasons (before MTA-STS), blocking.
@@ -360,8 +364,8 @@ fn dane_text(d: &DaneStatus) -> String {
         ),
         DaneStatus::Bogus => "TLSA lookup BOGUS".into(),
         DaneStatus::LookupFailed { error } => format!("TLSA lookup failed: {error}"),
-        DaneStatus::NotChecked { records } => format!(
-            "{} secure TLSA record(s), not checked (no TLS)",
+        DaneStatus::NotChecked { records, why } => format!(
+            "not checked: {why} ({} secure TLSA record(s))",
             records.len()
         ),
         DaneStatus::Match { matched, records } => {

@@ -289,7 +289,7 @@ fn dane_line(d: &DaneStatus) -> String {
         DaneStatus::Insecure { .. } => "TLSA present but not DNSSEC-secure".into(),
         DaneStatus::Bogus => "TLSA lookup bogus".into(),
         DaneStatus::LookupFailed { error } => format!("TLSA lookup failed: {error}"),
-        DaneStatus::NotChecked { .. } => "TLSA present, not verifiable without TLS".into(),
+        DaneStatus::NotChecked { why, .. } => format!("DANE not checked: {why}"),
         DaneStatus::Match { matched, records } => {
             format!("{matched} matches ({} record(s))", records.len())
         }

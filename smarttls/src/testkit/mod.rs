@@ -5,6 +5,7 @@
 //! * [`legacy`]: a TLS 1.0/1.1 STARTTLS server on the system OpenSSL (Python standard library);
 //! * [`dns_server`]: hickory-server with DNSSEC-signed zones and pinned trust anchors;
 //! * [`https`]: an MTA-STS policy server;
+//! * [`unbound`]: a real validating resolver (Debian's unbound) between the prober and the zones;
 //! * [`World`]: all of the above wired together, giving a ready [`SmartTlsConfig`].
 //!
 //! Every MX host gets its own loopback address (127.x.y.z) with one shared SMTP port, because the
@@ -26,6 +27,7 @@ pub mod https;
 pub mod legacy;
 pub mod pki;
 pub mod smtp_server;
+pub mod unbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -70,14 +72,38 @@ pub async fn free_port() -> u16 {
 
 static NEXT_WORLD: AtomicU32 = AtomicU32::new(0);
 
+fn expired_zone(origin: &str) -> ZoneBuilder {
+    let mut z = ZoneBuilder::new(origin);
+    z.expired_signatures();
+    z
+}
+
+/// Which DNS server the prober of a [`World`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestResolver {
+    /// The authoritative test server itself (the prober validates against the pinned anchors).
+    Authoritative,
+    /// A validating unbound with the zones' trust anchors (the production setup).
+    ValidatingUnbound,
+    /// An unbound without trust anchors: resolves, never validates (no AD bit).
+    NonValidatingUnbound,
+}
+
 /// Servers, zone and configuration for one test.
 pub struct World {
     /// The PKI (its root and intermediate are in the `ca_file`).
     pub pki: TestPki,
     /// The anchored zone (`w<n>.test`).
     pub zone: ZoneBuilder,
-    /// A zone signed with a key nobody trusts (`bogus-<n>.test`).
+    /// A zone signed with a key nobody trusts (`bogus<n>.test`).
     pub bogus_zone: ZoneBuilder,
+    /// A second anchored zone (`x<n>.test`), for CNAMEs across zones.
+    pub zone2: ZoneBuilder,
+    /// An unsigned zone (`plain<n>.test`). Behind unbound it is provably insecure (the signed
+    /// parent `test.` has no DS for it); served directly it has no provable status.
+    pub plain_zone: ZoneBuilder,
+    /// An anchored zone whose signatures have all expired (`expired<n>.test`).
+    pub expired_zone: ZoneBuilder,
     /// SMTP port shared by all MX hosts.
     pub smtp_port: u16,
     /// HTTPS port shared by all MTA-STS hosts.
@@ -86,8 +112,14 @@ pub struct World {
     pub dir: PathBuf,
     /// The DNS server once started.
     pub dns: Option<TestDns>,
+    /// The signed parent zone `test.` (behind unbound only), delegating to the zones of `dns`.
+    pub parent_dns: Option<TestDns>,
     /// Extra knobs applied to the config by [`World::config`].
     pub legacy_probe: bool,
+    /// Which resolver the prober asks (set before [`World::start_dns`]).
+    pub resolver: TestResolver,
+    /// The unbound in front of the zones, once started.
+    pub unbound: Option<unbound::Unbound>,
     smtp: Vec<TestSmtpServer>,
     https: Vec<https::TestHttps>,
     legacy: Vec<legacy::LegacyServer>,
@@ -110,11 +142,17 @@ impl World {
             pki: TestPki::new(),
             zone: ZoneBuilder::new(&format!("w{n}.test")),
             bogus_zone: ZoneBuilder::new(&format!("bogus{n}.test")),
+            zone2: ZoneBuilder::new(&format!("x{n}.test")),
+            plain_zone: ZoneBuilder::new(&format!("plain{n}.test")),
+            expired_zone: expired_zone(&format!("expired{n}.test")),
             smtp_port: free_port().await,
             https_port: free_port().await,
             dir,
             dns: None,
+            parent_dns: None,
             legacy_probe: true,
+            resolver: TestResolver::Authoritative,
+            unbound: None,
             smtp: vec![],
             https: vec![],
             legacy: vec![],
@@ -127,6 +165,9 @@ impl World {
         let mut w = World::new().await;
         w.zone = ZoneBuilder::new(&self.zone.origin());
         w.bogus_zone = ZoneBuilder::new(&self.bogus_zone.origin());
+        w.zone2 = ZoneBuilder::new(&self.zone2.origin());
+        w.plain_zone = ZoneBuilder::new(&self.plain_zone.origin());
+        w.expired_zone = expired_zone(&self.expired_zone.origin());
         w
     }
 
@@ -222,19 +263,46 @@ impl World {
             .txt(&format!("_mta-sts.{domain}"), &format!("v=STSv1; id={id};"));
     }
 
-    /// Starts the DNS server (call after adding all records).
+    /// Starts the DNS server (call after adding all records) and, behind unbound, the parent zone
+    /// and unbound itself.
     pub async fn start_dns(&mut self) -> SmartTlsConfig {
-        let dns = dns_server::start(
-            std::slice::from_ref(&self.zone),
+        let dns = dns_server::start_with(
+            &[
+                self.zone.clone(),
+                self.zone2.clone(),
+                self.expired_zone.clone(),
+            ],
             std::slice::from_ref(&self.bogus_zone),
+            std::slice::from_ref(&self.plain_zone),
         )
         .await;
+        let (resolver, anchor_text) = match self.resolver {
+            TestResolver::Authoritative => (dns.addr, dns.anchors.clone()),
+            mode => {
+                let parent = dns_server::start_parent("test.", &dns).await;
+                let mut stubs = vec![("test".to_string(), parent.addr)];
+                stubs.extend(
+                    dns.delegations
+                        .iter()
+                        .map(|(n, _)| (n.to_ascii(), dns.addr)),
+                );
+                let validate = mode == TestResolver::ValidatingUnbound;
+                let u = unbound::Unbound::start(&self.dir, &stubs, &parent.anchors, validate)
+                    .await
+                    .expect("unbound is required for this test (see unbound::require_unbound)");
+                let anchors = parent.anchors.clone();
+                self.parent_dns = Some(parent);
+                let addr = u.addr;
+                self.unbound = Some(u);
+                (addr, anchors)
+            }
+        };
         let anchors = self.dir.join("anchors.zone");
-        std::fs::write(&anchors, &dns.anchors).expect("write anchors");
+        std::fs::write(&anchors, anchor_text).expect("write anchors");
         let ca = self.dir.join("ca.pem");
         std::fs::write(&ca, self.pki.ca_file_pem()).expect("write ca");
         let cfg = SmartTlsConfig {
-            resolver: Some(dns.addr),
+            resolver: Some(resolver),
             trust_anchor_file: Some(anchors),
             ca_file: Some(ca),
             smtp_port: self.smtp_port,
@@ -247,6 +315,16 @@ impl World {
         };
         self.dns = Some(dns);
         cfg
+    }
+
+    /// A world whose prober asks a validating unbound; `None` (after a loud `SKIPPED`, a panic
+    /// under CI) when unbound is not installed.
+    pub async fn behind_unbound() -> Option<World> {
+        unbound::require_unbound()?;
+        let mut w = World::new().await;
+        w.resolver = TestResolver::ValidatingUnbound;
+        w.legacy_probe = false;
+        Some(w)
     }
 
     /// Starts DNS and returns a prober for this world.
