@@ -2,13 +2,14 @@
 //! and reports, rule by rule, whether it is safe to run next to this gateway.
 //!
 //! [`fetch`] reads (v0.15 settings API or v0.16 JMAP registry) into the normalised [`view`]; [`rules`]
-//! and [`tls`] judge it (pure); this file renders the [`Report`] (text like `doctor`, or JSON);
+//! and [`tls`] judge it (pure) into the values of [`rule`]; this file renders the [`Report`] (text like `doctor`, or JSON);
 //! [`monitor`] runs the same check inside `serve`, every `stalwart.check_interval_secs`.
 //!
 //! Exit codes: 0 = no rule failed (warnings allowed), 1 = a rule failed, 2 = usage or connection error.
 
 pub mod fetch;
 pub mod monitor;
+pub mod rule;
 pub mod rules;
 pub mod tls;
 pub mod view;
@@ -18,7 +19,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use fetch::{fetch, FetchError, VersionChoice};
-pub use rules::{check, Expectations, Outcome, Rule, RuleResult, Severity};
+pub use rule::{Expectations, Outcome, Rule, RuleResult, Severity};
+pub use rules::check;
 pub use view::{StalwartView, Version};
 
 /// The result of one check.

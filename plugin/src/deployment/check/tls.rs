@@ -5,7 +5,7 @@
 //! name an existing strict strategy — an unknown name falls back to Stalwart's opportunistic built-in
 //! (`v0.15.5:crates/common/src/core.rs:281`, `crates/common/src/network/mta.rs:320` in 0.16).
 
-use super::rules::{Expectations, Rule, RuleResult};
+use super::rule::{Expectations, Rule, RuleResult};
 use super::view::{StalwartView, TlsStrategy, Version};
 
 /// One value of the TLS expression and what it selects.
