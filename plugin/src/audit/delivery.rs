@@ -78,11 +78,12 @@ pub fn dedup_key(ev: &webhook::Event) -> String {
 }
 
 /// The audit event for a recorded webhook event. `data` is kept as Stalwart sent it, except the span's
-/// copy of the sender and pending-recipient list, which the record's own columns carry.
+/// copy of the sender (the record's own column) and of its recipient list — kept only where it is the
+/// fact: `queue.rescheduled` lists the recipients still pending.
 pub fn to_audit(ev: &webhook::Event, queue_id: u64, at: i64, corr: &Correlation) -> Event {
     let mut data = ev.data.clone();
     data.remove("from");
-    if data.get("to").is_some_and(Value::is_array) {
+    if data.get("to").is_some_and(Value::is_array) && ev.kind != "queue.rescheduled" {
         data.remove("to");
     }
     Event::Delivery {

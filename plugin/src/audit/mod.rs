@@ -47,6 +47,7 @@ pub mod event;
 pub mod export;
 pub mod record;
 pub mod report;
+pub mod standing;
 pub mod verify;
 
 pub use event::{

@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{event::Kind, record::Record};
+use super::{
+    event::Kind,
+    record::Record,
+    standing::{standing, QueueEvidence, Standing},
+};
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +38,8 @@ pub struct RecipientReport {
     /// Verification steps (SMS sent, code results), in order.
     pub verification: Vec<String>,
     pub released: Option<String>,
+    /// Where the delivery stands: delivered / deferred (next retry) / failed (remote answer).
+    pub standing: Standing,
     pub deliveries: Vec<Delivery>,
 }
 
@@ -239,6 +245,7 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
     let mut by_rcpt: BTreeMap<String, RecipientReport> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut timeline = Vec::with_capacity(records.len());
+    let mut queue = QueueEvidence::default();
     for (r, d) in records.iter().zip(&parsed) {
         let summary = summarise(r, d);
         timeline.push(TimelineEntry {
@@ -249,6 +256,9 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
             summary: summary.clone(),
         });
         let Some(rcpt) = r.recipient.as_deref() else {
+            if r.kind == Kind::Delivery.as_str() {
+                queue.add(r.at, d, reason_text);
+            }
             continue;
         };
         if !order.iter().any(|o| o == rcpt) {
@@ -290,6 +300,7 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
     }
     for r in by_rcpt.values_mut() {
         r.deliveries = attach_dsns(std::mem::take(&mut r.deliveries));
+        r.standing = standing(&r.recipient, &r.deliveries, &queue);
     }
     let first = |f: fn(&Record) -> Option<&String>| records.iter().find_map(|r| f(r).cloned());
     Report {
@@ -423,6 +434,7 @@ impl Report {
             if let Some(rel) = &r.released {
                 o.push_str(&format!("  {rel}\n"));
             }
+            o.push_str(&format!("  standing: {}\n", r.standing.text()));
             for d in &r.deliveries {
                 o.push_str(&format!(
                     "  delivery: {} at {} via {} ({}) {} {} DANE={} MTA-STS={} reply: {} {}\n",
@@ -490,6 +502,7 @@ impl Report {
             for v in r.verification.iter().chain(r.released.iter()) {
                 o.push_str(&format!("<p>{}</p>", e(v)));
             }
+            o.push_str(&format!("<p>Standing: {}</p>", e(&r.standing.text())));
             if !r.deliveries.is_empty() {
                 o.push_str("<table><tr><th>Status</th><th>At</th><th>MX</th><th>IP</th><th>TLS</th><th>Cipher</th><th>DANE</th><th>MTA-STS</th><th>Reply</th></tr>");
                 for d in &r.deliveries {

@@ -455,6 +455,7 @@ both_backends!(
     duplicate_events_are_recorded_once,
     report_shows_held_verified_released_delivered_in_order,
     one_delivery_with_its_dsn_is_reported_once,
+    deferred_then_delivered_shows_each_recipients_standing,
 );
 
 /// Stalwart reports one delivery as `delivery.delivered` ("OK queued") and `delivery.dsn-success`
@@ -509,4 +510,91 @@ async fn one_delivery_with_its_dsn_is_reported_once(b: Backend) {
     let text = String::from_utf8_lossy(&text.body).to_string();
     assert_eq!(text.matches("  delivery: ").count(), 1, "{text}");
     assert!(text.contains("delivered (DSN success)"), "{text}");
+}
+
+/// The report's standing per recipient: after the real deferral (every MX failed STARTTLS
+/// verification; `queue.rescheduled` lists both recipients with the next retry) both are deferred with
+/// the retry time and the error; after a later attempt delivers to bob, bob is delivered (with that
+/// attempt's MX and TLS) and carol still deferred.
+async fn deferred_then_delivered_shows_each_recipients_standing(b: Backend) {
+    let gw = gateway(b).await;
+    for r in ["bob@example.test", "carol@example.test"] {
+        gw.gw
+            .store
+            .upsert_recipient(r, None, Some(time::now() + 86_400), time::now())
+            .await
+            .unwrap();
+    }
+    let queue = 341953382017139509u64;
+    let message = hook_with_queue(&gw, queue, &["bob@example.test", "carol@example.test"]).await;
+    let reply = signed(&gw, &raw("webhook-events-delivery-attempt.json")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let r = report_json(&gw, &message).await;
+    for rcpt in &r["recipients"].as_array().unwrap()[..2] {
+        let st = &rcpt["standing"];
+        assert_eq!(st["state"], "deferred", "{rcpt}");
+        assert_eq!(st["next_retry"], "2026-11-22T08:29:59Z");
+        assert!(
+            st["last_error"].as_str().unwrap().contains("UnknownIssuer"),
+            "{st}"
+        );
+    }
+    // The retry delivers to bob (a later span), over TLS 1.3 to mx.example.test.
+    let span = 341953999999999001u64;
+    let ev = |id: &str, kind: &str, data: Value| json!({"id": id, "createdAt": "2026-11-22T08:30:05Z", "type": kind, "data": data});
+    let base =
+        json!({"spanId": span, "queueId": queue, "queueName": "remote", "from": "alice@zorg.test"});
+    let with = |extra: Value| {
+        let mut d = base.clone();
+        d.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        d
+    };
+    let body = json!({"events": [
+        ev("9001", "delivery.connect", with(json!({"hostname": "mx.example.test", "remoteIp": "127.0.0.2"}))),
+        ev("9002", "delivery.start-tls", with(json!({"hostname": "mx.example.test", "version": "TLSv1_3", "details": "TLS13_AES_256_GCM_SHA384"}))),
+        ev("9003", "delivery.delivered", with(json!({"hostname": "mx.example.test", "to": "bob@example.test", "code": 250, "details": "OK queued"}))),
+        ev("9004", "delivery.dsn-success", with(json!({"hostname": "mx.example.test", "to": "bob@example.test", "code": 250, "details": "OK"}))),
+        ev("9005", "queue.rescheduled", with(json!({"nextRetry": "2026-11-22T08:40:05Z", "to": ["carol@example.test"]}))),
+    ]});
+    let reply = signed(&gw, &serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let r = report_json(&gw, &message).await;
+    let by = |who: &str| {
+        r["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["recipient"] == who)
+            .unwrap()
+            .clone()
+    };
+    let bob = by("bob@example.test");
+    assert_eq!(bob["standing"]["state"], "delivered", "{bob}");
+    assert_eq!(bob["standing"]["mx"], "mx.example.test");
+    let delivered: Vec<&Value> = bob["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "delivered")
+        .collect();
+    assert_eq!(delivered.len(), 1, "one delivery, its DSN attached: {bob}");
+    assert_eq!(delivered[0]["tls_version"], "TLSv1_3");
+    assert_eq!(delivered[0]["dsn"], "success");
+    let carol = by("carol@example.test");
+    assert_eq!(carol["standing"]["state"], "deferred", "{carol}");
+    assert_eq!(carol["standing"]["next_retry"], "2026-11-22T08:40:05Z");
+}
+
+async fn report_json(gw: &TestGateway, message: &str) -> Value {
+    let path = format!("/v1/admin/audit/report/{message}");
+    gw.request(Method::GET, &path, Some(ADMIN_TOKEN), vec![])
+        .await
+        .json()
 }
