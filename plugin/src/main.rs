@@ -176,12 +176,13 @@ async fn serve(
     Ok(())
 }
 
-/// The process's one log subscriber: to stderr, `RUST_LOG` or `info,sqlx=warn`, colours only on a
-/// terminal (a file, a pipe or journald gets plain text), as text or JSON lines.
+/// The process's one log subscriber: to stderr, `RUST_LOG` or `info,sqlx=warn` with hickory on errors
+/// only (its DNSSEC warnings name every unsigned answer; SmartTLS reports what they mean), colours only
+/// on a terminal (a file, a pipe or journald gets plain text), as text or JSON lines.
 fn init_log(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
+        .unwrap_or_else(|_| "info,sqlx=warn,hickory_net=error,hickory_proto=error".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

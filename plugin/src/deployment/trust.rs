@@ -80,9 +80,11 @@ impl Presented {
         })
     }
 
-    /// Stalwart's built-in certificate: self-signed, for "localhost".
+    /// Stalwart's built-in certificate, or one made like it: self-signed, for "localhost" (in the
+    /// subject alternative names or, as `openssl req -x509 -subj /CN=localhost` makes it, the CN only).
     pub fn looks_like_stalwart_default(&self) -> bool {
-        self.subject == self.issuer && self.names.iter().any(|n| n == "localhost")
+        self.subject == self.issuer
+            && (self.names.iter().any(|n| n == "localhost") || self.subject == "CN=localhost")
     }
 
     pub fn render(&self, address: &str) -> String {
