@@ -23,6 +23,9 @@ use crate::{
 /// Rows planned or sent per pass.
 const BATCH: i64 = 200;
 const SEND_BATCH: i64 = 100;
+/// How long a claimed row stays reserved for the pass sending it (longer than a submission can take
+/// with `stalwart.timeout_ms` per command); after a crash it is due again once this has passed.
+const CLAIM_LEASE_SECS: i64 = 300;
 
 /// Records due notifications in the outbox. Returns how many were planned.
 pub async fn plan(gw: &Gateway, now: i64) -> Result<usize, StoreError> {
@@ -60,7 +63,6 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     let Some(conf) = &gw.config.stalwart else {
         return Ok((0, 0));
     };
-    // Not claimed: two gateway instances could both send a due row (see the multi-instance issue).
     let rows = gw.store.due_outbox(now, SEND_BATCH).await?;
     if rows.is_empty() {
         return Ok((0, 0));
@@ -75,6 +77,10 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     let mut session: Option<Session> = None;
     let (mut sent, mut failed) = (0, 0);
     for row in rows {
+        // Claimed just before it is sent, so that of several instances (or passes) only one sends it.
+        if !gw.store.claim_outbox(&row, now, CLAIM_LEASE_SECS).await? {
+            continue;
+        }
         let mail = render(gw, row.kind, &row.ref_id, &row.rcpt, now).await?;
         if session.as_ref().is_some_and(|s| !s.has_room()) {
             if let Some(s) = session.take() {

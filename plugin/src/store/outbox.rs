@@ -187,6 +187,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Claims a due row for this instance before it is sent: its next attempt moves `lease_secs` ahead,
+    /// only while it is still pending and due. False when another instance (or another pass of this
+    /// one) claimed or sent it first: that one sends it. After a crash mid-send the row is due again
+    /// when the lease has run out.
+    pub async fn claim_outbox(
+        &self,
+        row: &OutboxRow,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1, updated_at = $2 WHERE id = $3 AND state = $4 \
+             AND next_attempt_at <= $2",
+        )
+        .bind(now + lease_secs)
+        .bind(now)
+        .bind(&row.id)
+        .bind(OutboxState::Pending.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
     /// Stalwart accepted the mail: the row is `sent` with its queue id, and one audit event per message
     /// and recipient the mail is about is appended, in one transaction.
     pub async fn outbox_sent(

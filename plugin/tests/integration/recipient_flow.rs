@@ -770,7 +770,41 @@ async fn many_releases_over_auth_login(b: Backend) {
     }
 }
 
+/// Two gateway instances on one database, their workers running, and eight more notification passes
+/// started at once on both: the recipient gets one notification mail (each pass claims a row before it
+/// sends it; before, every pass that had read the row sent it).
+async fn two_instances_send_one_notification(b: Backend) {
+    let env = Env::new(b, None, "").await;
+    let (a, other) = (env.start().await, env.start().await);
+    a.set_phone(BOB, "+31611110009").await;
+    let id = util::held_ref(&a.hook(&message(BOB, "<two-gw@zorg.test>", "Uitslag")).await);
+    let now = time::now();
+    let passes = (0..8).map(|i| {
+        let gw = if i % 2 == 0 {
+            a.gw.clone()
+        } else {
+            other.gw.clone()
+        };
+        tokio::spawn(async move { stalwart_nta7516::challenge::notify::send_due(&gw, now).await })
+    });
+    for p in passes {
+        p.await.unwrap().unwrap();
+    }
+    env.notify.wait_for(1, 10).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let to_bob = env
+        .notify
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_to == [BOB])
+        .count();
+    assert_eq!(to_bob, 1, "one notification for hold {id}");
+    let audit = a.whole_audit_log().await;
+    assert_eq!(audit.matches("notification_sent").count(), 1, "{audit}");
+}
+
 both_backends!(
+    two_instances_send_one_notification,
     release_end_to_end,
     many_releases_over_auth_login,
     release_reply_lost_is_uncertain,
