@@ -11,3 +11,25 @@
 pub mod check;
 pub mod side;
 pub mod trust;
+
+/// The gateway behind the recorded Stalwart answers (the project's `tests/fixtures/v0.15` "world" and
+/// `v0.16` "after-plan"): listens on 127.0.0.1:8470, service account `svc-nta@zorg.test`, local domain
+/// `zorg.test`.
+#[cfg(test)]
+pub(crate) fn fixture_gateway() -> crate::config::Config {
+    let toml = r#"
+        [server]
+        listen = "127.0.0.1:8470"
+        public_url = "https://veilig.zorg.test"
+        [organisation]
+        local_domains = ["zorg.test"]
+        [stalwart]
+        release = "127.0.0.1:10025"
+        notify = "127.0.0.1:10026"
+        username = "svc-nta@zorg.test"
+        password = "x"
+        notify_from = "beveiligd@zorg.test"
+    "#;
+    crate::config::Config::parse(toml, std::path::Path::new("world.toml"), std::iter::empty())
+        .expect("the fixtures' gateway configuration")
+}

@@ -56,6 +56,17 @@ async fn hook_with_queue(gw: &TestGateway, queue_id: u64, to: &[&str]) -> String
     }
 }
 
+/// The recipients are verified for a day, so a message to them goes out now (and its events count).
+async fn verified(gw: &TestGateway, recipients: &[&str]) {
+    for r in recipients {
+        gw.gw
+            .store
+            .upsert_recipient(r, None, Some(time::now() + 86_400), time::now())
+            .await
+            .unwrap();
+    }
+}
+
 fn raw(name: &str) -> Vec<u8> {
     serde_json::to_vec(&fixture(name)).unwrap()
 }
@@ -77,13 +88,7 @@ async fn delivery_records(
 async fn real_fixture_is_recorded_and_correlated(b: Backend) {
     let gw = gateway(b).await;
     // The fixture's message: carol and bob at example.test, both "verified" so it goes out now.
-    for r in ["bob@example.test", "carol@example.test"] {
-        gw.gw
-            .store
-            .upsert_recipient(r, None, Some(time::now() + 86_400), time::now())
-            .await
-            .unwrap();
-    }
+    verified(&gw, &["bob@example.test", "carol@example.test"]).await;
     let message = hook_with_queue(
         &gw,
         341953382017139509,
@@ -468,11 +473,7 @@ async fn one_delivery_with_its_dsn_is_reported_once(b: Backend) {
         .start()
         .await;
     let rcpt = "cap1@good.test";
-    gw.gw
-        .store
-        .upsert_recipient(rcpt, None, Some(time::now() + 86_400), time::now())
-        .await
-        .unwrap();
+    verified(&gw, &[rcpt]).await;
     let message = hook_with_queue(&gw, 343588388458201367, &[rcpt]).await;
     let reply = signed(&gw, &raw("webhook-events-delivered-and-dsn-success.json")).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -518,13 +519,7 @@ async fn one_delivery_with_its_dsn_is_reported_once(b: Backend) {
 /// attempt's MX and TLS) and carol still deferred.
 async fn deferred_then_delivered_shows_each_recipients_standing(b: Backend) {
     let gw = gateway(b).await;
-    for r in ["bob@example.test", "carol@example.test"] {
-        gw.gw
-            .store
-            .upsert_recipient(r, None, Some(time::now() + 86_400), time::now())
-            .await
-            .unwrap();
-    }
+    verified(&gw, &["bob@example.test", "carol@example.test"]).await;
     let queue = 341953382017139509u64;
     let message = hook_with_queue(&gw, queue, &["bob@example.test", "carol@example.test"]).await;
     let reply = signed(&gw, &raw("webhook-events-delivery-attempt.json")).await;

@@ -67,21 +67,7 @@ pub(crate) fn v016(variant: &str) -> StalwartView {
 /// The gateway of the fixtures: listens on 127.0.0.1:8470 (the v0.16 plan's hook URL), service
 /// account `svc-nta@zorg.test`, local domain `zorg.test`.
 fn gateway() -> Expectations {
-    let toml = r#"
-        [server]
-        listen = "127.0.0.1:8470"
-        public_url = "https://veilig.zorg.test"
-        [organisation]
-        local_domains = ["zorg.test"]
-        [stalwart]
-        release = "127.0.0.1:10025"
-        notify = "127.0.0.1:10026"
-        username = "svc-nta@zorg.test"
-        password = "x"
-        notify_from = "beveiligd@zorg.test"
-    "#;
-    let c = crate::config::Config::parse(toml, Path::new("t.toml"), std::iter::empty()).unwrap();
-    Expectations::from_config(Some(&c))
+    Expectations::from_config(Some(&crate::deployment::fixture_gateway()))
 }
 
 fn outcomes(view: &StalwartView) -> BTreeMap<Rule, (Outcome, String, Option<String>)> {
@@ -513,15 +499,12 @@ impl Applied {
 
 /// The plan `stalwart render` writes for the fixtures' gateway.
 fn rendered_plan() -> String {
-    let toml = "[organisation]\nlocal_domains = [\"zorg.test\"]\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
-                notify = \"127.0.0.1:10026\"\nusername = \"svc-nta@zorg.test\"\npassword = \"x\"\n\
-                notify_from = \"beveiligd@zorg.test\"\n";
-    let c = crate::config::Config::parse(toml, Path::new("t.toml"), std::iter::empty()).unwrap();
+    let c = crate::deployment::fixture_gateway();
     let side = crate::deployment::side::StalwartSide::from_config(&c).unwrap();
     crate::stalwart::render::render(
         &side,
         crate::stalwart::render::StalwartVersion::V016,
-        "t.toml",
+        "world.toml",
     )
 }
 

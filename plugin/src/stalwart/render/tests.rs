@@ -138,12 +138,7 @@ fn shipped_stalwart_files_are_the_rendered_example() {
 /// The configuration behind the v0.16 fixtures (the project's `tests/fixtures/v0.16/`: a real 0.16.18
 /// after a plan for `zorg.test` with the service account `svc-nta@zorg.test`).
 fn fixture_world() -> StalwartSide {
-    let text = "[organisation]\nlocal_domains = [\"zorg.test\"]\n[stalwart]\nrelease = \"127.0.0.1:10025\"\n\
-                notify = \"127.0.0.1:10026\"\nusername = \"svc-nta@zorg.test\"\npassword = \"x\"\n\
-                notify_from = \"beveiligd@zorg.test\"\n";
-    let config =
-        Config::parse(text, std::path::Path::new("world.toml"), std::iter::empty()).unwrap();
-    StalwartSide::from_config(&config).unwrap()
+    StalwartSide::from_config(&crate::deployment::fixture_gateway()).unwrap()
 }
 
 fn fixture_objects(stem: &str) -> Vec<serde_json::Value> {
