@@ -222,6 +222,12 @@ async fn policy_fetch_http_rules() {
                 matches!(&r, MtaSts::FetchFailed { id, .. } if id == "1"),
                 "{label}: {r:?}"
             );
+            if ["moved", "found", "temp", "perm"].contains(label) {
+                assert!(
+                    matches!(&r, MtaSts::FetchFailed { error, .. } if error.contains("redirects are not followed")),
+                    "{label}: {r:?}"
+                );
+            }
         }
         eprintln!("{label:>12}: {r:?}");
     }

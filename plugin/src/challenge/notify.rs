@@ -78,7 +78,13 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     let (mut sent, mut failed) = (0, 0);
     for row in rows {
         // Claimed just before it is sent, so that of several instances (or passes) only one sends it.
-        if !gw.store.claim_outbox(&row, now, CLAIM_LEASE_SECS).await? {
+        // The lease counts from the claim, not from the pass's start (a long pass would otherwise
+        // claim with a lease already run out).
+        if !gw
+            .store
+            .claim_outbox(&row, crate::time::now(), CLAIM_LEASE_SECS)
+            .await?
+        {
             continue;
         }
         let mail = render(gw, row.kind, &row.ref_id, &row.rcpt, now).await?;

@@ -143,6 +143,9 @@ impl Config {
         if let Some(s) = &mut self.stalwart {
             fix(&mut s.password_file);
             fix(&mut s.ca_file);
+            fix(&mut s.management_password_file);
+            fix(&mut s.management_token_file);
+            fix(&mut s.management_ca_file);
         }
     }
 
@@ -171,6 +174,8 @@ impl Config {
             self.admin.token_file.as_ref(),
             self.sms.secret_access_key_file.as_ref(),
             stalwart.and_then(|s| s.password_file.as_ref()),
+            stalwart.and_then(|s| s.management_password_file.as_ref()),
+            stalwart.and_then(|s| s.management_token_file.as_ref()),
         ];
         paths.extend(files.into_iter().flatten().map(|p| (p.clone(), Kind::File)));
         paths
