@@ -44,6 +44,16 @@ pub enum DnssecStatus {
 }
 
 impl DnssecStatus {
+    /// The word of the JSON report (`secure`, `insecure`, `bogus`, `indeterminate`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnssecStatus::Secure => "secure",
+            DnssecStatus::Insecure => "insecure",
+            DnssecStatus::Bogus => "bogus",
+            DnssecStatus::Indeterminate => "indeterminate",
+        }
+    }
+
     fn from_proof(p: Proof) -> Self {
         match p {
             Proof::Secure => Self::Secure,
@@ -91,6 +101,9 @@ impl std::fmt::Display for DnsFailure {
     }
 }
 
+/// Attempts per query (hickory's retry of timeouts and SERVFAIL).
+const ATTEMPTS: usize = 2;
+
 /// A successful lookup: records (possibly none) and the DNSSEC status of the answer or denial.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -119,7 +132,7 @@ pub struct Addresses {
 /// The resolver stack: hickory's validator (with the configured trust anchors) over the CD retry
 /// of `dns_stack` over the name servers.
 type Stack =
-    CachingClient<DnssecDnsHandle<CdRetry<RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>>>>;
+    CachingClient<DnssecDnsHandle<RetryDnsHandle<CdRetry<NameServerPool<TokioRuntimeProvider>>>>>;
 
 /// A validating resolver.
 #[derive(Clone)]
@@ -154,7 +167,7 @@ impl Dns {
         };
         let timeout = Duration::from_millis(cfg.dns_timeout_ms);
         opts.timeout = timeout;
-        opts.attempts = 2;
+        opts.attempts = ATTEMPTS;
         opts.ndots = 0;
         opts.validate = true;
         let (anchors, anchor_zone) = match &cfg.trust_anchor_file {
@@ -174,9 +187,11 @@ impl Dns {
             TlsConfig::new().map_err(|e| Error::Config(format!("resolver: {e}")))?,
         ));
         let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
-        let retry = RetryDnsHandle::new(pool, 2);
-        let cd = CdRetry::new(retry, addrs.clone(), timeout);
-        let validator = DnssecDnsHandle::with_trust_anchor(cd, Arc::new(anchors));
+        // The CD=1 retry sits under hickory's retry: that one repeats a SERVFAIL as well, which would
+        // send each bogus answer three times before the CD query.
+        let cd = CdRetry::new(pool, addrs.clone(), timeout);
+        let retry = RetryDnsHandle::new(cd, ATTEMPTS);
+        let validator = DnssecDnsHandle::with_trust_anchor(retry, Arc::new(anchors));
         Ok(Self {
             client: CachingClient::new(cache_size, validator, true),
             options,

@@ -193,7 +193,7 @@ impl Engine {
                 "{host} is an alias of {} whose addresses are not DNSSEC-secure ({}): DANE does \
                  not apply (RFC 7672 §2.2.2)",
                 a.name,
-                serde_json::to_string(&a.dnssec).unwrap_or_default()
+                a.dnssec.as_str()
             ));
         }
         let answer = self

@@ -78,7 +78,7 @@ pub struct TimelineEntry {
     pub summary: String,
 }
 
-fn s(v: &Value) -> Option<String> {
+pub(super) fn s(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,
@@ -100,7 +100,7 @@ fn delivery_status(event: &str) -> Option<&'static str> {
 }
 
 /// A reason object (`{"type":…,"data":{"details":…,"reason":…}}`) or string as text.
-fn reason_text(v: &Value) -> Option<String> {
+pub(super) fn reason_text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -257,7 +257,7 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
         });
         let Some(rcpt) = r.recipient.as_deref() else {
             if r.kind == Kind::Delivery.as_str() {
-                queue.add(r.at, d, reason_text);
+                queue.add(r.at, d);
             }
             continue;
         };

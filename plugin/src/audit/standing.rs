@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::report::Delivery;
+use super::report::{reason_text, s, Delivery};
 
 /// The final state of one recipient's delivery.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -33,11 +33,10 @@ pub enum Standing {
     NotReported,
 }
 
-/// A `queue.rescheduled` event: the queue, its span, when it retries and who is still pending.
+/// A `queue.rescheduled` event: its span, when it retries and who is still pending.
 #[derive(Debug, Clone)]
 pub struct Rescheduled {
     pub at: i64,
-    pub queue_id: Option<String>,
     pub span: Option<String>,
     pub next_retry: Option<String>,
     pub pending: Vec<String>,
@@ -58,17 +57,14 @@ pub struct QueueEvidence {
 }
 
 impl QueueEvidence {
-    /// Takes what a message-level delivery record says (`event`, `data`, `queue_id` of its details).
-    pub fn add(&mut self, at: i64, d: &Value, reason: impl Fn(&Value) -> Option<String>) {
+    /// Takes what a message-level delivery record says (`event` and `data` of its details).
+    pub fn add(&mut self, at: i64, d: &Value) {
         let data = &d["data"];
-        let span = data
-            .get("spanId")
-            .filter(|v| !v.is_null())
-            .map(|v| v.to_string());
+        // Encoded as the delivery entries encode it (`report::s`), so the two compare.
+        let span = data.get("spanId").and_then(s);
         match d["event"].as_str().unwrap_or_default() {
             "queue.rescheduled" => self.rescheduled.push(Rescheduled {
                 at,
-                queue_id: d["queue_id"].as_str().map(str::to_string),
                 span,
                 next_retry: data["nextRetry"].as_str().map(str::to_string),
                 pending: data["to"]
@@ -88,7 +84,7 @@ impl QueueEvidence {
                 let why = data
                     .get("reason")
                     .or(data.get("causedBy"))
-                    .and_then(&reason);
+                    .and_then(reason_text);
                 self.errors.push(AttemptError {
                     span,
                     text: format!("{e} {host}: {}", why.unwrap_or_default())

@@ -14,6 +14,9 @@ pub const NOTIFY_LISTENER: &str = "nta-notify";
 /// The strict TLS strategy behind every "deliver" decision, and the notify-only one.
 pub const STRICT_STRATEGY: &str = "nta7516";
 pub const NOTIFY_STRATEGY: &str = "nta-notify";
+/// The gateway's paths Stalwart calls (routed in `crate::http`).
+pub const HOOK_PATH: &str = "/v1/mta-hook";
+pub const EVENTS_PATH: &str = "/v1/stalwart-events";
 /// The environment variables Stalwart reads the hook token and the webhook key from.
 pub const HOOK_TOKEN_ENV: &str = "NTA_HOOK_TOKEN";
 pub const WEBHOOK_KEY_ENV: &str = "NTA_WEBHOOK_HMAC";
@@ -94,8 +97,8 @@ impl StalwartSide {
             return Err(SideError::AccountDomain(account.login));
         }
         Ok(StalwartSide {
-            hook_url: format!("{base}/v1/mta-hook"),
-            events_url: format!("{base}/v1/stalwart-events"),
+            hook_url: format!("{base}{HOOK_PATH}"),
+            events_url: format!("{base}{EVENTS_PATH}"),
             release,
             notify,
             account,

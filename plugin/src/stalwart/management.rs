@@ -9,7 +9,7 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 use hyper::{body::Bytes, header, Method, Request, Uri};
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 
 /// How to authenticate.
 #[derive(Clone)]
@@ -218,25 +218,14 @@ where
     Ok((status, body.to_vec()))
 }
 
+/// The roots of the gateway's other Stalwart client (`stalwart_submit`): the CA file, else the
+/// Mozilla roots; ring provider, safe protocol versions.
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ManagementError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(f) => {
-            let bad = |e: String| ManagementError::Tls(format!("{}: {e}", f.display()));
-            for cert in CertificateDer::pem_file_iter(f).map_err(|e| bad(e.to_string()))? {
-                roots
-                    .add(cert.map_err(|e| bad(e.to_string()))?)
-                    .map_err(|e| bad(e.to_string()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ManagementError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    let trust = match ca_file {
+        Some(f) => crate::config::StalwartTrust::CaFile(f.to_path_buf()),
+        None => crate::config::StalwartTrust::WebPki,
+    };
+    crate::stalwart_submit::client_config(&trust)
+        .map(Arc::new)
+        .map_err(|e| ManagementError::Tls(e.to_string()))
 }

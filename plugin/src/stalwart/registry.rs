@@ -216,20 +216,6 @@ pub struct DkimSignature {
     pub stage: String,
 }
 
-/// The objects the checker reads: (object, singleton).
-pub const OBJECTS: &[(&str, bool)] = &[
-    ("MtaTlsStrategy", false),
-    ("MtaOutboundStrategy", true),
-    ("MtaHook", false),
-    ("NetworkListener", false),
-    ("WebHook", false),
-    ("DnsResolver", true),
-    ("MtaStageAuth", true),
-    ("SenderAuth", true),
-    ("Domain", false),
-    ("DkimSignature", false),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

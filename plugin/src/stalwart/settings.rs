@@ -20,7 +20,6 @@ pub const PREFIXES: &[&str] = &[
     "resolver",
     "server.listener",
     "webhook",
-    "queue.limiter.inbound",
     "auth.dkim",
     "signature",
 ];

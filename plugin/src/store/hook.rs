@@ -25,6 +25,8 @@ pub struct HookRecord<'a> {
     pub decisions: &'a [Decision],
     /// Present when at least one recipient is held.
     pub sealed: Option<&'a Sealed>,
+    /// A retry of a submission whose held copy exists (`message_ref` is that copy's id).
+    pub retry: bool,
     pub now: i64,
     pub hold_expires_at: i64,
     /// Audit events (decisions, holds) appended in the same transaction.
@@ -103,20 +105,6 @@ async fn insert_decisions(
     Ok(())
 }
 
-/// Whether the held copy with this idempotency key has this id (a retry that found it) or another one
-/// (a concurrent call committed the same submission first).
-async fn copy_is(
-    tx: &mut Transaction<'_, Any>,
-    idem_key: &str,
-    message_ref: &str,
-) -> Result<bool, StoreError> {
-    let id: Option<String> = sqlx::query_scalar("SELECT id FROM held_messages WHERE idem_key = $1")
-        .bind(idem_key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(id.as_deref() == Some(message_ref))
-}
-
 /// The sealed copy and one `held` hold per held recipient (with its pending challenge). Returns the
 /// `Held` events of the holds this call created (none for a retried submission).
 async fn insert_holds(
@@ -146,7 +134,7 @@ async fn insert_holds(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    if copied == 0 && !copy_is(tx, rec.idem_key, rec.message_ref).await? {
+    if copied == 0 && !rec.retry {
         // Another call holds this submission under another id: its holds would refer to a copy that
         // does not exist. Roll back (the caller decides again and finds that copy).
         return Err(StoreError::DuplicateSubmission);

@@ -147,8 +147,7 @@ pub struct Expectations {
     pub assumed: bool,
 }
 
-pub const HOOK_PATH: &str = "/v1/mta-hook";
-pub const EVENTS_PATH: &str = "/v1/stalwart-events";
+pub use crate::deployment::side::{EVENTS_PATH, HOOK_PATH};
 
 impl Expectations {
     pub fn from_config(config: Option<&Config>) -> Expectations {

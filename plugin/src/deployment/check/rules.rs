@@ -395,14 +395,11 @@ fn webhook(view: &StalwartView, want: &Expectations) -> RuleResult {
         );
     }
     // Every event the audit records that this Stalwart line knows (what `stalwart render` subscribes).
-    let known: Vec<&'static str> = crate::audit::delivery::RECORDED
-        .iter()
-        .copied()
-        .filter(|e| {
-            view.version != super::view::Version::V015
-                || !crate::stalwart::render::NOT_IN_V015.contains(e)
-        })
-        .collect();
+    let line = match view.version {
+        Version::V015 => crate::stalwart::render::StalwartVersion::V015,
+        Version::V016 => crate::stalwart::render::StalwartVersion::V016,
+    };
+    let known = crate::stalwart::render::known_events(crate::audit::delivery::RECORDED, line);
     let recorded = missing(&known);
     if !recorded.is_empty() {
         return RuleResult::warn(

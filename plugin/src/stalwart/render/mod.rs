@@ -41,10 +41,15 @@ pub fn render(side: &StalwartSide, version: StalwartVersion, source: &str) -> St
 /// Event names v0.15 does not know. Added in v0.16 (crates/trc/src/lib.rs, DaneEvent::BogusDnssecRecord).
 pub const NOT_IN_V015: &[&str] = &["dane.bogus-dnssec-record"];
 
-/// The webhook events the gateway subscribes to ([`StalwartSide::webhook_events`]), minus the ones a
-/// Stalwart version does not know (an unknown name would make Stalwart refuse the webhook).
+/// The webhook events the gateway subscribes to ([`StalwartSide::webhook_events`]) that `version` knows
+/// (an unknown name would make Stalwart refuse the webhook).
 pub fn webhook_events(side: &StalwartSide, version: StalwartVersion) -> Vec<&'static str> {
-    side.webhook_events
+    known_events(side.webhook_events, version)
+}
+
+/// The events of `events` that `version` knows.
+pub fn known_events(events: &[&'static str], version: StalwartVersion) -> Vec<&'static str> {
+    events
         .iter()
         .copied()
         .filter(|e| version != StalwartVersion::V015 || !NOT_IN_V015.contains(e))
