@@ -335,20 +335,12 @@ fn stalwart_auth(
     password_file: Option<std::path::PathBuf>,
     token_file: Option<std::path::PathBuf>,
 ) -> stalwart_nta7516::stalwart::management::Auth {
-    use stalwart_nta7516::stalwart::management::Auth;
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|e| usage_error(&format!("{}: {e}", p.display())))
-    };
-    match (user, password_file, token_file) {
-        (_, _, Some(t)) => Auth::Bearer(read(&t)),
-        (Some(user), Some(p), None) => Auth::Basic {
-            user,
-            password: read(&p),
-        },
-        _ => Auth::None,
-    }
+    stalwart_nta7516::stalwart::management::Auth::from_files(
+        user.as_deref(),
+        password_file.as_deref(),
+        token_file.as_deref(),
+    )
+    .unwrap_or_else(|e| usage_error(&e))
 }
 
 /// `stalwart check`: exit 0 when no rule failed, 1 when one did, 2 on a usage or connection error.

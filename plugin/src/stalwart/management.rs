@@ -24,6 +24,30 @@ pub enum Auth {
     None,
 }
 
+impl Auth {
+    /// From files, the way the gateway reads its other secrets (`crate::secrets::resolve`: trimmed,
+    /// an empty file refused): a token file wins; else user + password file; else none.
+    pub fn from_files(
+        user: Option<&str>,
+        password_file: Option<&Path>,
+        token_file: Option<&Path>,
+    ) -> Result<Auth, String> {
+        let read = |what: &'static str, p: &Path| {
+            crate::secrets::resolve(what, None, Some(p), false, || Err("not generated".into()))
+                .map(|s| s.value)
+                .map_err(|e| e.to_string())
+        };
+        Ok(match (user, password_file, token_file) {
+            (_, _, Some(t)) => Auth::Bearer(read("the management token", t)?),
+            (Some(user), Some(p), None) => Auth::Basic {
+                user: user.to_string(),
+                password: read("the management password", p)?,
+            },
+            _ => Auth::None,
+        })
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -190,23 +190,11 @@ pub fn client(s: &StalwartConfig) -> Result<(Management, VersionChoice), String>
         .management_url
         .as_deref()
         .ok_or("no stalwart.management_url")?;
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p)
-            .map(|t| t.trim().to_string())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let auth = match (
-        &s.management_token_file,
-        &s.management_user,
-        &s.management_password_file,
-    ) {
-        (Some(t), _, _) => Auth::Bearer(read(t)?),
-        (None, Some(user), Some(p)) => Auth::Basic {
-            user: user.clone(),
-            password: read(p)?,
-        },
-        _ => Auth::None,
-    };
+    let auth = Auth::from_files(
+        s.management_user.as_deref(),
+        s.management_password_file.as_deref(),
+        s.management_token_file.as_deref(),
+    )?;
     let timeout = Duration::from_secs(s.check_interval_secs.clamp(1, 10));
     let m = Management::new(url, auth, s.management_ca_file.as_deref(), timeout)
         .map_err(|e| e.to_string())?;
