@@ -44,6 +44,7 @@
 
 pub mod delivery;
 pub mod event;
+pub mod evidence;
 pub mod export;
 pub mod record;
 pub mod report;

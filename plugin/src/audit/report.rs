@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::evidence::Delivery;
 use super::{
     event::Kind,
+    evidence::{reason_text, s},
     record::Record,
     standing::{standing, QueueEvidence, Standing},
 };
@@ -43,32 +45,6 @@ pub struct RecipientReport {
     pub deliveries: Vec<Delivery>,
 }
 
-/// One delivery outcome reported by Stalwart for a recipient, with the evidence of the same
-/// connection (same delivery span and MX host). Stalwart reports one delivery twice — the outcome
-/// (`delivery.delivered`, "OK queued") and the DSN it generates for it (`delivery.dsn-success`, "OK")
-/// — so a DSN event of the same span, queue id and recipient is attached to the outcome as `dsn`, not
-/// counted as another delivery.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Delivery {
-    /// `delivered`, `temporary_failure`, `permanent_failure` or `failed`.
-    pub status: String,
-    /// The DSN Stalwart generated for this delivery: `success`, `temp-fail` or `perm-fail`.
-    pub dsn: Option<String>,
-    /// Stalwart's delivery span, to pair outcome and DSN events.
-    #[serde(skip)]
-    span: Option<String>,
-    pub at: String,
-    pub queue_id: Option<String>,
-    pub mx: Option<String>,
-    pub remote_ip: Option<String>,
-    pub tls_version: Option<String>,
-    pub tls_cipher: Option<String>,
-    pub dane: Option<String>,
-    pub mta_sts: Option<String>,
-    pub code: Option<i64>,
-    pub reply: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
     pub seq: i64,
@@ -76,14 +52,6 @@ pub struct TimelineEntry {
     pub kind: String,
     pub recipient: Option<String>,
     pub summary: String,
-}
-
-pub(super) fn s(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
 }
 
 fn delivery_status(event: &str) -> Option<&'static str> {
@@ -97,27 +65,6 @@ fn delivery_status(event: &str) -> Option<&'static str> {
         "delivery.failed" => "failed",
         _ => return None,
     })
-}
-
-/// A reason object (`{"type":…,"data":{"details":…,"reason":…}}`) or string as text.
-pub(super) fn reason_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => {
-            let data = o.get("data").unwrap_or(v);
-            let parts: Vec<String> = ["details", "reason"]
-                .iter()
-                .filter_map(|k| data.get(*k).and_then(s))
-                .collect();
-            Some(if parts.is_empty() {
-                v.to_string()
-            } else {
-                parts.join(": ")
-            })
-        }
-        other => Some(other.to_string()),
-    }
 }
 
 fn summarise(r: &Record, d: &Value) -> String {
@@ -310,16 +257,6 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
         records_intact: records.iter().all(|r| r.is_intact()),
         recipients: order.iter().filter_map(|o| by_rcpt.remove(o)).collect(),
         timeline,
-    }
-}
-
-impl Delivery {
-    /// The status, with the DSN attached to it: `delivered (DSN success)`.
-    pub fn status_text(&self) -> String {
-        match &self.dsn {
-            Some(dsn) => format!("{} (DSN {dsn})", self.status),
-            None => self.status.clone(),
-        }
     }
 }
 

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::report::{reason_text, s, Delivery};
+use super::evidence::{reason_text, s, Delivery};
 
 /// The final state of one recipient's delivery.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
