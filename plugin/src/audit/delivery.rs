@@ -69,7 +69,9 @@ pub fn dedup_key(ev: &webhook::Event) -> String {
     for part in [
         ev.kind.as_bytes(),
         ev.created_at.as_bytes(),
-        Value::Object(ev.data.clone()).to_string().as_bytes(),
+        serde_json::to_string(&ev.data)
+            .unwrap_or_default()
+            .as_bytes(),
     ] {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);

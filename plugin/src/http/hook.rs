@@ -49,8 +49,11 @@ async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response
     };
     match submission::handle(gw, request).await {
         Ok(handled) => {
-            // Committed: let the worker send notifications (from the database, so nothing is lost).
-            gw.wake.notify_one();
+            // Committed: when someone is held, let the worker plan and send the notifications (from
+            // the database, so nothing is lost). A delivered message gives the worker nothing to do.
+            if handled.decisions.iter().any(|d| d.outcome.is_held()) {
+                gw.wake.notify_one();
+            }
             observe(gw, &handled);
             gw.metrics.answer(handled.response.action.into());
             Json(handled.response).into_response()

@@ -1,11 +1,11 @@
 //! Audit log storage: chained appends (in the caller's transaction), queries, verification and the
 //! webhook intake's dedup and correlation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError};
+use super::{placeholders, Store, StoreError};
 use crate::{
     audit::{
         self,
@@ -99,26 +99,10 @@ async fn insert_records(
     records: &[Record],
 ) -> Result<(), StoreError> {
     for chunk in records.chunks(500) {
-        let rows = (0..chunk.len())
-            .map(|i| {
-                let p = i * 10;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8,
-                    p + 9,
-                    p + 10
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {rows}");
+        let sql = format!(
+            "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
+            placeholders(tx, chunk.len(), 10)
+        );
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
@@ -194,35 +178,66 @@ async fn correlate(
     tx: &mut Transaction<'_, Any>,
     queue_id: u64,
 ) -> Result<Option<Correlation>, StoreError> {
-    let hex = format!("{queue_id:x}");
-    if let Some(row) = sqlx::query(
-        "SELECT message_ref, sha256, sender FROM decisions WHERE queue_id = $1 ORDER BY id LIMIT 1",
-    )
-    .bind(&hex)
-    .fetch_optional(&mut **tx)
-    .await?
-    {
-        return Ok(Some(Correlation {
-            message_ref: row.try_get(0)?,
-            sha256: row.try_get(1)?,
-            sender: row.try_get(2)?,
-        }));
+    Ok(correlate_all(tx, &[queue_id]).await?.remove(&queue_id))
+}
+
+/// [`correlate`] for many queue ids at once: two queries per 500 ids, whatever the batch holds.
+async fn correlate_all(
+    tx: &mut Transaction<'_, Any>,
+    queue_ids: &[u64],
+) -> Result<HashMap<u64, Correlation>, StoreError> {
+    let mut found = HashMap::with_capacity(queue_ids.len());
+    for chunk in queue_ids.chunks(500) {
+        let hex: HashMap<String, u64> = chunk.iter().map(|q| (format!("{q:x}"), *q)).collect();
+        let list = placeholders(tx, 1, hex.len());
+        // The first decision of a queue id names its message (a retry adds later rows).
+        let sql = format!(
+            "SELECT queue_id, message_ref, sha256, sender FROM decisions WHERE queue_id IN {list} \
+             ORDER BY id"
+        );
+        found_rows(tx, &sql, &hex, &mut found).await?;
+        let missing: HashMap<String, u64> = hex
+            .into_iter()
+            .filter(|(_, q)| !found.contains_key(q))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT q.queue_id, q.message_ref, h.sha256, h.sender FROM queue_links q \
+             LEFT JOIN held_messages h ON h.id = q.message_ref WHERE q.queue_id IN {}",
+            placeholders(tx, 1, missing.len())
+        );
+        found_rows(tx, &sql, &missing, &mut found).await?;
     }
-    let row = sqlx::query(
-        "SELECT q.message_ref, h.sha256, h.sender FROM queue_links q \
-         LEFT JOIN held_messages h ON h.id = q.message_ref WHERE q.queue_id = $1",
-    )
-    .bind(&hex)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row| {
-        Ok(Correlation {
-            message_ref: row.try_get(0)?,
-            sha256: row.try_get(1)?,
-            sender: row.try_get(2)?,
-        })
-    })
-    .transpose()
+    Ok(found)
+}
+
+/// Runs a correlation query over the hex queue ids of `ids` and keeps the first row of each.
+async fn found_rows(
+    tx: &mut Transaction<'_, Any>,
+    sql: &str,
+    ids: &HashMap<String, u64>,
+    found: &mut HashMap<u64, Correlation>,
+) -> Result<(), StoreError> {
+    let mut q = sqlx::query(sql);
+    for hex in ids.keys() {
+        q = q.bind(hex.as_str());
+    }
+    for row in q.fetch_all(&mut **tx).await? {
+        let hex: String = row.try_get(0)?;
+        if let Some(queue_id) = ids.get(&hex) {
+            if !found.contains_key(queue_id) {
+                let corr = Correlation {
+                    message_ref: row.try_get(1)?,
+                    sha256: row.try_get(2)?,
+                    sender: row.try_get(3)?,
+                };
+                found.insert(*queue_id, corr);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What one webhook delivery did.
@@ -238,74 +253,109 @@ pub struct Intake {
     pub ignored: usize,
 }
 
+/// A recorded webhook event with its queue id and dedup key.
+type Candidate<'e> = (&'e webhook::Event, u64, String);
+
 /// Filters, de-duplicates, correlates and records one webhook delivery in one transaction. `events`
-/// were validated by the caller (queue ids and times parse).
+/// were validated by the caller (queue ids and times parse). A fixed number of statements whatever the
+/// batch's size: the dedup keys in one insert, the correlations in one query, the waiting events in one
+/// insert, the audit records in one chain append.
 pub async fn record_webhook(
     tx: &mut Transaction<'_, Any>,
     events: &[webhook::Event],
     now: i64,
 ) -> Result<Intake, StoreError> {
     let mut intake = Intake::default();
-    let mut audit_events = Vec::new();
-    let mut cache: HashMap<u64, Option<Correlation>> = HashMap::new();
     // Lock the chain head first: concurrent deliveries of the same batch are then serialised, and the
     // second one sees the first one's dedup keys.
     sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
         .execute(&mut **tx)
         .await?;
+    let mut keys = HashSet::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for ev in events {
-        let queue_id = match ev.queue_id() {
-            Ok(Some(q)) if delivery::is_recorded(&ev.kind) => q,
-            _ => {
-                intake.ignored += 1;
-                continue;
+        match ev.queue_id() {
+            Ok(Some(q)) if delivery::is_recorded(&ev.kind) => {
+                let key = delivery::dedup_key(ev);
+                match keys.insert(key.clone()) {
+                    true => candidates.push((ev, q, key)),
+                    false => intake.duplicates += 1,
+                }
             }
-        };
-        let key = delivery::dedup_key(ev);
-        let fresh = sqlx::query(
-            "INSERT INTO webhook_seen (key, received_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&key)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            intake.duplicates += 1;
-            continue;
-        }
-        let corr = match cache.get(&queue_id) {
-            Some(known) => known.clone(),
-            None => {
-                let found = correlate(tx, queue_id).await?;
-                cache.insert(queue_id, found.clone());
-                found
-            }
-        };
-        let at = ev.created_unix().unwrap_or(now);
-        match corr {
-            Some(corr) => {
-                audit_events.push(delivery::to_audit(ev, queue_id, at, &corr));
-                intake.recorded += 1;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO webhook_unmatched (key, queue_id, event, received_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(&key)
-                .bind(format!("{queue_id:x}"))
-                .bind(serde_json::to_string(ev).unwrap_or_default())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                intake.waiting += 1;
-            }
+            _ => intake.ignored += 1,
         }
     }
+    let fresh = insert_seen(tx, &candidates, now).await?;
+    let before = candidates.len();
+    candidates.retain(|(_, _, key)| fresh.contains(key));
+    intake.duplicates += before - candidates.len();
+
+    let mut queue_ids: Vec<u64> = candidates.iter().map(|(_, q, _)| *q).collect();
+    queue_ids.sort_unstable();
+    queue_ids.dedup();
+    let corr = correlate_all(tx, &queue_ids).await?;
+    let (mut audit_events, mut waiting) = (Vec::new(), Vec::new());
+    for (ev, queue_id, key) in candidates {
+        match corr.get(&queue_id) {
+            Some(c) => {
+                let at = ev.created_unix().unwrap_or(now);
+                audit_events.push(delivery::to_audit(ev, queue_id, at, c));
+            }
+            None => waiting.push((ev, queue_id, key)),
+        }
+    }
+    (intake.recorded, intake.waiting) = (audit_events.len(), waiting.len());
+    insert_unmatched(tx, &waiting, now).await?;
     append(tx, now, &audit_events).await?;
     Ok(intake)
+}
+
+/// Inserts the dedup keys; returns the ones that were new (a re-sent event's key is already there).
+async fn insert_seen(
+    tx: &mut Transaction<'_, Any>,
+    candidates: &[Candidate<'_>],
+    now: i64,
+) -> Result<HashSet<String>, StoreError> {
+    let mut fresh = HashSet::with_capacity(candidates.len());
+    for chunk in candidates.chunks(500) {
+        let sql = format!(
+            "INSERT INTO webhook_seen (key, received_at) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING key",
+            placeholders(tx, chunk.len(), 2)
+        );
+        let mut q = sqlx::query(&sql);
+        for (_, _, key) in chunk {
+            q = q.bind(key.as_str()).bind(now);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            fresh.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(fresh)
+}
+
+/// Keeps events whose queue id names no message yet, until a release links it.
+async fn insert_unmatched(
+    tx: &mut Transaction<'_, Any>,
+    waiting: &[Candidate<'_>],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in waiting.chunks(500) {
+        let sql = format!(
+            "INSERT INTO webhook_unmatched (key, queue_id, event, received_at) VALUES {} \
+             ON CONFLICT (key) DO NOTHING",
+            placeholders(tx, chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for (ev, queue_id, key) in chunk {
+            q = q
+                .bind(key.as_str())
+                .bind(format!("{queue_id:x}"))
+                .bind(serde_json::to_string(ev).unwrap_or_default())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn record_from(row: &sqlx::any::AnyRow) -> Result<Record, sqlx::Error> {

@@ -307,24 +307,7 @@ impl Store {
         &self,
         idem_key: &str,
     ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT id FROM held_messages WHERE idem_key = $1")
-            .bind(idem_key)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id: String = row.try_get(0)?;
-        let holds = sqlx::query(
-            "SELECT recipient, outcome FROM holds WHERE message_id = $1 ORDER BY recipient",
-        )
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(Some((id, holds)))
+        existing_holds_on(&mut *self.pool.acquire().await?, idem_key).await
     }
 
     /// Erases a held message's sealed content once none of its holds still needs it (every hold
@@ -703,6 +686,34 @@ pub(super) async fn holds_of_sender(
     .iter()
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
     .collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// The held copy with this idempotency key and its holds `(recipient, outcome)`, in one query on `conn`.
+pub(super) async fn existing_holds_on(
+    conn: &mut sqlx::AnyConnection,
+    idem_key: &str,
+) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.id, h.recipient, h.outcome FROM held_messages m \
+         LEFT JOIN holds h ON h.message_id = m.id WHERE m.idem_key = $1 ORDER BY h.recipient",
+    )
+    .bind(idem_key)
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let id: String = first.try_get(0)?;
+    let mut holds = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(recipient) = row.try_get::<Option<String>, _>(1)? {
+            holds.push((
+                recipient,
+                row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(Some((id, holds)))
 }
 
 #[cfg(test)]

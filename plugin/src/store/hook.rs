@@ -3,11 +3,15 @@
 //! recipient with their shared pending challenge, and a phone number from the subject tag. May call
 //! the rest of `store`, `audit` event types and `policy` values.
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use super::{
-    audit, challenges::pending_challenge, holds::HoldState, recipients::set_phone_if_unknown,
-    sealed::Sealed, Store, StoreError,
+    audit,
+    challenges::pending_challenge,
+    holds::{existing_holds_on, HoldState},
+    recipients::{recipient_facts_on, set_phone_if_unknown},
+    sealed::Sealed,
+    Store, StoreError, StoredFacts,
 };
 use crate::{
     audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
@@ -36,7 +40,55 @@ pub struct HookRecord<'a> {
     pub tag_phone: Option<(&'a str, &'a str)>,
 }
 
+/// What the hook reads before it decides (see [`Store::hook_reads`]).
+#[derive(Debug, Default)]
+pub struct HookReads {
+    /// Recipient data, exemptions and peers of the external recipients.
+    pub stored: StoredFacts,
+    /// An earlier attempt's held copy and its holds `(recipient, outcome)`.
+    pub earlier: Option<(String, Vec<(String, String)>)>,
+    /// The sender domain's settings: retention days and sender groups, when the admin set any.
+    pub settings: Option<(Option<i64>, Vec<String>)>,
+}
+
 impl Store {
+    /// Every read of one hook call, one after the other on one connection (one pool checkout, not five:
+    /// each checkout costs a ping on release, on PostgreSQL also one before use): the external
+    /// recipients' stored facts, the held copy of an earlier attempt (by idempotency key) and the
+    /// sender domain's settings.
+    pub async fn hook_reads(
+        &self,
+        external: &[&str],
+        idem_key: Option<&str>,
+        sender_domain: Option<&str>,
+        now: i64,
+    ) -> Result<HookReads, StoreError> {
+        let mut reads = HookReads::default();
+        if external.is_empty() {
+            return Ok(reads);
+        }
+        let mut conn = self.pool.acquire().await?;
+        reads.stored = recipient_facts_on(&mut conn, external, now).await?;
+        if let Some(key) = idem_key {
+            reads.earlier = existing_holds_on(&mut conn, key).await?;
+        }
+        if let Some(domain) = sender_domain {
+            let row =
+                sqlx::query("SELECT retention_days, groups FROM domain_settings WHERE domain = $1")
+                    .bind(domain)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if let Some(row) = row {
+                let groups: String = row.try_get(1)?;
+                reads.settings = Some((
+                    row.try_get(0)?,
+                    serde_json::from_str(&groups).unwrap_or_default(),
+                ));
+            }
+        }
+        Ok(reads)
+    }
+
     /// Commits decisions, the sealed copy and the holds with their challenges in one transaction.
     /// Idempotent: a retried submission reuses the held copy, its holds and the pending challenges.
     pub async fn record_hook(&self, rec: &HookRecord<'_>) -> Result<(), StoreError> {

@@ -81,6 +81,30 @@ fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::File(path.display().to_string(), e))
 }
 
+/// The placeholders of a multi-row `VALUES` list (or, with one row, an `IN` list): `rows` groups of
+/// `cols`, numbered from 1. SQLite gets anonymous `?`: it resolves every `$N` by a linear search of the
+/// statement's parameter names, once when preparing and again for each value sqlx binds — quadratic in
+/// a statement of thousands of values (it was most of the webhook intake's CPU). PostgreSQL needs `$N`.
+pub(crate) fn placeholders(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
+    use std::fmt::Write;
+    let sqlite = conn.backend_name() == "SQLite";
+    let mut s = String::with_capacity(rows * (cols * 5 + 4));
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            match sqlite {
+                true => s.push('?'),
+                false => write!(s, "${}", r * cols + c + 1).expect("write to a String"),
+            }
+        }
+        s.push(')');
+    }
+    s
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -123,6 +147,9 @@ impl Store {
                         // Checkpoints run in the background (see `checkpoint`), not in a commit.
                         conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Pages read through a shared mapping instead of a read() each: another
+                        // connection's commit empties this one's page cache, so reads are frequent.
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
                     }
                     Ok(())
                 })

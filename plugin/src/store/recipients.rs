@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::{Store, StoreError};
 
@@ -26,81 +26,14 @@ pub struct StoredFacts {
 }
 
 impl Store {
-    /// Everything the pipeline needs about these recipients, in three queries on one connection,
-    /// whatever their number: stored recipient data, unexpired admin exemptions (address or domain) and peer-list entries.
+    /// Everything the pipeline needs about these recipients (see [`recipient_facts_on`]).
     pub async fn recipient_facts(
         &self,
         addresses: &[&str],
         now: i64,
     ) -> Result<StoredFacts, StoreError> {
-        let mut facts = StoredFacts::default();
-        if addresses.is_empty() {
-            return Ok(facts);
-        }
-        let domains: Vec<&str> = {
-            let mut d: Vec<&str> = addresses
-                .iter()
-                .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d))
-                .collect();
-            d.sort_unstable();
-            d.dedup();
-            d
-        };
-        let list = |start: usize, n: usize| {
-            (start..start + n)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-
-        let sql_recipients = format!(
-            "SELECT address, phone, verified_until FROM recipients WHERE address IN ({})",
-            list(1, addresses.len())
-        );
-        let sql_exemptions = format!(
-            "SELECT kind, value, reason FROM exemptions WHERE (expires_at IS NULL OR expires_at > $1) AND \
-             ((kind = 'address' AND value IN ({})) OR (kind = 'domain' AND value IN ({})))",
-            list(2, addresses.len()),
-            list(2 + addresses.len(), domains.len())
-        );
-        let sql_peers = format!(
-            "SELECT domain, provider FROM peers WHERE domain IN ({})",
-            list(1, domains.len())
-        );
-        // Three reads on one connection, one after the other: on SQLite each statement is a hop to the
-        // connection's worker thread, and running them on three connections at once measured slower.
         let mut conn = self.pool.acquire().await?;
-        let mut q = sqlx::query(&sql_recipients);
-        for a in addresses {
-            q = q.bind(*a);
-        }
-        let recipients = q.fetch_all(&mut *conn).await?;
-        let mut q = sqlx::query(&sql_exemptions).bind(now);
-        for a in addresses.iter().chain(domains.iter()) {
-            q = q.bind(*a);
-        }
-        let exemptions = q.fetch_all(&mut *conn).await?;
-        let mut q = sqlx::query(&sql_peers);
-        for d in &domains {
-            q = q.bind(*d);
-        }
-        let peers = q.fetch_all(&mut *conn).await?;
-        for row in recipients {
-            facts.recipients.insert(
-                row.try_get(0)?,
-                RecipientRow {
-                    phone: row.try_get(1)?,
-                    verified_until: row.try_get(2)?,
-                },
-            );
-        }
-        for row in exemptions {
-            facts.exemptions.insert(row.try_get(1)?, row.try_get(2)?);
-        }
-        for row in peers {
-            facts.peers.insert(row.try_get(0)?, row.try_get(1)?);
-        }
-        Ok(facts)
+        recipient_facts_on(&mut conn, addresses, now).await
     }
 
     pub async fn upsert_recipient(
@@ -227,4 +160,80 @@ pub(super) async fn verified_until(
             .await?
             .and_then(|r| r.try_get::<Option<i64>, _>(0).ok().flatten()),
     )
+}
+
+/// Everything the pipeline needs about these recipients, in three queries on `conn`, whatever their
+/// number: stored recipient data, unexpired admin exemptions (address or domain) and peer-list entries.
+/// One connection, one statement after the other: on SQLite each statement is a hop to the connection's
+/// worker thread, and every pool checkout costs a ping on release (on PostgreSQL also before use).
+pub(super) async fn recipient_facts_on(
+    conn: &mut AnyConnection,
+    addresses: &[&str],
+    now: i64,
+) -> Result<StoredFacts, StoreError> {
+    let mut facts = StoredFacts::default();
+    if addresses.is_empty() {
+        return Ok(facts);
+    }
+    let domains: Vec<&str> = {
+        let mut d: Vec<&str> = addresses
+            .iter()
+            .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d))
+            .collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    };
+    let list = |start: usize, n: usize| {
+        (start..start + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    let sql_recipients = format!(
+        "SELECT address, phone, verified_until FROM recipients WHERE address IN ({})",
+        list(1, addresses.len())
+    );
+    let sql_exemptions = format!(
+        "SELECT kind, value, reason FROM exemptions WHERE (expires_at IS NULL OR expires_at > $1) AND \
+         ((kind = 'address' AND value IN ({})) OR (kind = 'domain' AND value IN ({})))",
+        list(2, addresses.len()),
+        list(2 + addresses.len(), domains.len())
+    );
+    let sql_peers = format!(
+        "SELECT domain, provider FROM peers WHERE domain IN ({})",
+        list(1, domains.len())
+    );
+    let mut q = sqlx::query(&sql_recipients);
+    for a in addresses {
+        q = q.bind(*a);
+    }
+    let recipients = q.fetch_all(&mut *conn).await?;
+    let mut q = sqlx::query(&sql_exemptions).bind(now);
+    for a in addresses.iter().chain(domains.iter()) {
+        q = q.bind(*a);
+    }
+    let exemptions = q.fetch_all(&mut *conn).await?;
+    let mut q = sqlx::query(&sql_peers);
+    for d in &domains {
+        q = q.bind(*d);
+    }
+    let peers = q.fetch_all(&mut *conn).await?;
+    for row in recipients {
+        facts.recipients.insert(
+            row.try_get(0)?,
+            RecipientRow {
+                phone: row.try_get(1)?,
+                verified_until: row.try_get(2)?,
+            },
+        );
+    }
+    for row in exemptions {
+        facts.exemptions.insert(row.try_get(1)?, row.try_get(2)?);
+    }
+    for row in peers {
+        facts.peers.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    Ok(facts)
 }

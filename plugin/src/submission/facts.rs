@@ -137,19 +137,19 @@ pub async fn gather<'r>(
         .as_deref()
         .ok()
         .map(|raw| idempotency_key(sender, &addresses, raw));
-    let (stored, tls, settings, earlier) = tokio::join!(
-        gw.store.recipient_facts(&external, now),
+    let sender_domain = domain_of(sender).trim_end_matches('.').to_ascii_lowercase();
+    let (reads, tls) = tokio::join!(
+        gw.store.hook_reads(
+            &external,
+            idem_key.as_deref(),
+            Some(sender_domain.as_str()).filter(|d| !d.is_empty()),
+            now
+        ),
         tls_verdicts(gw, &external),
-        sender_settings(gw, sender, !external.is_empty()),
-        async {
-            match &idem_key {
-                Some(key) if !external.is_empty() => gw.store.existing_holds(key).await,
-                _ => Ok(None),
-            }
-        }
     );
-    let (stored, settings, earlier) = (stored?, settings?, earlier?);
-    let (earlier_message, earlier_holds) = earlier.unzip();
+    let reads = reads?;
+    let (stored, settings) = (reads.stored, sender_settings(reads.settings));
+    let (earlier_message, earlier_holds) = reads.earlier.unzip();
     let earlier_holds = earlier_holds.unwrap_or_default();
     let recipients = addresses
         .iter()
@@ -322,23 +322,16 @@ struct SenderSettings {
     retention_days: Option<i64>,
 }
 
-async fn sender_settings(
-    gw: &Gateway,
-    sender: &str,
-    needed: bool,
-) -> Result<SenderSettings, SubmissionError> {
-    let domain = domain_of(sender).trim_end_matches('.').to_ascii_lowercase();
-    if !needed || domain.is_empty() {
-        return Ok(SenderSettings::default());
-    }
-    let Some(row) = gw.store.get_settings(&domain).await? else {
-        return Ok(SenderSettings::default());
+/// The sender domain's stored settings, as far as they are valid (`(retention days, groups)`).
+fn sender_settings(stored: Option<(Option<i64>, Vec<String>)>) -> SenderSettings {
+    let Some((retention_days, groups)) = stored else {
+        return SenderSettings::default();
     };
-    Ok(SenderSettings {
-        groups: Some(row.groups.join(",")).filter(|g| !g.is_empty()),
+    SenderSettings {
+        groups: Some(groups.join(",")).filter(|g| !g.is_empty()),
         // The admin API accepts 1 to 90; anything else in the table is ignored (config applies).
-        retention_days: row.retention_days.filter(|d| (1..=90).contains(d)),
-    })
+        retention_days: retention_days.filter(|d| (1..=90).contains(d)),
+    }
 }
 
 /// Verdicts for the distinct recipient domains, fetched concurrently within the hook's time budget.
