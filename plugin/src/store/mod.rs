@@ -70,6 +70,53 @@ pub enum StoreError {
     DuplicateSubmission,
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (connection refused or cut, no connection within the
+    /// pool's timeout, the server shutting down or starting up): the same call may succeed later.
+    /// Anything else (a constraint, an illegal transition, a closed pool) fails the same way again.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            // PostgreSQL's connection exceptions (08…) and operator interventions (57P01 admin
+            // shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
+/// How long [`until_available`] keeps trying: well below the leases of a claimed release (600 s) or
+/// outbox row (300 s), so no other worker takes the claim meanwhile.
+pub const RECORD_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs `op` again while it fails with [`StoreError::is_unavailable`], pausing 0.25 s, doubling up to
+/// 5 s, for at most [`RECORD_PATIENCE`]; any other result is returned at once. For writes that record what has
+/// already happened outside the database (Stalwart accepted a mail): losing them to a database restart
+/// would leave the row claimed, and the mail would be reported uncertain or sent again.
+pub async fn until_available<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = std::time::Instant::now() + RECORD_PATIENCE;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, what, "database unavailable; recording again shortly");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Creates a missing SQLite database file empty with mode 0600 and its folders 0700 (existing ones are
 /// left as they are; `serve` warns when they are more open).
 fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
