@@ -241,3 +241,45 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_only_the_database_being_unreachable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(StoreError::Db(sqlx::Error::Io(io)).is_unavailable());
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::DuplicateSubmission.is_unavailable());
+        let illegal = StoreError::IllegalTransition {
+            what: "hold",
+            from: "released",
+            to: "sending",
+        };
+        assert!(!illegal.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn until_available_retries_only_while_unreachable() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = until_available("test", || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(StoreError::Db(sqlx::Error::PoolTimedOut)),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got: Result<(), _> = until_available("test", || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(StoreError::DuplicateSubmission)
+        })
+        .await;
+        assert!(matches!(got, Err(StoreError::DuplicateSubmission)));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -422,10 +422,12 @@ fn postgres_uid() -> Option<u32> {
         .flatten()
 }
 
-/// Holds, notifications and releases across a hard PostgreSQL restart: during the outage every hook
+/// Holds, notifications and releases across two hard PostgreSQL restarts. During an outage every hook
 /// call answers 503 (also for a verified recipient whose mail would be accepted), the health check
-/// says so, and the portal shows its error page; a release whose `250` arrives while the database is
-/// down is recorded once it is back (not left `committing`); the workers carry on by themselves.
+/// says so and the portal shows its error page. A release whose `250` arrives while the database is
+/// down (first restart), and a notification whose `250` does (second restart), are recorded once it
+/// is back — not left claimed, so neither is reported uncertain nor sent again. The workers carry on
+/// by themselves; the same gateway serves throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_run() {
     if !util::postgres_available() {
@@ -440,15 +442,15 @@ async fn postgres_restart_mid_run() {
     let mut env = Env::new(Backend::Sqlite, Some(moto.url.clone()), "").await;
     env.db_url = pg.url("postgres");
     let gw = env.start().await;
-    let rcpts: Vec<String> = (0..4).map(|i| format!("r{i}@example.test")).collect();
+    let rcpts: Vec<String> = (0..5).map(|i| format!("r{i}@example.test")).collect();
     let phone = |i: usize| format!("+3161222000{i}");
     for (i, r) in rcpts.iter().enumerate() {
         gw.set_phone(r, &phone(i)).await;
     }
     let mut ledger = Ledger::new("pg");
 
-    // Before: two held messages per recipient, their notifications; r0 verified and released.
-    for r in rcpts.iter().chain(&rcpts) {
+    // Before: two held messages for each of r0..r3, their notifications; r0 verified and released.
+    for r in rcpts[..4].iter().chain(&rcpts[..4]) {
         let (_, a) = ledger.send(&gw, r).await;
         assert!(matches!(a, Answer::Held(_)), "{a:?}");
     }
@@ -456,64 +458,117 @@ async fn postgres_restart_mid_run() {
     verify(&env, &gw, &moto, &rcpts[0], &phone(0)).await;
     env.release.wait_for(2, 15).await;
 
-    // r1 verified while the release listener is slow: its first release is between the final dot and
-    // the `250` when PostgreSQL goes down; the `250` arrives during the outage.
+    // Restart 1: r1 verified while the release listener is slow; its first release is between the
+    // final dot and the `250` when PostgreSQL goes down, and the `250` arrives during the outage.
     env.release.stall.store(true, SeqCst);
     verify(&env, &gw, &moto, &rcpts[1], &phone(1)).await;
     env.release.wait_for(3, 15).await;
     pg.down();
     env.release.stall.store(false, SeqCst);
-
-    // During: the hook tempfails (never accepts, not even for verified r0), health is 503, the portal
-    // shows its error page.
-    for r in [&rcpts[0], &rcpts[2], &"new@example.test".to_string()] {
-        let (_, a) = ledger.send(&gw, r).await;
-        assert_eq!(a, Answer::Refused(StatusCode::SERVICE_UNAVAILABLE));
-    }
-    assert_eq!(healthz(&gw).await, StatusCode::SERVICE_UNAVAILABLE);
-    let (link, mut br) = landing(&env, &gw, &rcpts[2]).await;
-    assert_eq!(br.get(&link).await.status, StatusCode::SERVICE_UNAVAILABLE);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    // After: same gateway, no restart.
-    pg.up();
-    util::eventually(15, "health back", || async {
-        (healthz(&gw).await == StatusCode::OK).then_some(())
-    })
+    during_outage(
+        &env,
+        &gw,
+        &mut ledger,
+        [&rcpts[0], &rcpts[2], "new@example.test"],
+    )
     .await;
-    let retried = ledger.retry_refused(&gw).await;
-    assert_eq!(retried, 3);
+    pg.up();
+    health_back(&gw).await;
+    assert_eq!(ledger.retry_refused(&gw).await, 3);
     // r1's two holds go out once each (the one sent during the outage is recorded, not resent).
     for i in (0..ledger.messages.len()).filter(|i| ledger.messages[*i].rcpt == rcpts[1]) {
         let id = ledger.hold_ids(i).into_iter().next().unwrap();
         gw.wait_hold(&id, &rcpts[1], "released", 20).await;
     }
-    // The workers resumed: the new recipient's notification (planned after the outage) goes out,
-    // and r2 can verify and get both messages.
-    util::eventually(15, "the new recipient's sender notice", || async {
-        (env.notify.messages().len() > 4).then_some(())
+    // The worker resumed: the sender notice for the new recipient (no phone) goes out.
+    util::eventually(15, "the sender notice for the new recipient", || async {
+        (env.notify.messages().len() == 5).then_some(())
     })
     .await;
+
+    // Restart 2: a notification (to r4, new) between its final dot and its `250`.
+    env.notify.stall.store(true, SeqCst);
+    let (r4, a) = ledger.send(&gw, &rcpts[4]).await;
+    let Answer::Held(r4_hold) = a else {
+        panic!("{a:?}")
+    };
+    env.notify.wait_for(6, 15).await;
+    pg.down();
+    env.notify.stall.store(false, SeqCst);
+    // Down for longer than the pool's acquire timeout (5 s), so recording the `250` fails at least once.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    pg.up();
+    health_back(&gw).await;
+    util::eventually(20, "the r4 notification recorded as sent", || async {
+        let records = gw.audit(&r4_hold).await;
+        records
+            .iter()
+            .any(|r| r.0 == "notification_sent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(ledger.messages[r4].answers.len(), 1);
+
+    // After: r2 verifies and gets all three of its messages (the retried one joined its challenge);
+    // verified r0's message from the outage was accepted at the retry.
     verify(&env, &gw, &moto, &rcpts[2], &phone(2)).await;
-    // Verified r0's message from the outage was accepted at the retry.
     let r0_retry = ledger
         .messages
         .iter()
         .find(|m| m.rcpt == rcpts[0] && m.answers.len() == 2)
         .unwrap();
     assert_eq!(r0_retry.answers[1], Answer::Accepted);
-    // r0 2, r1 2, r2 3 (its retried message joined its challenge).
     let released_expected = 2 + 2 + 3;
     env.release.wait_for(released_expected, 20).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(env.release.messages().len(), released_expected);
+    let notices: Vec<Vec<String>> = env
+        .notify
+        .messages()
+        .into_iter()
+        .map(|m| m.rcpt_to)
+        .collect();
+    assert_eq!(notices.len(), 6, "one notification each: {notices:?}");
     let t = ledger.tally(&gw, &env.release).await;
     report("postgres restart", &t);
     assert_eq!(t.tempfailed_answers, 3);
-    assert_eq!((t.delivered_once, t.held_once), (8, 3), "{t}");
+    assert_eq!((t.delivered_once, t.held_once), (8, 4), "{t}");
     let chain = gw.gw.store.verify_audit().await.unwrap();
     assert!(chain.ok(), "{:?}", chain.findings);
     gw.stop().await;
+}
+
+/// While the database is down: a message to each of `rcpts` is answered 503, the health check is 503,
+/// the portal shows its error page (all at once: each waits for the pool's 5 s acquire timeout).
+async fn during_outage(env: &Env, gw: &Running, ledger: &mut Ledger, rcpts: [&str; 3]) {
+    let during: Vec<usize> = rcpts.into_iter().map(|r| ledger.message(r)).collect();
+    let (link, mut br) = landing(env, gw, rcpts[1]).await;
+    let m = |k: usize| &ledger.messages[during[k]];
+    let (a0, a1, a2, health, page) = tokio::join!(
+        hook(gw, &m(0).req, &m(0).rcpt),
+        hook(gw, &m(1).req, &m(1).rcpt),
+        hook(gw, &m(2).req, &m(2).rcpt),
+        healthz(gw),
+        br.get(&link),
+    );
+    for (i, a) in during.iter().zip([a0, a1, a2]) {
+        assert_eq!(a, Answer::Refused(StatusCode::SERVICE_UNAVAILABLE));
+        ledger.messages[*i].answers.push(a);
+    }
+    assert_eq!(health, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+}
+
+async fn health_back(gw: &Running) {
+    util::eventually(15, "health back", || async {
+        (healthz(gw).await == StatusCode::OK).then_some(())
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
