@@ -474,6 +474,12 @@ async fn postgres_restart_mid_run() {
     .await;
     pg.up();
     health_back(&gw).await;
+    let (_, _, metrics) = util::http(Method::GET, &gw.url("/metrics"), &[], vec![]).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("nta7516_hook_answers_total{action=\"error\"} 3"),
+        "{metrics}"
+    );
     assert_eq!(ledger.retry_refused(&gw).await, 3);
     // r1's two holds go out once each (the one sent during the outage is recorded, not resent).
     for i in (0..ledger.messages.len()).filter(|i| ledger.messages[*i].rcpt == rcpts[1]) {
@@ -638,6 +644,51 @@ async fn dns_stopped_mid_run(b: Backend) {
     // The held ones stay held for the portal (nothing re-delivers them behind the recipient's back).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(env.release.messages().is_empty());
+    gw.stop().await;
+}
+
+/// The release path while DNS is down (real SmartTLS, 2FA required): a domain proven secure when the
+/// message was held, whose proof has expired (`ttl_secure` 3 s here) by the time the recipient
+/// verifies during the outage, is `unknown` at the release's re-check — the message goes to the
+/// portal (readable there), never over SMTP. Once DNS is back, the same gateway delivers the verified
+/// recipient's next message.
+async fn dns_stopped_at_release(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let mut world = World::new().await;
+    world.legacy_probe = false;
+    let mx = world.mx_server("mx", LeafKind::Good).await;
+    let domain = world.domain("care", &[(10, &mx)]);
+    let mut cfg = world.start_dns().await;
+    cfg.ttl_secure = 3;
+    cfg.ttl_failure = TTL_FAILURE_SECS;
+    cfg.dns_timeout_ms = 1_000;
+    let st = SmartTls::new(cfg).unwrap();
+    let env = Env::new(b, Some(moto.url.clone()), "[hook]\ntls_budget_ms = 8000\n").await;
+    let gw = env.start_with_tls(Arc::new(SmartTlsVerdicts(st))).await;
+    let (rcpt, phone) = (format!("bob@{domain}"), "+31612500001");
+    gw.set_phone(&rcpt, phone).await;
+    let mut ledger = Ledger::new(&format!("dns-release-{b:?}"));
+    let (_, a) = ledger.send(&gw, &rcpt).await;
+    let Answer::Held(id) = a else { panic!("{a:?}") };
+    let decisions = gw.gw.store.decisions(&id).await.unwrap();
+    assert_eq!(decisions[0].1, "challenge", "{decisions:?}");
+    assert!(decisions[0].2.contains("tls_secure"), "{decisions:?}");
+
+    world.dns.as_mut().unwrap().stop().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    verify(&env, &gw, &moto, &rcpt, phone).await;
+    gw.wait_hold(&id, &rcpt, "portal", 20).await;
+    assert!(gw.content_held(&id).await, "readable on the portal");
+    assert!(env.release.messages().is_empty(), "nothing over SMTP");
+
+    world.dns.as_mut().unwrap().restart().await;
+    tokio::time::sleep(Duration::from_secs(TTL_FAILURE_SECS) + Duration::from_millis(500)).await;
+    assert_eq!(ledger.send(&gw, &rcpt).await.1, Answer::Accepted);
+    let t = ledger.tally(&gw, &env.release).await;
+    report(&format!("dns stopped at release ({b:?})"), &t);
+    assert_eq!((t.delivered_once, t.held_once), (1, 1), "{t}");
     gw.stop().await;
 }
 
@@ -880,6 +931,7 @@ async fn failed_attempts(gw: &Running, holds: &[(String, String)]) -> usize {
 
 both_backends!(
     dns_stopped_mid_run,
+    dns_stopped_at_release,
     sns_unreachable,
     release_listener_refusing
 );
