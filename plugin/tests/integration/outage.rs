@@ -439,7 +439,9 @@ async fn postgres_restart_mid_run() {
     let Some(moto) = Moto::start().await else {
         return;
     };
-    let mut env = Env::new(Backend::Sqlite, Some(moto.url.clone()), "").await;
+    // The stalled replies below stay well inside the submission client's command timeout.
+    let slow = "[stalwart]\ntimeout_ms = 20000\n";
+    let mut env = Env::new(Backend::Sqlite, Some(moto.url.clone()), slow).await;
     env.db_url = pg.url("postgres");
     let gw = env.start().await;
     let rcpts: Vec<String> = (0..5).map(|i| format!("r{i}@example.test")).collect();
