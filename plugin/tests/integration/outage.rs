@@ -169,6 +169,7 @@ impl Ledger {
             submitted: self.messages.len(),
             ..Tally::default()
         };
+        assert!(mails.iter().all(|r| r.tls), "a release without TLS");
         let mut all_holds = BTreeSet::new();
         for (i, m) in self.messages.iter().enumerate() {
             let accepted = m.answers.iter().filter(|a| **a == Answer::Accepted).count();
@@ -181,7 +182,6 @@ impl Ledger {
                 .iter()
                 .filter(|r| memchr::memmem::find(&r.data, m.marker.as_bytes()).is_some())
                 .count();
-            assert!(mails.iter().all(|r| r.tls), "a release without TLS");
             let holds = self.hold_ids(i);
             let mut left = 0;
             for id in &holds {
