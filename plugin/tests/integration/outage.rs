@@ -386,6 +386,20 @@ impl PgServer {
     fn url(&self, db: &str) -> String {
         format!("postgres://nta@127.0.0.1:{}/{db}", self.port)
     }
+
+    /// [`PgServer::down`] off the runtime's threads (the gateway keeps running meanwhile).
+    async fn stop(self: &Arc<Self>) {
+        let pg = self.clone();
+        tokio::task::spawn_blocking(move || pg.down())
+            .await
+            .unwrap();
+    }
+
+    /// [`PgServer::up`] off the runtime's threads.
+    async fn start_again(self: &Arc<Self>) {
+        let pg = self.clone();
+        tokio::task::spawn_blocking(move || pg.up()).await.unwrap();
+    }
 }
 
 impl Drop for PgServer {
@@ -422,18 +436,19 @@ fn postgres_uid() -> Option<u32> {
         .flatten()
 }
 
-/// Holds, notifications and releases across two hard PostgreSQL restarts. During an outage every hook
-/// call answers 503 (also for a verified recipient whose mail would be accepted), the health check
-/// says so and the portal shows its error page. A release whose `250` arrives while the database is
-/// down (first restart), and a notification whose `250` does (second restart), are recorded once it
-/// is back — not left claimed, so neither is reported uncertain nor sent again. The workers carry on
-/// by themselves; the same gateway serves throughout.
+/// Holds, notifications and releases across three hard PostgreSQL restarts (the last one under a
+/// stream of hook calls). During an outage a hook call answers 503 (also for a verified recipient
+/// whose mail would be accepted) or, when the database is back within the pool's 5 s, is answered as
+/// usual; never accepted without the database. The health check and the portal say 503 meanwhile. A
+/// release whose `250` arrives while the database is down (first restart), and a notification whose
+/// `250` does (second restart), are recorded once it is back — not left claimed, so neither is
+/// reported uncertain nor sent again. The workers carry on by themselves; one gateway throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_run() {
     if !util::postgres_available() {
         return;
     }
-    let Some(pg) = PgServer::start() else {
+    let Some(pg) = PgServer::start().map(Arc::new) else {
         return;
     };
     let Some(moto) = Moto::start().await else {
@@ -465,7 +480,7 @@ async fn postgres_restart_mid_run() {
     env.release.stall.store(true, SeqCst);
     verify(&env, &gw, &moto, &rcpts[1], &phone(1)).await;
     env.release.wait_for(3, 15).await;
-    pg.down();
+    pg.stop().await;
     env.release.stall.store(false, SeqCst);
     during_outage(
         &env,
@@ -474,7 +489,7 @@ async fn postgres_restart_mid_run() {
         [&rcpts[0], &rcpts[2], "new@example.test"],
     )
     .await;
-    pg.up();
+    pg.start_again().await;
     health_back(&gw).await;
     let (_, _, metrics) = util::http(Method::GET, &gw.url("/metrics"), &[], vec![]).await;
     let metrics = String::from_utf8(metrics).unwrap();
@@ -501,11 +516,11 @@ async fn postgres_restart_mid_run() {
         panic!("{a:?}")
     };
     env.notify.wait_for(6, 15).await;
-    pg.down();
+    pg.stop().await;
     env.notify.stall.store(false, SeqCst);
     // Down for longer than the pool's acquire timeout (5 s), so recording the `250` fails at least once.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    pg.up();
+    pg.start_again().await;
     health_back(&gw).await;
     util::eventually(20, "the r4 notification recorded as sent", || async {
         let records = gw.audit(&r4_hold).await;
@@ -516,6 +531,26 @@ async fn postgres_restart_mid_run() {
     })
     .await;
     assert_eq!(ledger.messages[r4].answers.len(), 1);
+
+    // Restart 3, under load: a stream of messages (to verified r0: accepted; to r3: held) while
+    // PostgreSQL stops hard and starts again, some calls inside their transaction when it goes.
+    let stream = async {
+        for k in 0..12 {
+            ledger
+                .send(&gw, &rcpts[if k % 2 == 0 { 0 } else { 3 }])
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pg.stop().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        pg.start_again().await;
+    };
+    tokio::join!(stream, restart);
+    health_back(&gw).await;
+    let under_load = ledger.retry_refused(&gw).await;
 
     // After: r2 verifies and gets all three of its messages (the retried one joined its challenge);
     // verified r0's message from the outage was accepted at the retry.
@@ -539,8 +574,8 @@ async fn postgres_restart_mid_run() {
     assert_eq!(notices.len(), 6, "one notification each: {notices:?}");
     let t = ledger.tally(&gw, &env.release).await;
     report("postgres restart", &t);
-    assert_eq!(t.tempfailed_answers, 3);
-    assert_eq!((t.delivered_once, t.held_once), (8, 4), "{t}");
+    assert_eq!(t.tempfailed_answers, 3 + under_load);
+    assert_eq!((t.delivered_once, t.held_once), (8 + 6, 4 + 6), "{t}");
     let chain = gw.gw.store.verify_audit().await.unwrap();
     assert!(chain.ok(), "{:?}", chain.findings);
     gw.stop().await;
