@@ -82,8 +82,7 @@ pub async fn release_due(
         }
         let (at, result) = release_one(gw, &target, &mut session, &hold).await;
         // What happened outside (Stalwart may have the message now) must reach the database, also
-        // across a database restart.
-        // Past the patience the hold stays claimed, and the lease-based [`recover`] settles it.
+        // across a database restart; past the patience the hold stays claimed until `recover`.
         let recorded = crate::store::until_available("release outcome", || {
             record(gw, &hold, at, &result, now)
         })

@@ -95,9 +95,9 @@ impl StoreError {
 pub const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Runs `op` again while it fails with [`StoreError::is_unavailable`], pausing 0.25 s, doubling up to
-/// 5 s, for at most [`RECORD_PATIENCE`]; any other result is returned at once. For writes that record what has
-/// already happened outside the database (Stalwart accepted a mail): losing them to a database restart
-/// would leave the row claimed, and the mail would be reported uncertain or sent again.
+/// 5 s, for at most [`RECORD_PATIENCE`]; any other result is returned at once. For writes that record
+/// what has already happened outside the database (Stalwart accepted a mail): lost to a database
+/// restart, they would leave the row claimed, and the mail reported uncertain or sent again.
 pub async fn until_available<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
