@@ -852,6 +852,15 @@ async fn sns_unreachable(b: Backend) {
     gw.wait_hold(&id, rcpt, "released", 15).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(moto.count_to(phone).await, 1, "one SMS, not two");
+    // As documented: the failed requests count toward the SMS limits like the sent one (5 per
+    // recipient per window by default), so a recipient who kept trying during the outage may wait.
+    let window = gw.gw.config.portal.rate_window_secs;
+    let scope = stalwart_nta7516::store::ratelimit::Scope::SmsRecipient;
+    let taken = gw
+        .gw
+        .store
+        .rate_count(scope, rcpt, window, stalwart_nta7516::time::now());
+    assert_eq!(taken.await.unwrap(), 3);
     let records = kinds(gw.audit(&id).await);
     assert_eq!(records.iter().filter(|r| r.0 == "sms_sent").count(), 1);
     let t = ledger.tally(&gw, &env.release).await;
