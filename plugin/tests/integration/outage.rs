@@ -8,6 +8,10 @@
 //! TLS) or a release that reached the release listener; "held" is one hold row that has not left.
 //! A hook call answered 503 is what Stalwart turns into `451` for its client, who sends the same
 //! message again later: the tests do that retry once the dependency is back.
+//!
+//! The PostgreSQL test restarts a server of its own ([`PgServer`]), not the shared test server: the
+//! other tests of this binary use that one at the same time. SNS is made unreachable by a relay in
+//! front of moto ([`Relay`]), so moto keeps its record of every SMS across the outage.
 
 use std::{
     collections::BTreeSet,
