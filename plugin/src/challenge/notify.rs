@@ -113,7 +113,12 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
             .await;
         match result {
             Ok(queue_id) => {
-                gw.store.outbox_sent(&row, &queue_id, now).await?;
+                // Stalwart has it: recorded also across a database restart (else the row would be
+                // due again after its lease, and the mail sent twice).
+                crate::store::until_available("notification sent", || {
+                    gw.store.outbox_sent(&row, &queue_id, now)
+                })
+                .await?;
                 tracing::info!(
                     kind = row.kind.as_str(),
                     rcpt = row.rcpt,

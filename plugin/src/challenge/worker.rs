@@ -2,9 +2,16 @@
 //! (after a commit), the portal (after a verification or a phone number) and a timer. Calls
 //! `challenge::notify` and `hold::release`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use crate::{hold::release, Gateway};
+
+/// How often the worker looks for release claims left behind (a crashed instance, or an outcome the
+/// database could not take in time): see [`release::recover`].
+const RECOVERY_EVERY: Duration = Duration::from_secs(60);
 
 /// One pass; errors are logged and the next pass tries again.
 pub async fn pass(gw: &Gateway) {
@@ -27,11 +34,15 @@ pub async fn run(gw: Arc<Gateway>) {
             "no [stalwart] section: notifications and releases wait until it is configured"
         );
     }
-    if let Err(e) = release::recover(&gw, crate::time::now(), release::LEASE_SECS).await {
-        tracing::warn!(error = %e, "release recovery failed");
-    }
     let every = Duration::from_millis(gw.config.portal.worker_interval_ms.max(50));
+    let mut recovered: Option<Instant> = None;
     loop {
+        if recovered.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
+            if let Err(e) = release::recover(&gw, crate::time::now(), release::LEASE_SECS).await {
+                tracing::warn!(error = %e, "release recovery failed; will retry");
+            }
+            recovered = Some(Instant::now());
+        }
         pass(&gw).await;
         tokio::select! {
             _ = gw.wake.notified() => {}

@@ -29,7 +29,8 @@ pub const LEASE_SECS: i64 = 600;
 /// Holds released per pass.
 const BATCH: i64 = 100;
 
-/// After a crash: `sending` holds (nothing submitted yet) go back to `releasing`; `committing` holds (the
+/// After a crash (at start-up, and now and then from the worker: a claim whose outcome could not be
+/// recorded): `sending` holds (nothing submitted yet) go back to `releasing`; `committing` holds (the
 /// message may have reached Stalwart) become `uncertain`.
 pub async fn recover(gw: &Gateway, now: i64, lease: i64) -> Result<(), StoreError> {
     let n = gw.store.recover_releases(now, lease).await?;
@@ -80,7 +81,16 @@ pub async fn release_due(
             continue;
         }
         let (at, result) = release_one(gw, &target, &mut session, &hold).await;
-        record(gw, &hold, at, &result, now).await?;
+        // What happened outside (Stalwart may have the message now) must reach the database, also
+        // across a database restart; past the patience the hold stays claimed until `recover`.
+        let recorded = crate::store::until_available("release outcome", || {
+            record(gw, &hold, at, &result, now)
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::error!(message = %hold.message_id, rcpt = %hold.recipient, state = %at, ?result, error = %e, "release outcome not recorded; the hold stays claimed until its lease runs out");
+            return Err(e);
+        }
         out.push((hold.message_id, hold.recipient, result));
     }
     if let Some(s) = session {

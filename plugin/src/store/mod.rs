@@ -70,6 +70,53 @@ pub enum StoreError {
     DuplicateSubmission,
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (connection refused or cut, no connection within the
+    /// pool's timeout, the server shutting down or starting up): the same call may succeed later.
+    /// Anything else (a constraint, an illegal transition, a closed pool) fails the same way again.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            // PostgreSQL's connection exceptions (08…) and operator interventions (57P01 admin
+            // shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
+/// How long [`until_available`] keeps trying: well below the leases of a claimed release (600 s) or
+/// outbox row (300 s), so no other worker takes the claim meanwhile.
+pub const RECORD_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs `op` again while it fails with [`StoreError::is_unavailable`], pausing 0.25 s, doubling up to
+/// 5 s, for at most [`RECORD_PATIENCE`]; any other result is returned at once. For writes that record
+/// what has already happened outside the database (Stalwart accepted a mail): lost to a database
+/// restart, they would leave the row claimed, and the mail reported uncertain or sent again.
+pub async fn until_available<T, F, Fut>(what: &'static str, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = std::time::Instant::now() + RECORD_PATIENCE;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, what, "database unavailable; recording again shortly");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Creates a missing SQLite database file empty with mode 0600 and its folders 0700 (existing ones are
 /// left as they are; `serve` warns when they are more open).
 fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
@@ -219,5 +266,47 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_only_the_database_being_unreachable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(StoreError::Db(sqlx::Error::Io(io)).is_unavailable());
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::DuplicateSubmission.is_unavailable());
+        let illegal = StoreError::IllegalTransition {
+            what: "hold",
+            from: "released",
+            to: "sending",
+        };
+        assert!(!illegal.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn until_available_retries_only_while_unreachable() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = until_available("test", || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(StoreError::Db(sqlx::Error::PoolTimedOut)),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got: Result<(), _> = until_available("test", || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(StoreError::DuplicateSubmission)
+        })
+        .await;
+        assert!(matches!(got, Err(StoreError::DuplicateSubmission)));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

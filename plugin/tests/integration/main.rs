@@ -13,6 +13,7 @@ mod contract;
 mod deploy;
 mod doctor;
 mod hook;
+mod outage;
 mod policy_cli;
 mod portal_browser;
 mod recipient_abuse;

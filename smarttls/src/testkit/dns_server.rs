@@ -164,7 +164,8 @@ impl ZoneBuilder {
     }
 }
 
-/// A running DNS server; stops when dropped.
+/// A running DNS server; stops when dropped, and can be stopped and started again on the same
+/// address with the same signed zones ([`TestDns::stop`], [`TestDns::restart`]): a DNS outage.
 pub struct TestDns {
     /// Address (UDP and TCP).
     pub addr: SocketAddr,
@@ -175,7 +176,47 @@ pub struct TestDns {
     pub decoy_anchors: String,
     /// Every zone served, with the key a parent should publish a DS for (`None`: unsigned).
     pub delegations: Vec<(Name, Option<DNSKEY>)>,
-    _server: Server<Catalog>,
+    /// The signed zones, kept so that a restart serves exactly the same records and signatures.
+    zones: Vec<(LowerName, Arc<dyn ZoneHandler>)>,
+    server: Option<Server<Catalog>>,
+}
+
+impl TestDns {
+    /// Stops answering: the UDP and TCP sockets are closed (queries get "port unreachable" or
+    /// connection refused) until [`TestDns::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), server.shutdown_gracefully()).await;
+        }
+    }
+
+    /// Serves the same zones again on the same address (after [`TestDns::stop`]).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let mut catalog = Catalog::new();
+        for (origin, handler) in &self.zones {
+            catalog.upsert(origin.clone(), vec![handler.clone()]);
+        }
+        let mut server = Server::new(catalog);
+        for _ in 0..100 {
+            let udp = UdpSocket::bind(self.addr).await;
+            let tcp = TcpListener::bind(self.addr).await;
+            if let (Ok(udp), Ok(tcp)) = (udp, tcp) {
+                server.register_socket(udp);
+                server.register_listener(tcp, Duration::from_secs(5), 64);
+                self.server = Some(server);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cannot listen on {} again", self.addr);
+    }
+
+    /// Whether the server is answering (not [`TestDns::stop`]ped).
+    pub fn is_running(&self) -> bool {
+        self.server.is_some()
+    }
 }
 
 fn sign(zone: &ZoneBuilder) -> (InMemoryZoneHandler<TokioRuntimeProvider>, DNSKEY) {
@@ -303,6 +344,7 @@ pub async fn start_with(
     let mut anchors = String::new();
     let mut decoy_anchors = String::new();
     let mut delegations = Vec::new();
+    let mut zones = Vec::new();
     let all = anchored.iter().map(|z| (z, Some(true)));
     let all = all.chain(unanchored.iter().map(|z| (z, Some(false))));
     for (zone, anchor) in all.chain(unsigned.iter().map(|z| (z, None))) {
@@ -321,7 +363,9 @@ pub async fn start_with(
             None => None,
         };
         delegations.push((zone.origin.clone(), vouched));
-        catalog.upsert(LowerName::from(zone.origin.clone()), vec![handler]);
+        let origin = LowerName::from(zone.origin.clone());
+        zones.push((origin.clone(), handler.clone()));
+        catalog.upsert(origin, vec![handler]);
     }
     let (addr, server) = serve(catalog).await;
     TestDns {
@@ -329,7 +373,8 @@ pub async fn start_with(
         anchors,
         decoy_anchors,
         delegations,
-        _server: server,
+        zones,
+        server: Some(server),
     }
 }
 
@@ -350,18 +395,18 @@ pub async fn start_parent(origin: &str, child: &TestDns) -> TestDns {
         }
     }
     let (handler, dnskey) = sign(&zone);
+    let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+    let origin = LowerName::from(zone.origin.clone());
     let mut catalog = Catalog::new();
-    catalog.upsert(
-        LowerName::from(zone.origin.clone()),
-        vec![Arc::new(handler)],
-    );
+    catalog.upsert(origin.clone(), vec![handler.clone()]);
     let (addr, server) = serve(catalog).await;
     TestDns {
         addr,
         anchors: format!("{} 3600 IN DNSKEY {dnskey}\n", zone.origin.to_ascii()),
         decoy_anchors: String::new(),
         delegations: vec![],
-        _server: server,
+        zones: vec![(origin, handler)],
+        server: Some(server),
     }
 }
 

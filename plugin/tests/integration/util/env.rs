@@ -17,7 +17,7 @@ use hyper::{body::Bytes, Method, Request, StatusCode};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use stalwart_nta7516::{
     config::Config,
-    policy::{DefaultPolicy, TlsStatus},
+    policy::{DefaultPolicy, TlsStatus, TlsVerdicts},
     Gateway,
 };
 
@@ -235,16 +235,16 @@ impl Env {
 
     /// Starts a gateway (HTTP server with client addresses + the worker) on this environment.
     pub async fn start(&self) -> Running {
+        self.start_with_tls(self.tls.clone()).await
+    }
+
+    /// Like [`Env::start`], with these TLS verdicts instead of the table (e.g. the real SmartTLS).
+    pub async fn start_with_tls(&self, tls: Arc<dyn TlsVerdicts>) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let gw = Gateway::start(
-            self.config(addr),
-            self.tls.clone(),
-            Arc::new(DefaultPolicy),
-            true,
-        )
-        .await
-        .expect("gateway starts");
+        let gw = Gateway::start(self.config(addr), tls, Arc::new(DefaultPolicy), true)
+            .await
+            .expect("gateway starts");
         let app = stalwart_nta7516::http::router(gw.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {

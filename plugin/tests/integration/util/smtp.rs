@@ -6,6 +6,8 @@
 //! sender other than the authenticated account is refused at MAIL FROM with Stalwart's
 //! `501 5.5.4 You are not allowed to send from this address.` unless [`SmtpServer::sender_exception`] is
 //! set (the exception a correct deployment configures for the service account; [`super::Env`] sets it).
+//! Faults on demand: refusing after the data, at `MAIL`/`RCPT`/`DATA` with a chosen reply, losing the
+//! reply, stalling it, or not listening at all.
 
 use std::{
     net::SocketAddr,
@@ -53,6 +55,12 @@ pub struct SmtpServer {
     pub sender_exception: Arc<std::sync::atomic::AtomicBool>,
     /// While set, EHLO does not offer STARTTLS (a listener without TLS).
     pub no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, this command (`MAIL`, `RCPT` or `DATA`) is answered with this reply line instead of
+    /// going on (a listener refusing at that step, temporarily or permanently).
+    pub fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
+    /// While set, a message is queued (recorded) after its data but the `250` waits until this is unset
+    /// again (a slow listener: the sender is between its final dot and the reply).
+    pub stall: Arc<std::sync::atomic::AtomicBool>,
     /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
     /// the key, not from the certificate: an independent oracle for the gateway's pin).
     pub spki_pin: String,
@@ -106,6 +114,8 @@ impl SmtpServer {
             login_only: Arc::default(),
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
+            fail_at: Arc::default(),
+            stall: Arc::default(),
             spki_pin,
             key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
@@ -131,6 +141,8 @@ impl SmtpServer {
             login_only: Arc::default(),
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
+            fail_at: Arc::default(),
+            stall: Arc::default(),
             spki_pin: other.spki_pin.clone(),
             key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
@@ -152,6 +164,8 @@ impl SmtpServer {
             login_only: self.login_only.clone(),
             sender_exception: self.sender_exception.clone(),
             no_starttls: self.no_starttls.clone(),
+            fail_at: self.fail_at.clone(),
+            stall: self.stall.clone(),
             sessions: self.sessions.clone(),
         };
         let acceptor = self.acceptor.clone();
@@ -228,7 +242,17 @@ struct Flags {
     login_only: Arc<std::sync::atomic::AtomicBool>,
     sender_exception: Arc<std::sync::atomic::AtomicBool>,
     no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
+    stall: Arc<std::sync::atomic::AtomicBool>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Flags {
+    /// The configured refusal for this command line, if any.
+    fn refusal(&self, upper: &str) -> Option<String> {
+        let (verb, reply) = (*self.fail_at.lock().unwrap())?;
+        upper.starts_with(verb).then(|| format!("{reply}\r\n"))
+    }
 }
 
 async fn session(
@@ -257,7 +281,9 @@ async fn session(
         }
         let line = line.trim_end().to_string();
         let upper = line.to_ascii_uppercase();
-        let reply: String = if upper.starts_with("EHLO") {
+        let reply: String = if let Some(refusal) = flags.refusal(&upper) {
+            refusal
+        } else if upper.starts_with("EHLO") {
             let mut r = String::from("250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
             if tls {
                 r.push_str(if login_only {
@@ -382,6 +408,9 @@ async fn session(
                 });
                 if flags.vanish.load(SeqCst) {
                     return Ok(());
+                }
+                while flags.stall.load(SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
             }
