@@ -113,11 +113,43 @@ pub fn id(what: &str, prefix: &str, input: &str) -> Result<String, String> {
     }
 }
 
-/// An RFC 3339 time (`2027-01-31T12:00:00Z`) as unix seconds.
+/// An RFC 3339 time (`2027-01-31T12:00:00Z`) as unix seconds: a real calendar day of a year from 1, a
+/// `T` between date and time, seconds 00 to 59, an offset `Z` or ±00:00 to ±23:59 — what the
+/// document's `format: date-time` allows ([`crate::time::parse_rfc3339`] alone would also take a space
+/// for the `T`, 31 February and a leap second).
 pub fn time(field: &str, input: &str) -> Result<i64, String> {
-    crate::time::parse_rfc3339(input).ok_or_else(|| {
-        format!("invalid {field} {input:?}: expected an RFC 3339 time like 2027-01-31T12:00:00Z")
-    })
+    crate::time::parse_rfc3339(input)
+        .filter(|_| strict_rfc3339(input))
+        .ok_or_else(|| {
+            format!(
+                "invalid {field} {input:?}: expected an RFC 3339 time like 2027-01-31T12:00:00Z"
+            )
+        })
+}
+
+/// The parts of RFC 3339 that `parse_rfc3339` leaves to its callers (it has checked the shape).
+fn strict_rfc3339(s: &str) -> bool {
+    let num = |from: usize, to: usize| -> Option<u32> {
+        let t = s.get(from..to)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (Some(y), Some(m), Some(d), Some(ss)) = (num(0, 4), num(5, 7), num(8, 10), num(17, 19))
+    else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let n = s.len();
+    let offset_ok = s.ends_with(['Z', 'z'])
+        || (num(n - 5, n - 3).is_some_and(|h| h <= 23) && num(n - 2, n).is_some_and(|mi| mi <= 59));
+    y >= 1 && d <= days && ss <= 59 && matches!(s.as_bytes()[10], b'T' | b't') && offset_ok
 }
 
 /// A free text of at most `max` characters without control characters and not only white space;
@@ -193,8 +225,24 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(time("expires_at", "tomorrow")
-            .unwrap_err()
-            .contains("RFC 3339"));
+        for bad in [
+            "tomorrow",
+            "2027-02-29T00:00:00Z",
+            "2027-04-31T00:00:00Z",
+            "2027-01-31 00:00:00Z",
+            "2027-01-31T00:00:60Z",
+            "0000-01-31T00:00:00Z",
+            "2027-01-31T00:00:00+24:00",
+            "2027-01-31T00:00:00+01:60",
+        ] {
+            assert!(time("t", bad).unwrap_err().contains("RFC 3339"), "{bad}");
+        }
+        for good in [
+            "2028-02-29T00:00:00Z",
+            "2027-01-31t23:59:59.5z",
+            "2027-01-31T00:00:00-23:59",
+        ] {
+            assert!(time("t", good).is_ok(), "{good}");
+        }
     }
 }

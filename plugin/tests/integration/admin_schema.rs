@@ -77,37 +77,31 @@ fn summary_number(out: &str, before: &str, after: &str) -> Option<u64> {
     })
 }
 
-async fn admin_api_matches_its_openapi_document(b: Backend) {
-    let Some(bin) = schemathesis() else { return };
-    let gw = Builder::new(b)
-        .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
-        .tls(TlsTable::new(&[("example.test", TlsStatus::Secure)]))
-        .start()
-        .await;
-    hold_messages(&gw, 40).await;
-    let base = format!("http://{}", gw.addr);
+/// `schemathesis run` of `phases` against the gateway at `base` with the admin token and every check.
+fn command(bin: &Path, base: &str, scratch: &Path, phases: &str) -> Command {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/admin_schema.toml");
-    let examples = env_number("NTA7516_SCHEMATHESIS_EXAMPLES", 25);
     let seed = env_number("NTA7516_SCHEMATHESIS_SEED", 7516);
+    let mut cmd = Command::new(bin);
     // Run in a scratch folder: schemathesis keeps nothing (no example database, no report) in the tree.
-    let scratch = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(&bin);
-    cmd.current_dir(scratch.path())
+    cmd.current_dir(scratch)
         .env("NO_COLOR", "1")
         .arg("--config-file")
-        .arg(&config)
+        .arg(config)
         .arg("run")
         .arg(format!("{base}/v1/admin/openapi.json"))
-        .args(["--url", &base])
+        .args(["--url", base])
         .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
         .args(["--checks", "all"])
-        .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--max-examples", &examples.to_string()])
+        .args(["--phases", phases])
         .args(["--seed", &seed.to_string()])
         .args(["--generation-database", "none"])
         .args(["--request-timeout", "30"])
         .arg("--no-color");
-    let started = std::time::Instant::now();
+    cmd
+}
+
+/// Runs `cmd`; its output, after asserting that schemathesis exited 0 (it found nothing).
+async fn run(mut cmd: Command, what: &str) -> String {
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run schemathesis"))
         .await
         .unwrap();
@@ -118,9 +112,29 @@ async fn admin_api_matches_its_openapi_document(b: Backend) {
     );
     assert!(
         out.status.success(),
-        "schemathesis ({b:?}) found the API and its document disagree ({}):\n{text}",
+        "schemathesis ({what}) found the API and its document disagree ({}):\n{text}",
         out.status
     );
+    text
+}
+
+/// Two runs: examples, coverage and fuzzing with a bounded number of examples per operation (every
+/// operation must be tested); then the stateful phase along the links for a fixed time (it repeats
+/// scenarios until the time is spent, so a loaded machine runs fewer, not longer).
+async fn admin_api_matches_its_openapi_document(b: Backend) {
+    let Some(bin) = schemathesis() else { return };
+    let gw = Builder::new(b)
+        .config("[organisation]\nlocal_domains = [\"zorg.test\"]\n")
+        .tls(TlsTable::new(&[("example.test", TlsStatus::Secure)]))
+        .start()
+        .await;
+    hold_messages(&gw, 40).await;
+    let (base, scratch) = (format!("http://{}", gw.addr), tempfile::tempdir().unwrap());
+    let started = std::time::Instant::now();
+    let examples = env_number("NTA7516_SCHEMATHESIS_EXAMPLES", 25).to_string();
+    let mut cmd = command(&bin, &base, scratch.path(), "examples,coverage,fuzzing");
+    cmd.args(["--max-examples", &examples]);
+    let text = run(cmd, &format!("{b:?}, examples, coverage, fuzzing")).await;
     let tested = summary_number(&text, "Tested:", " ");
     let selected = summary_number(&text, "Selected:", "/");
     let generated = summary_number(&text, "", " generated").unwrap_or(0);
@@ -129,13 +143,22 @@ async fn admin_api_matches_its_openapi_document(b: Backend) {
         "every operation tested: {tested:?} of {selected:?}\n{text}"
     );
     assert!(generated >= 500, "only {generated} cases generated\n{text}");
+
+    let secs = env_number("NTA7516_SCHEMATHESIS_STATEFUL_SECS", 40).to_string();
+    let mut cmd = command(&bin, &base, scratch.path(), "stateful");
+    cmd.args(["--max-time", &secs]);
+    let stateful = run(cmd, &format!("{b:?}, stateful")).await;
+    let scenarios = summary_number(&stateful, "Scenarios:", " ").unwrap_or(0);
     assert!(
-        text.contains("Scenarios:"),
-        "the stateful phase ran\n{text}"
+        scenarios >= 10,
+        "only {scenarios} stateful scenarios\n{stateful}"
     );
+    let links = stateful.lines().find(|l| l.contains("API Links:"));
     eprintln!(
-        "schemathesis ({b:?}): {generated} cases, {} operations, 0 failures in {:.0?}",
+        "schemathesis ({b:?}): {generated} cases over {} operations, then {scenarios} stateful \
+         scenarios ({}), 0 failures, in {:.0?}",
         tested.unwrap(),
+        links.unwrap_or("").trim(),
         started.elapsed()
     );
 }
