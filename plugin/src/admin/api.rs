@@ -1,5 +1,7 @@
-//! Admin API handlers. Input is validated into typed values before anything is stored; bad input is a
-//! 400 problem that says what is wrong and changes nothing; an unknown id is a 404 problem.
+//! Admin API handlers. Input is validated into typed values before anything is stored; input the
+//! OpenAPI document does not allow is a 400 problem that says what is wrong, well-formed input that
+//! cannot be done a 422 (`refused`), a request that does not fit the current state a 409
+//! (`conflict`) — each changes nothing; an unknown id is a 404 problem.
 //!
 //! Strings stop here: query parameters and bodies become [`super::choice`] enums and
 //! [`super::validate`] values, and only wire names go on to the store.
@@ -198,7 +200,7 @@ pub async fn reset_verification(State(s): St, Path(address): Path<String>) -> An
 }
 
 /// CSV upload. Bad rows are reported with their line numbers; the good rows are imported, unless
-/// `all_or_nothing=true`, which imports nothing when any row is bad (then 400).
+/// `all_or_nothing=true`, which imports nothing when any row is bad (then 422).
 pub async fn import_recipients(State(s): St, Query(q): Params, b: Bytes) -> Answer {
     let q = params(q)?;
     let mode = ImportMode::from_query(q.get("all_or_nothing").map(String::as_str)).map_err(bad)?;

@@ -50,7 +50,8 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 /// Messages held for two external recipients each: ids for the held-message operations and the
-/// proof-of-delivery report (the stateful phase deletes some as it goes).
+/// proof-of-delivery report (the stateful phase deletes some as it goes). Every other message's
+/// second recipient is an uncertain release (its reply was lost), for `resolve`.
 async fn hold_messages(gw: &TestGateway, n: usize) {
     for i in 0..n {
         let req = hook_request(
@@ -59,7 +60,18 @@ async fn hold_messages(gw: &TestGateway, n: usize) {
             &[("Subject", &format!("lab {i}"))],
             "results\r\n",
         );
-        assert_eq!(gw.hook(&req).await.json()["action"], "discard");
+        let answer = gw.hook(&req).await.json();
+        assert_eq!(answer["action"], "discard");
+        if i % 2 == 1 {
+            sqlx::query(
+                "UPDATE holds SET state = 'uncertain' WHERE message_id = $1 AND recipient = $2",
+            )
+            .bind(crate::util::held_ref(&answer))
+            .bind("carol@example.test")
+            .execute(gw.gw.store.pool())
+            .await
+            .unwrap();
+        }
     }
     let listed = gw
         .request(Method::GET, "/v1/admin/held", Some(ADMIN_TOKEN), vec![])
