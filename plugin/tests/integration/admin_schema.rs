@@ -10,8 +10,9 @@
 //! reason: a well-formed exemption that expires in the past and an `all_or_nothing` import with bad
 //! rows are refused with 422, which JSON Schema cannot describe as invalid input.
 //!
-//! `NTA7516_SCHEMATHESIS_EXAMPLES` (default 25 per operation) and `NTA7516_SCHEMATHESIS_SEED` (default
-//! fixed, so CI asks the same cases each run) make a bigger or a different run.
+//! `NTA7516_SCHEMATHESIS_EXAMPLES` (default 25 per operation), `NTA7516_SCHEMATHESIS_STATEFUL_SECS`
+//! (default 40) and `NTA7516_SCHEMATHESIS_SEED` (default fixed, so CI starts from the same cases each
+//! run) make a bigger or a different run.
 
 use std::{
     path::{Path, PathBuf},
