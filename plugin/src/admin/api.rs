@@ -1,5 +1,7 @@
-//! Admin API handlers. Input is validated into typed values before anything is stored; bad input is a
-//! 400 problem that says what is wrong and changes nothing; an unknown id is a 404 problem.
+//! Admin API handlers. Input is validated into typed values before anything is stored; input the
+//! OpenAPI document does not allow is a 400 problem that says what is wrong, well-formed input that
+//! cannot be done a 422 (`refused`), a request that does not fit the current state a 409
+//! (`conflict`) — each changes nothing; an unknown id is a 404 problem.
 //!
 //! Strings stop here: query parameters and bodies become [`super::choice`] enums and
 //! [`super::validate`] values, and only wire names go on to the store.
@@ -32,11 +34,37 @@ use crate::{
 };
 
 type St = State<Arc<AdminState>>;
-type Params = Query<HashMap<String, String>>;
+/// The query string as pairs; [`params`] makes it a map and refuses a parameter given twice.
+type Params = Query<Vec<(String, String)>>;
 type Answer = Result<Response, Problem>;
 
+/// Input the OpenAPI document does not allow (a pattern, range or type): 400.
 fn bad(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, "invalid-input", detail)
+}
+
+/// Input of the right form that cannot be done as asked (a time in the past, a CSV with bad rows under
+/// `all_or_nothing`): 422. Nothing changed.
+fn refused(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", detail)
+}
+
+/// A request that does not fit the current state (a hold that is not uncertain, a recipient no longer
+/// held): 409. Nothing changed.
+fn conflict(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", detail)
+}
+
+/// The query parameters by name; each at most once (`limit=5&limit=6` is refused, not guessed at).
+fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, Problem> {
+    let mut map = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if map.contains_key(&k) {
+            return Err(bad(format!("query parameter {k} is given more than once")));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
 }
 
 fn not_found(detail: impl Into<String>) -> Problem {
@@ -52,8 +80,12 @@ fn unavailable(e: StoreError) -> Problem {
     )
 }
 
-/// A JSON body into `T` (unknown fields refused), as a 400 problem when it does not fit.
+/// A JSON object body into `T` (unknown fields refused), as a 400 problem when it does not fit. Only an
+/// object: serde would also read a struct from an array (`[null, null]`), which the document forbids.
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(bad("request body: expected a JSON object ({…})"));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         bad(format!(
             "request body: line {}, column {}: {e}",
@@ -80,11 +112,14 @@ fn ok(v: impl serde::Serialize) -> Answer {
 
 // ---- recipients ----
 
+/// Recipients in address order, `limit` at a time; `after` (a `next_after`) continues a listing, empty
+/// or absent starts it.
 pub async fn list_recipients(State(s): St, Query(q): Params) -> Answer {
+    let q = params(q)?;
     let limit = limit(&q, 1000, 10_000)?;
-    let after = match q.get("after") {
+    let after = match q.get("after").map(String::as_str) {
+        None | Some("") => String::new(),
         Some(a) => validate::address(a).map_err(bad)?,
-        None => String::new(),
     };
     let rows = s
         .store
@@ -165,26 +200,23 @@ pub async fn reset_verification(State(s): St, Path(address): Path<String>) -> An
 }
 
 /// CSV upload. Bad rows are reported with their line numbers; the good rows are imported, unless
-/// `all_or_nothing=true`, which imports nothing when any row is bad (then 400).
+/// `all_or_nothing=true`, which imports nothing when any row is bad (then 422).
 pub async fn import_recipients(State(s): St, Query(q): Params, b: Bytes) -> Answer {
+    let q = params(q)?;
     let mode = ImportMode::from_query(q.get("all_or_nothing").map(String::as_str)).map_err(bad)?;
     let text = std::str::from_utf8(&b).map_err(|e| bad(format!("the CSV is not UTF-8: {e}")))?;
     let parsed = csv::parse(text).map_err(bad)?;
     if mode == ImportMode::AllOrNothing && !parsed.errors.is_empty() {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-input",
-            format!(
-                "{} bad rows, nothing imported: {}",
-                parsed.errors.len(),
-                parsed
-                    .errors
-                    .iter()
-                    .map(|e| format!("line {}: {}", e.line, e.error))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ));
+        return Err(refused(format!(
+            "{} bad rows, nothing imported: {}",
+            parsed.errors.len(),
+            parsed
+                .errors
+                .iter()
+                .map(|e| format!("line {}: {}", e.line, e.error))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
     }
     s.store
         .import_recipients(&s.actor, &parsed.rows, parsed.errors.len(), time::now())
@@ -245,7 +277,7 @@ pub async fn add_exemption(State(s): St, b: Bytes) -> Answer {
         .transpose()
         .map_err(bad)?;
     if expires_at.is_some_and(|e| e <= now) {
-        return Err(bad("expires_at is in the past"));
+        return Err(refused("expires_at is in the past"));
     }
     let id = s
         .store
@@ -309,6 +341,7 @@ pub async fn delete_peer(State(s): St, Path(domain): Path<String>) -> Answer {
 // ---- held messages ----
 
 pub async fn list_held(State(s): St, Query(q): Params) -> Answer {
+    let q = params(q)?;
     let limit = limit(&q, 100, 1000)?;
     ok(json!({ "held": s.store.list_held(limit).await.map_err(unavailable)? }))
 }
@@ -342,7 +375,7 @@ pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -
         .map_err(unavailable)?;
     if changed.is_empty() {
         if let Some(r) = recipient {
-            return Err(bad(format!(
+            return Err(conflict(format!(
                 "{r} is not a recipient of {id} still held for the inbox"
             )));
         }
@@ -373,7 +406,7 @@ pub async fn resolve_held(State(s): St, Path(id): Path<String>, b: Bytes) -> Ans
     {
         Resolved::Done(state) => ok(json!({ "id": id, "recipient": recipient, "state": state })),
         Resolved::NoSuchHold => Err(not_found(format!("{id} has no hold for {recipient}"))),
-        Resolved::NotUncertain(state) => Err(bad(format!(
+        Resolved::NotUncertain(state) => Err(conflict(format!(
             "the hold of {id} for {recipient} is {state}: only an uncertain release can be resolved"
         ))),
     }
@@ -409,7 +442,8 @@ pub async fn get_settings(State(s): St, Path(domain): Path<String>) -> Answer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
-    pub retention_days: Option<i64>,
+    /// A JSON number: `30` and `30.0` are the same integer to JSON Schema, so both are read.
+    pub retention_days: Option<serde_json::Number>,
     #[serde(default)]
     pub groups: Vec<String>,
 }
@@ -417,13 +451,18 @@ pub struct SettingsBody {
 pub async fn put_settings(State(s): St, Path(domain): Path<String>, b: Bytes) -> Answer {
     let domain = validate::domain(&domain).map_err(bad)?;
     let input: SettingsBody = body(&b)?;
-    if let Some(days) = input.retention_days {
-        if !(1..=90).contains(&days) {
-            return Err(bad(format!(
-                "retention_days must be 1 to 90 (NTA 7516 practice), not {days}"
-            )));
-        }
-    }
+    let retention_days = input
+        .retention_days
+        .map(|n| {
+            whole_number(&n)
+                .filter(|d| (1..=90).contains(d))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "retention_days must be 1 to 90 (NTA 7516 practice; a whole number), not {n}"
+                    ))
+                })
+        })
+        .transpose()?;
     let groups = input
         .groups
         .iter()
@@ -431,16 +470,19 @@ pub async fn put_settings(State(s): St, Path(domain): Path<String>, b: Bytes) ->
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
     s.store
-        .put_settings(
-            &s.actor,
-            &domain,
-            input.retention_days,
-            &groups,
-            time::now(),
-        )
+        .put_settings(&s.actor, &domain, retention_days, &groups, time::now())
         .await
         .map_err(unavailable)?;
     ok(s.store.get_settings(&domain).await.map_err(unavailable)?)
+}
+
+/// A JSON number that is a whole number (`30`, `30.0`, `3e1`), as JSON Schema's `integer` means it.
+fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+            .map(|f| f as i64)
+    })
 }
 
 pub async fn delete_settings(State(s): St, Path(domain): Path<String>) -> Answer {
@@ -461,6 +503,7 @@ pub async fn delete_settings(State(s): St, Path(domain): Path<String>) -> Answer
 /// Audit records by message, recipient, kind and time (RFC 3339), paged by `after_seq`; `format=csv`
 /// or `format=jsonl` for an export.
 pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
+    let q = params(q)?;
     let format = AuditFormat::parse(q.get("format").map(String::as_str)).map_err(bad)?;
     let time_param = |k: &str| {
         q.get(k)
@@ -469,7 +512,7 @@ pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
             .map_err(bad)
     };
     let query = AuditQuery {
-        message_id: q.get("message_id").cloned(),
+        message_id: q.get("message_id").map(|m| message_id(m)).transpose()?,
         recipient: q
             .get("recipient")
             .map(|r| validate::address(r))
@@ -482,7 +525,9 @@ pub async fn audit_query(State(s): St, Query(q): Params) -> Answer {
             .get("after_seq")
             .map(|v| {
                 v.parse::<i64>()
-                    .map_err(|_| bad(format!("after_seq must be a number, not {v:?}")))
+                    .ok()
+                    .filter(|n| *n >= 0 && !v.starts_with('+'))
+                    .ok_or_else(|| bad(format!("after_seq must be a number from 0, not {v:?}")))
             })
             .transpose()?,
         limit: Some(limit(&q, 1000, 10_000)?),
@@ -539,20 +584,25 @@ pub async fn audit_verify(State(s): St) -> Answer {
     }))
 }
 
+/// A message id: held messages are `h-…`, messages that went out at once `m-…`.
+fn message_id(input: &str) -> Result<String, Problem> {
+    validate::id("message", "h", input)
+        .or_else(|_| validate::id("message", "m", input))
+        .map_err(|_| {
+            bad(format!(
+                "invalid message id {input:?}: expected h- or m- followed by 32 lower-case hex digits"
+            ))
+        })
+}
+
 pub async fn audit_report(
     State(s): St,
     Path(message_id): Path<String>,
     Query(q): Params,
 ) -> Answer {
+    let q = params(q)?;
     let format = ReportFormat::parse(q.get("format").map(String::as_str)).map_err(bad)?;
-    // Held messages are `h-…`, messages that went out at once `m-…`.
-    let message_id = validate::id("message", "h", &message_id)
-        .or_else(|_| validate::id("message", "m", &message_id))
-        .map_err(|_| {
-            bad(format!(
-                "invalid message id {message_id:?}: expected h- or m- followed by 32 lower-case hex digits"
-            ))
-        })?;
+    let message_id = self::message_id(&message_id)?;
     let Some(report) = s
         .store
         .audit_report(&message_id)

@@ -202,10 +202,12 @@ mod tests {
         }
         assert_eq!(report.len(), 3);
         let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
-        let exemption =
-            &doc["components"]["schemas"]["ExemptionInput"]["properties"]["kind"]["enum"];
-        for k in exemption.as_array().unwrap() {
-            let k = k.as_str().unwrap();
+        let exemption = doc["components"]["schemas"]["ExemptionInput"]["oneOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(exemption.len(), 2);
+        for variant in exemption {
+            let k = variant["properties"]["kind"]["enum"][0].as_str().unwrap();
             assert_eq!(ExemptionScope::parse(k).unwrap().as_str(), k);
         }
         let import = &doc["paths"]["/v1/admin/recipients/import"]["post"]["parameters"][0];

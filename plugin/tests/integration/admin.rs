@@ -29,17 +29,23 @@ async fn api(gw: &TestGateway, method: Method, path: &str, body: Value) -> HttpR
     gw.request(method, path, Some(ADMIN_TOKEN), body).await
 }
 
-/// A 400 problem whose detail contains `says`.
+/// A 400 problem (input the OpenAPI document does not allow) whose detail contains `says`.
 fn assert_bad(reply: &HttpReply, says: &str) {
+    assert_problem(reply, StatusCode::BAD_REQUEST, says);
+}
+
+/// A problem with `status` whose detail contains `says`: 422 for well-formed input that is refused,
+/// 409 for a request that does not fit the current state.
+fn assert_problem(reply: &HttpReply, status: StatusCode, says: &str) {
     assert_eq!(
         reply.status,
-        StatusCode::BAD_REQUEST,
+        status,
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.content_type, "application/problem+json");
     let p = reply.json();
-    assert_eq!(p["status"], 400);
+    assert_eq!(p["status"], status.as_u16());
     assert!(
         p["detail"].as_str().unwrap().contains(says),
         "problem {p} should say {says:?}"
@@ -438,7 +444,11 @@ async fn csv_import_of_10000_recipients_with_3_bad_rows(b: Backend) {
             csv.replace("patient", "other").into_bytes(),
         )
         .await;
-    assert_bad(&strict, "3 bad rows, nothing imported: line 1001");
+    assert_problem(
+        &strict,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "3 bad rows, nothing imported: line 1001",
+    );
     assert_eq!(gw.count("recipients").await, 9_997);
     assert_eq!(admin_records(&gw).await, before);
     // A file without the header is refused as a whole.
@@ -495,8 +505,9 @@ async fn exemptions(b: Backend) {
         &post(json!({"kind": "domain", "value": "x.test", "reason": " "})).await,
         "reason must not be empty",
     );
-    assert_bad(
+    assert_problem(
         &post(json!({"kind": "domain", "value": "x.test", "reason": "x", "expires_at": "2001-01-01T00:00:00Z"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "expires_at is in the past",
     );
     assert_bad(&post(json!({"kind": "domain"})).await, "missing field");
@@ -660,7 +671,7 @@ async fn held_messages(b: Backend) {
             ("carol@example.test", "portal")
         ]
     );
-    assert_bad(
+    assert_problem(
         &api(
             &gw,
             Method::POST,
@@ -668,6 +679,7 @@ async fn held_messages(b: Backend) {
             json!({"recipient": "carol@example.test"}),
         )
         .await,
+        StatusCode::CONFLICT,
         "carol@example.test is not a recipient of",
     );
     assert_bad(
@@ -970,8 +982,9 @@ async fn resolve_uncertain_release(b: Backend) {
     };
     // Still held (not a release whose outcome is unknown): refused, nothing changes.
     let before = admin_records(&gw).await;
-    assert_bad(
+    assert_problem(
         &resolve("bob@example.test", true).await,
+        StatusCode::CONFLICT,
         "is held: only an uncertain release can be resolved",
     );
     assert_bad(
@@ -1046,7 +1059,11 @@ async fn resolve_uncertain_release(b: Backend) {
         .sealed
         .is_some());
     // Resolved once: a second call is refused.
-    assert_bad(&resolve("bob@example.test", false).await, "is released");
+    assert_problem(
+        &resolve("bob@example.test", false).await,
+        StatusCode::CONFLICT,
+        "is released",
+    );
 }
 
 both_backends!(

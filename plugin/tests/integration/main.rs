@@ -7,6 +7,7 @@
 mod util;
 
 mod admin;
+mod admin_schema;
 mod audit;
 mod cli;
 mod contract;
