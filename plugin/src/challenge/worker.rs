@@ -27,17 +27,33 @@ pub async fn run(gw: Arc<Gateway>) {
             "no [stalwart] section: notifications and releases wait until it is configured"
         );
     }
-    if let Err(e) = release::recover(&gw, crate::time::now(), release::LEASE_SECS).await {
-        tracing::warn!(error = %e, "release recovery failed");
-    }
     let every = Duration::from_millis(gw.config.portal.worker_interval_ms.max(50));
+    let mut recovered: Option<std::time::Instant> = None;
     loop {
+        // At start, then a few times per lease: the stale claims of a stopped process (this one before
+        // the restart, or another instance) are taken over while the others keep running.
+        if recovered.is_none_or(|at| at.elapsed() >= recovery_interval(&gw)) {
+            if let Err(e) = release::recover(&gw, crate::time::now()).await {
+                tracing::warn!(error = %e, "release recovery failed; will retry");
+            }
+            recovered = Some(std::time::Instant::now());
+        }
         pass(&gw).await;
         tokio::select! {
             _ = gw.wake.notified() => {}
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// How often stale claims are looked for: a quarter of the lease, at most every minute.
+fn recovery_interval(gw: &Gateway) -> Duration {
+    let lease = gw
+        .config
+        .stalwart
+        .as_ref()
+        .map_or(600, |s| s.claim_lease_secs);
+    Duration::from_secs((lease / 4).clamp(1, 60))
 }
 
 /// Starts the worker on the current runtime.
