@@ -9,6 +9,7 @@ mod util;
 mod admin;
 mod audit;
 mod cli;
+mod cluster;
 mod contract;
 mod deploy;
 mod doctor;

@@ -453,12 +453,22 @@ impl Page {
 
 impl Browser {
     pub fn new(r: &Running, lang: &str) -> Browser {
+        Browser::at(&format!("http://{}", r.addr), lang)
+    }
+
+    /// A browser on the gateway at `base` (`http://host:port`).
+    pub fn at(base: &str, lang: &str) -> Browser {
         Browser {
-            base: format!("http://{}", r.addr),
+            base: base.to_string(),
             cookies: HashMap::new(),
             lang: lang.into(),
             forwarded_for: None,
         }
+    }
+
+    /// Goes on on another gateway (same cookies): the next instance behind a balancer.
+    pub fn switch_to(&mut self, base: &str) {
+        self.base = base.to_string();
     }
 
     async fn go(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {

@@ -6,6 +6,8 @@
 //! sender other than the authenticated account is refused at MAIL FROM with Stalwart's
 //! `501 5.5.4 You are not allowed to send from this address.` unless [`SmtpServer::sender_exception`] is
 //! set (the exception a correct deployment configures for the service account; [`super::Env`] sets it).
+//! [`Stall`] stops chosen messages before `354` or after the final dot (before `250`) until the test
+//! resumes them or the client goes away: the windows in which a crash-safety test kills a sender.
 
 use std::{
     net::SocketAddr,
@@ -15,7 +17,7 @@ use std::{
 
 use base64::Engine;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::TcpListener,
     task::JoinHandle,
 };
@@ -53,6 +55,8 @@ pub struct SmtpServer {
     pub sender_exception: Arc<std::sync::atomic::AtomicBool>,
     /// While set, EHLO does not offer STARTTLS (a listener without TLS).
     pub no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    /// Stops chosen messages at a chosen phase (see [`Stall`]).
+    pub stall: Arc<Stall>,
     /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
     /// the key, not from the certificate: an independent oracle for the gateway's pin).
     pub spki_pin: String,
@@ -106,6 +110,7 @@ impl SmtpServer {
             login_only: Arc::default(),
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
+            stall: Arc::default(),
             spki_pin,
             key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
@@ -131,6 +136,7 @@ impl SmtpServer {
             login_only: Arc::default(),
             sender_exception: Arc::default(),
             no_starttls: Arc::default(),
+            stall: Arc::default(),
             spki_pin: other.spki_pin.clone(),
             key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
@@ -152,6 +158,7 @@ impl SmtpServer {
             login_only: self.login_only.clone(),
             sender_exception: self.sender_exception.clone(),
             no_starttls: self.no_starttls.clone(),
+            stall: self.stall.clone(),
             sessions: self.sessions.clone(),
         };
         let acceptor = self.acceptor.clone();
@@ -228,7 +235,89 @@ struct Flags {
     login_only: Arc<std::sync::atomic::AtomicBool>,
     sender_exception: Arc<std::sync::atomic::AtomicBool>,
     no_starttls: Arc<std::sync::atomic::AtomicBool>,
+    stall: Arc<Stall>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Where a stalled message stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// After the client's `DATA`, before `354`: nothing of the message was sent.
+    BeforeData,
+    /// After the final dot, the message recorded as queued, before `250`: the client cannot know.
+    AfterDot,
+}
+
+/// Stops the next `n` messages at a [`Phase`] until [`Stall::resume`] or until the client closes the
+/// connection (a killed sender); counts both.
+#[derive(Default)]
+pub struct Stall {
+    plan: Mutex<Option<(Phase, usize)>>,
+    /// Sessions stopped now.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    /// Stopped sessions whose client went away.
+    pub dropped: std::sync::atomic::AtomicUsize,
+    epoch: std::sync::atomic::AtomicUsize,
+}
+
+impl Stall {
+    /// Stops the next `n` messages at `phase`.
+    pub fn next(&self, phase: Phase, n: usize) {
+        *self.plan.lock().unwrap() = Some((phase, n));
+    }
+
+    /// Lets every stopped session go on and stops no more.
+    pub fn resume(&self) {
+        *self.plan.lock().unwrap() = None;
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn take(&self, phase: Phase) -> bool {
+        let mut plan = self.plan.lock().unwrap();
+        match plan.as_mut() {
+            Some((p, n)) if *p == phase && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits at `phase` when this message is to stop there; false when the client went away.
+    async fn at(&self, phase: Phase, io: &mut BufReader<Box<dyn Io>>) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.take(phase) {
+            return true;
+        }
+        let start = self.epoch.load(SeqCst);
+        self.waiting.fetch_add(1, SeqCst);
+        let mut byte = [0u8; 1];
+        let resumed = loop {
+            tokio::select! {
+                // The client says nothing while it waits for our reply: EOF, an error or any byte
+                // means it is gone.
+                _ = io.read(&mut byte) => break false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                    if self.epoch.load(SeqCst) != start {
+                        break true;
+                    }
+                }
+            }
+        };
+        self.waiting.fetch_sub(1, SeqCst);
+        if !resumed {
+            self.dropped.fetch_add(1, SeqCst);
+        }
+        resumed
+    }
 }
 
 async fn session(
@@ -342,6 +431,9 @@ async fn session(
             if rcpts.is_empty() {
                 "503 5.5.1 RCPT first\r\n".into()
             } else {
+                if !flags.stall.at(Phase::BeforeData, &mut io).await {
+                    return Ok(());
+                }
                 io.get_mut()
                     .write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
                     .await?;
@@ -380,7 +472,7 @@ async fn session(
                     mechanism: mechanism.to_string(),
                     session: session_no,
                 });
-                if flags.vanish.load(SeqCst) {
+                if flags.vanish.load(SeqCst) || !flags.stall.at(Phase::AfterDot, &mut io).await {
                     return Ok(());
                 }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")

@@ -1,0 +1,208 @@
+//! Several gateway processes on one PostgreSQL database (`util::procs`): what must happen once happens
+//! once, whichever instance Stalwart or the recipient reaches. Two and three `serve` processes, all
+//! workers running, real SmartTLS verdicts, the STARTTLS stand-ins for Stalwart's listeners and moto.
+
+use std::{collections::HashMap, time::Duration};
+
+use hyper::StatusCode;
+
+use crate::util::{self, hook_request, link_in, procs::Cluster, Browser, SENDER};
+
+/// A message to `to` with its own Message-ID (which the release stand-in's copies are counted by).
+pub fn message(to: &[&str], msgid: &str) -> Vec<u8> {
+    let req = hook_request(
+        SENDER,
+        to,
+        &[
+            ("From", "Dr. A. Arts <arts@zorg.test>"),
+            ("Subject", "Uitslag"),
+            ("Message-ID", msgid),
+        ],
+        "Beste ontvanger,\r\nde uitslag is in orde.\r\n",
+    );
+    serde_json::to_vec(&req).unwrap()
+}
+
+/// The Message-ID header value of a mail the stand-in received.
+pub fn message_id(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Message-ID:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Copies at the release stand-in per (Message-ID, recipient).
+pub fn copies(c: &Cluster) -> HashMap<(String, String), usize> {
+    let mut out = HashMap::new();
+    for m in c.release.messages() {
+        for r in &m.rcpt_to {
+            *out.entry((message_id(&m.data), r.clone())).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// Notification mails per recipient at the notify stand-in.
+pub fn notices(c: &Cluster) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for m in c.notify.messages() {
+        for r in m.rcpt_to {
+            *out.entry(r).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// The portal link of the newest notification to `rcpt`, waiting for it.
+pub async fn portal_link(c: &Cluster, rcpt: &str, secs: u64) -> String {
+    util::eventually(secs, &format!("a notification to {rcpt}"), || async {
+        c.notify
+            .messages()
+            .iter()
+            .rev()
+            .find(|m| m.rcpt_to == [rcpt])
+            .map(|m| link_in(&m.data, "p"))
+    })
+    .await
+}
+
+/// The hook calls `calls` (instance, body) at once; every answer.
+async fn hook_all(c: &Cluster, calls: Vec<(usize, Vec<u8>)>) -> Vec<(StatusCode, Vec<u8>)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, body) in calls {
+        let url = format!("{}/v1/mta-hook", c.base(i));
+        set.spawn(async move { util::procs::hook_at(&url, body).await });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap().expect("every hook call is answered"));
+    }
+    out
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+async fn count(c: &Cluster, table: &str) -> i64 {
+    c.store.count(table).await.unwrap()
+}
+
+/// `n` instances: the same message hooked 20 times at once over all of them; ten messages to one
+/// recipient at once; every recipient's code requested on one instance and entered on the next. Then
+/// one challenge and one notification per recipient, one SMS per request, one release per hold, one
+/// valid audit chain.
+async fn one_database(n: usize) {
+    util::init_log();
+    let Some(c) = Cluster::start(n, "").await else {
+        return;
+    };
+    let secure = c.domains.secure.clone();
+    let rcpts: Vec<String> = (0..4).map(|i| format!("r{i}@{secure}")).collect();
+    let phones: Vec<String> = (0..4).map(|i| format!("+3161234000{i}")).collect();
+    for (r, p) in rcpts.iter().zip(&phones) {
+        c.set_phone(r, p).await;
+    }
+    // 1. A retried submission reaching every instance at once: one hold, every call answered with it.
+    let same = message(&[&rcpts[0]], "<same@zorg.test>");
+    let answers = hook_all(&c, (0..20).map(|k| (k % n, same.clone())).collect()).await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}\n{}",
+        c.logs()
+    );
+    let first = json(&answers[0].1);
+    assert!(answers.iter().all(|(_, b)| json(b) == first), "{answers:?}");
+    util::held_ref(&first);
+    // 2. Ten messages to one recipient at once over all instances: ten holds, one verification.
+    let calls = (0..10)
+        .map(|k| (k % n, message(&[&rcpts[1]], &format!("<r1-{k}@zorg.test>"))))
+        .collect();
+    for (status, body) in hook_all(&c, calls).await {
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        util::held_ref(&json(&body));
+    }
+    // 3. Two messages each to the other two, on different instances.
+    for k in 0..4 {
+        let body = message(&[&rcpts[2 + k % 2]], &format!("<r23-{k}@zorg.test>"));
+        let (status, body) = c.hook(k % n, &body).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        util::held_ref(&json(&body));
+    }
+    let submitted = 1 + 10 + 4;
+    assert_eq!(count(&c, "held_messages").await, submitted);
+    assert_eq!(count(&c, "holds").await, submitted);
+    assert_eq!(
+        count(&c, "challenges").await,
+        4,
+        "one challenge per recipient"
+    );
+
+    // Every worker runs; one notification per recipient however many passes saw it.
+    c.notify.wait_for(4, 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mails = notices(&c);
+    for r in &rcpts {
+        assert_eq!(mails.get(r), Some(&1), "notifications: {mails:?}");
+    }
+    assert_eq!(c.notify.messages().len(), 4, "{mails:?}");
+
+    // The code requested on one instance, entered on the next.
+    for (k, (r, phone)) in rcpts.iter().zip(&phones).enumerate() {
+        let link = portal_link(&c, r, 5).await;
+        let mut br = Browser::at(&c.base(k % n), "nl-NL");
+        let sent = br.request_code(&link).await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+        let code = c.moto.last_code(phone).await;
+        br.switch_to(&c.base((k + 1) % n));
+        let done = br.enter_code(&link, &code).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert!(done.location.as_deref().unwrap().ends_with("/messages"));
+        // The session made on the second instance is valid on the first.
+        br.switch_to(&c.base(k % n));
+        let page = br.get(&format!("{link}/messages")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    }
+    for phone in &phones {
+        assert_eq!(
+            c.moto.count_to(phone).await,
+            1,
+            "one SMS per request to {phone}"
+        );
+    }
+
+    // One release per held recipient.
+    c.release.wait_for(submitted as usize, 30).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let copies = copies(&c);
+    let doubled = copies.values().filter(|n| **n > 1).count();
+    assert_eq!(copies.len(), submitted as usize, "{copies:?}");
+    assert_eq!(doubled, 0, "{copies:?}");
+    let released: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE state = 'released'")
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(released, submitted);
+    let chain = c.store.verify_audit().await.unwrap();
+    assert!(chain.ok() && chain.records > 0, "{:?}", chain.findings);
+    println!(
+        "cluster of {n}: submitted {submitted} (+19 repeats of one) / delivered once {} / held once {submitted} / \
+         refused 0 / lost {} / duplicated {doubled}; challenges 4, notifications {}, SMS {}, audit records {}",
+        copies.len(),
+        submitted as usize - copies.len(),
+        c.notify.messages().len(),
+        c.moto.sms().await.len(),
+        chain.records
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database() {
+    one_database(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_database() {
+    one_database(3).await;
+}
