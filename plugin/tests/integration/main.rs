@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod contract;
+mod crash;
 mod deploy;
 mod doctor;
 mod hook;

@@ -471,7 +471,13 @@ impl Browser {
         self.base = base.to_string();
     }
 
-    async fn go(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+    /// One request; `Err` when no answer came (the gateway may have been killed meanwhile).
+    pub async fn try_go(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Result<Page, String> {
         // Absolute links (from mails) are followed on this gateway: only their path counts.
         let path = match path.strip_prefix("http://") {
             Some(rest) => &rest[rest.find('/').unwrap_or(rest.len())..],
@@ -502,8 +508,9 @@ impl Browser {
             }
             None => vec![],
         };
+        let url = format!("{}{path}", self.base);
         let (status, h, bytes) =
-            http(method, &format!("{}{path}", self.base), &headers, body).await;
+            super::procs::try_http_full(method, &url, &headers, body, 20).await?;
         for c in h.get_all("set-cookie") {
             let c = c.to_str().unwrap();
             let kv = c.split(';').next().unwrap();
@@ -511,13 +518,20 @@ impl Browser {
                 self.cookies.insert(k.into(), v.into());
             }
         }
-        Page {
+        Ok(Page {
             status,
             location: h.get("location").map(|v| v.to_str().unwrap().to_string()),
             body: String::from_utf8_lossy(&bytes).to_string(),
             bytes,
             headers: h,
-        }
+        })
+    }
+
+    async fn go(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let base = self.base.clone();
+        self.try_go(method, path, form)
+            .await
+            .unwrap_or_else(|e| panic!("HTTP {base}{path}: {e}"))
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

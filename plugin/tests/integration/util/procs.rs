@@ -95,6 +95,42 @@ impl Proc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL: the process ends at once, wherever it was.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().unwrap();
+            self.kills += 1;
+        }
+    }
+
+    /// Starts the process again on the same configuration (killing it first if it runs) and waits
+    /// until it is ready.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.ready().await;
+    }
+}
+
+/// Which of `procs` holds the TCP connection whose local port is `port` (the client side a stand-in
+/// sees), from `/proc/net/tcp*` and each process's open sockets.
+pub fn owner_of(procs: &[Proc], port: u16) -> Option<usize> {
+    let inode = socket_inode(port)?;
+    let target = format!("socket:[{inode}]");
+    procs.iter().position(|p| {
+        let Some(pid) = p.pid() else { return false };
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target))
+    })
 }
 
 impl Drop for Proc {
@@ -193,43 +229,6 @@ impl Cluster {
         self.procs[i].base()
     }
 
-    pub fn running(&self, i: usize) -> bool {
-        self.procs[i].child.is_some()
-    }
-
-    /// SIGKILL: the process ends at once, wherever it was.
-    pub fn kill(&mut self, i: usize) {
-        let p = &mut self.procs[i];
-        if let Some(mut c) = p.child.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().unwrap();
-            p.kills += 1;
-        }
-    }
-
-    /// Starts a killed process again on the same configuration and waits until it is ready.
-    pub async fn restart(&mut self, i: usize) {
-        self.kill(i);
-        self.procs[i].spawn();
-        self.procs[i].ready().await;
-    }
-
-    /// The process whose TCP connection has local port `port` (the client side a stand-in sees).
-    pub fn owner_of(&self, port: u16) -> Option<usize> {
-        let inode = socket_inode(port)?;
-        let target = format!("socket:[{inode}]");
-        self.procs.iter().position(|p| {
-            let Some(pid) = p.pid() else { return false };
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|fd| {
-                    std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target)
-                })
-        })
-    }
-
     pub async fn set_phone(&self, rcpt: &str, phone: &str) {
         self.store
             .upsert_recipient(rcpt, Some(phone), None, stalwart_nta7516::time::now())
@@ -270,6 +269,18 @@ pub async fn try_http(
     body: Vec<u8>,
     timeout_secs: u64,
 ) -> Result<(StatusCode, Vec<u8>), String> {
+    let (status, _, body) = try_http_full(method, url, headers, body, timeout_secs).await?;
+    Ok((status, body))
+}
+
+/// [`try_http`] with the answer's headers.
+pub async fn try_http_full(
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    timeout_secs: u64,
+) -> Result<(StatusCode, hyper::HeaderMap, Vec<u8>), String> {
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, v);
@@ -281,12 +292,13 @@ pub async fn try_http(
             .await
             .map_err(|e| e.to_string())?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?;
-        Ok((status, body.to_bytes().to_vec()))
+        Ok((status, headers, body.to_bytes().to_vec()))
     };
     tokio::time::timeout(Duration::from_secs(timeout_secs), call)
         .await
@@ -335,7 +347,7 @@ impl Base<'_> {
              access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nsender_id = \"Zorg\"\ntimeout_ms = 2000\n\
              [stalwart]\nrelease = \"{rel}\"\nnotify = \"{not}\"\nusername = \"{user}\"\npassword = \"{pass}\"\n\
              starttls = true\nca_file = \"{ca}\"\ntls_server_name = \"localhost\"\nnotify_from = \"nta7516@{local}\"\n\
-             retry_base_secs = 1\nretry_max_secs = 2\ntimeout_ms = 1000\nclaim_lease_secs = 15\n\
+             retry_base_secs = 1\nretry_max_secs = 2\ntimeout_ms = 2000\nclaim_lease_secs = 30\n\
              [portal]\nworker_interval_ms = 100\nsms_per_ip = 100000\nsms_per_phone = 1000\nsms_per_recipient = 1000\n\
              [smarttls]\nresolver = \"{resolver}\"\ntrust_anchor_file = \"{anchor}\"\nca_file = \"{st_ca}\"\n\
              smtp_port = {smtp_port}\nmta_sts_port = {sts_port}\nlegacy_probe = false\n\

@@ -257,6 +257,8 @@ pub struct Stall {
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Stopped sessions whose client went away.
     pub dropped: std::sync::atomic::AtomicUsize,
+    /// The client addresses of the sessions stopped now.
+    stopped: Mutex<Vec<SocketAddr>>,
     epoch: std::sync::atomic::AtomicUsize,
 }
 
@@ -280,6 +282,11 @@ impl Stall {
         self.dropped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The client addresses of the sessions stopped now (whose process a test may kill).
+    pub fn stopped(&self) -> Vec<SocketAddr> {
+        self.stopped.lock().unwrap().clone()
+    }
+
     fn take(&self, phase: Phase) -> bool {
         let mut plan = self.plan.lock().unwrap();
         match plan.as_mut() {
@@ -292,12 +299,13 @@ impl Stall {
     }
 
     /// Waits at `phase` when this message is to stop there; false when the client went away.
-    async fn at(&self, phase: Phase, io: &mut BufReader<Box<dyn Io>>) -> bool {
+    async fn at(&self, phase: Phase, peer: SocketAddr, io: &mut BufReader<Box<dyn Io>>) -> bool {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.take(phase) {
             return true;
         }
         let start = self.epoch.load(SeqCst);
+        self.stopped.lock().unwrap().push(peer);
         self.waiting.fetch_add(1, SeqCst);
         let mut byte = [0u8; 1];
         let resumed = loop {
@@ -313,6 +321,7 @@ impl Stall {
             }
         };
         self.waiting.fetch_sub(1, SeqCst);
+        self.stopped.lock().unwrap().retain(|p| *p != peer);
         if !resumed {
             self.dropped.fetch_add(1, SeqCst);
         }
@@ -328,6 +337,7 @@ async fn session(
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::SeqCst;
     let session_no = flags.sessions.fetch_add(1, SeqCst) + 1;
+    let peer = tcp.peer_addr()?;
     let login_only = flags.login_only.load(SeqCst);
     let mut mechanism = "";
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
@@ -431,7 +441,7 @@ async fn session(
             if rcpts.is_empty() {
                 "503 5.5.1 RCPT first\r\n".into()
             } else {
-                if !flags.stall.at(Phase::BeforeData, &mut io).await {
+                if !flags.stall.at(Phase::BeforeData, peer, &mut io).await {
                     return Ok(());
                 }
                 io.get_mut()
@@ -472,7 +482,9 @@ async fn session(
                     mechanism: mechanism.to_string(),
                     session: session_no,
                 });
-                if flags.vanish.load(SeqCst) || !flags.stall.at(Phase::AfterDot, &mut io).await {
+                if flags.vanish.load(SeqCst)
+                    || !flags.stall.at(Phase::AfterDot, peer, &mut io).await
+                {
                     return Ok(());
                 }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
