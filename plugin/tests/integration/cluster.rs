@@ -206,3 +206,63 @@ async fn two_instances_on_one_database() {
 async fn three_instances_on_one_database() {
     one_database(3).await;
 }
+
+/// A hook holding a message for a recipient whose verification commits at the same moment, on two
+/// instances. The test holds the audit chain's head, so both transactions stop at their last step:
+/// the hook has inserted its hold on the pending challenge, the verification has begun. Before, the
+/// verification moved on only the holds it could see and the hook's hold stayed `held` on a verified
+/// challenge, never released; now the hook's hold locks the challenge, the verification waits for it
+/// and releases both messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_meeting_a_hook_releases_its_hold() {
+    util::init_log();
+    let Some(c) = Cluster::start(2, "").await else {
+        return;
+    };
+    let (rcpt, phone) = (format!("v@{}", c.domains.secure), "+31612340099");
+    c.set_phone(&rcpt, phone).await;
+    let first = c
+        .hook(0, &message(&[&rcpt], "<race-1@zorg.test>"))
+        .await
+        .unwrap();
+    util::held_ref(&json(&first.1));
+    let link = portal_link(&c, &rcpt, 20).await;
+    let mut br = Browser::at(&c.base(1), "nl-NL");
+    assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
+    let code = c.moto.last_code(phone).await;
+    let form = br.get(&format!("{link}/code")).await;
+    let csrf = form.csrf();
+
+    let mut head = c.store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *head)
+        .await
+        .unwrap();
+    let hook_url = format!("{}/v1/mta-hook", c.base(0));
+    let second = message(&[&rcpt], "<race-2@zorg.test>");
+    let hook = tokio::spawn(async move { util::procs::hook_at(&hook_url, second).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let entry = tokio::spawn(async move {
+        let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
+        br.try_go(hyper::Method::POST, &format!("{link}/code"), Some(&fields))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    head.rollback().await.unwrap();
+    let (status, body) = hook.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    util::held_ref(&json(&body));
+    let done = entry.await.unwrap().unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    c.release.wait_for(2, 20).await;
+    let stuck: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM holds h JOIN challenges ch ON ch.id = h.challenge_id \
+         WHERE h.state = 'held' AND ch.state = 'verified'",
+    )
+    .fetch_one(c.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stuck, 0);
+    assert_eq!(count(&c, "challenges").await, 1);
+}
