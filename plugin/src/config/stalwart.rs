@@ -396,4 +396,19 @@ mod tests {
         .to_string();
         assert!(e.contains("needs stalwart.starttls = true"), "{e}");
     }
+
+    #[test]
+    fn a_claim_lease_shorter_than_one_release_is_refused() {
+        let c = config("").unwrap().stalwart.unwrap();
+        assert_eq!(c.claim_lease_secs, 600);
+        // 3 s TLS budget + 12 × 2 s = 27 s.
+        assert!(config("timeout_ms = 2000\nclaim_lease_secs = 27\n").is_ok());
+        let e = config("timeout_ms = 2000\nclaim_lease_secs = 26\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("claim_lease_secs = 26") && e.contains("27 s"),
+            "{e}"
+        );
+    }
 }
