@@ -8,6 +8,9 @@ use hyper::StatusCode;
 
 use crate::util::{self, hook_request, link_in, procs::Cluster, Browser, SENDER};
 
+/// `[stalwart]` timeouts for tests that count releases exactly (the lease outlasts them).
+const SLOW_OK: &str = "[stalwart]\ntimeout_ms = 10000\nclaim_lease_secs = 130\n";
+
 /// A message to `to` with its own Message-ID (which the release stand-in's copies are counted by).
 pub fn message(to: &[&str], msgid: &str) -> Vec<u8> {
     let req = hook_request(
@@ -95,7 +98,8 @@ async fn count(c: &Cluster, table: &str) -> i64 {
 /// valid audit chain.
 async fn one_database(n: usize) {
     util::init_log();
-    let Some(c) = Cluster::start(n, "").await else {
+    // Generous SMTP timeouts: a loaded machine must not turn a slow release into an uncertain one.
+    let Some(c) = Cluster::start(n, SLOW_OK).await else {
         return;
     };
     let secure = c.domains.secure.clone();
@@ -216,7 +220,7 @@ async fn three_instances_on_one_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_meeting_a_hook_releases_its_hold() {
     util::init_log();
-    let Some(c) = Cluster::start(2, "").await else {
+    let Some(c) = Cluster::start(2, SLOW_OK).await else {
         return;
     };
     let (rcpt, phone) = (format!("v@{}", c.domains.secure), "+31612340099");

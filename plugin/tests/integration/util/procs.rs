@@ -347,7 +347,7 @@ impl Base<'_> {
              access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nsender_id = \"Zorg\"\ntimeout_ms = 2000\n\
              [stalwart]\nrelease = \"{rel}\"\nnotify = \"{not}\"\nusername = \"{user}\"\npassword = \"{pass}\"\n\
              starttls = true\nca_file = \"{ca}\"\ntls_server_name = \"localhost\"\nnotify_from = \"nta7516@{local}\"\n\
-             retry_base_secs = 1\nretry_max_secs = 2\ntimeout_ms = 2000\nclaim_lease_secs = 30\n\
+             retry_base_secs = 1\nretry_max_secs = 2\ntimeout_ms = 3000\nclaim_lease_secs = 40\n\
              [portal]\nworker_interval_ms = 100\nsms_per_ip = 100000\nsms_per_phone = 1000\nsms_per_recipient = 1000\n\
              [smarttls]\nresolver = \"{resolver}\"\ntrust_anchor_file = \"{anchor}\"\nca_file = \"{st_ca}\"\n\
              smtp_port = {smtp_port}\nmta_sts_port = {sts_port}\nlegacy_probe = false\n\
