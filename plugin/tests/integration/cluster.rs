@@ -108,33 +108,7 @@ async fn one_database(n: usize) {
     for (r, p) in rcpts.iter().zip(&phones) {
         c.set_phone(r, p).await;
     }
-    // 1. A retried submission reaching every instance at once: one hold, every call answered with it.
-    let same = message(&[&rcpts[0]], "<same@zorg.test>");
-    let answers = hook_all(&c, (0..20).map(|k| (k % n, same.clone())).collect()).await;
-    assert!(
-        answers.iter().all(|(s, _)| *s == StatusCode::OK),
-        "{answers:?}\n{}",
-        c.logs()
-    );
-    let first = json(&answers[0].1);
-    assert!(answers.iter().all(|(_, b)| json(b) == first), "{answers:?}");
-    util::held_ref(&first);
-    // 2. Ten messages to one recipient at once over all instances: ten holds, one verification.
-    let calls = (0..10)
-        .map(|k| (k % n, message(&[&rcpts[1]], &format!("<r1-{k}@zorg.test>"))))
-        .collect();
-    for (status, body) in hook_all(&c, calls).await {
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-        util::held_ref(&json(&body));
-    }
-    // 3. Two messages each to the other two, on different instances.
-    for k in 0..4 {
-        let body = message(&[&rcpts[2 + k % 2]], &format!("<r23-{k}@zorg.test>"));
-        let (status, body) = c.hook(k % n, &body).await.unwrap();
-        assert_eq!(status, StatusCode::OK);
-        util::held_ref(&json(&body));
-    }
-    let submitted = 1 + 10 + 4;
+    let submitted = hold_everywhere(&c, &rcpts).await;
     assert_eq!(count(&c, "held_messages").await, submitted);
     assert_eq!(count(&c, "holds").await, submitted);
     assert_eq!(
@@ -151,22 +125,8 @@ async fn one_database(n: usize) {
         assert_eq!(mails.get(r), Some(&1), "notifications: {mails:?}");
     }
     assert_eq!(c.notify.messages().len(), 4, "{mails:?}");
-
-    // The code requested on one instance, entered on the next.
     for (k, (r, phone)) in rcpts.iter().zip(&phones).enumerate() {
-        let link = portal_link(&c, r, 5).await;
-        let mut br = Browser::at(&c.base(k % n), "nl-NL");
-        let sent = br.request_code(&link).await;
-        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
-        let code = c.moto.last_code(phone).await;
-        br.switch_to(&c.base((k + 1) % n));
-        let done = br.enter_code(&link, &code).await;
-        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-        assert!(done.location.as_deref().unwrap().ends_with("/messages"));
-        // The session made on the second instance is valid on the first.
-        br.switch_to(&c.base(k % n));
-        let page = br.get(&format!("{link}/messages")).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        verify_across(&c, r, phone, (k % n, (k + 1) % n)).await;
     }
     for phone in &phones {
         assert_eq!(
@@ -199,6 +159,53 @@ async fn one_database(n: usize) {
         c.moto.sms().await.len(),
         chain.records
     );
+}
+
+/// The hook calls of the cluster tests, spread over every instance: one submission retried 20 times
+/// at once (one hold, every call answered with it, none 503); ten messages to one recipient at once;
+/// two each to two more. Returns how many messages were held.
+async fn hold_everywhere(c: &Cluster, rcpts: &[String]) -> i64 {
+    let n = c.procs.len();
+    let same = message(&[&rcpts[0]], "<same@zorg.test>");
+    let answers = hook_all(c, (0..20).map(|k| (k % n, same.clone())).collect()).await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}\n{}",
+        c.logs()
+    );
+    let first = json(&answers[0].1);
+    assert!(answers.iter().all(|(_, b)| json(b) == first), "{answers:?}");
+    util::held_ref(&first);
+    let calls = (0..10)
+        .map(|k| (k % n, message(&[&rcpts[1]], &format!("<r1-{k}@zorg.test>"))))
+        .collect();
+    for (status, body) in hook_all(c, calls).await {
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        util::held_ref(&json(&body));
+    }
+    for k in 0..4 {
+        let body = message(&[&rcpts[2 + k % 2]], &format!("<r23-{k}@zorg.test>"));
+        let (status, body) = c.hook(k % n, &body).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        util::held_ref(&json(&body));
+    }
+    1 + 10 + 4
+}
+
+/// The code requested on instance `on.0` and entered on `on.1`; the session then works on `on.0`.
+async fn verify_across(c: &Cluster, rcpt: &str, phone: &str, on: (usize, usize)) {
+    let link = portal_link(c, rcpt, 5).await;
+    let mut br = Browser::at(&c.base(on.0), "nl-NL");
+    let sent = br.request_code(&link).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let code = c.moto.last_code(phone).await;
+    br.switch_to(&c.base(on.1));
+    let done = br.enter_code(&link, &code).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(done.location.as_deref().unwrap().ends_with("/messages"));
+    br.switch_to(&c.base(on.0));
+    let page = br.get(&format!("{link}/messages")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,6 +320,27 @@ async fn kill_in_hook(procs: &mut [Proc], i: usize, store: &Store, body: &[u8], 
     procs[i].restart().await;
 }
 
+/// What the phases share: the instances' addresses, the randomness, the recipients, every answer.
+struct Run {
+    bases: Vec<String>,
+    rng: Rng,
+    pools: Pools,
+    /// The phase-2 recipient whose notification is killed after its dot.
+    fresh: String,
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl Run {
+    fn record(&self, msgid: String, rcpts: Vec<String>, (answer, unanswered): (Final, usize)) {
+        self.sent.lock().unwrap().push(Sent {
+            msgid,
+            rcpts,
+            answer,
+            unanswered,
+        });
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_every_step() {
     util::init_log();
@@ -327,177 +348,228 @@ async fn kill_9_at_every_step() {
     let Some(mut c) = Cluster::start(3, "").await else {
         return;
     };
-    let rng = Rng::new();
     let pools = Pools::new(&c);
-    // c9 is the phase-2 recipient whose notification is killed after its dot.
-    let fresh = format!("c9@{}", c.domains.secure);
-    for r in pools.challenged.iter().chain([&fresh]) {
+    let run = Run {
+        bases: (0..c.procs.len()).map(|i| c.base(i)).collect(),
+        rng: Rng::new(),
+        fresh: format!("c9@{}", c.domains.secure),
+        pools,
+        sent: Arc::default(),
+    };
+    for r in run.pools.challenged.iter().chain([&run.fresh]) {
         c.set_phone(r, &phone(r)).await;
     }
-    let bases: Vec<String> = (0..c.procs.len()).map(|i| c.base(i)).collect();
-
-    // Phase 1: the submissions, a random kill every second or so, and half of the challenged
-    // recipients verifying meanwhile (their releases run under the kills too).
-    let done = Arc::new(AtomicBool::new(false));
-    let next = Arc::new(AtomicUsize::new(0));
-    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
-    let mut clients = tokio::task::JoinSet::new();
-    let plan: Arc<Vec<(String, Vec<String>)>> = Arc::new(
-        (0..SUBMISSIONS)
-            .map(|k| {
-                let mut rcpts = vec![pools.pick(&rng)];
-                if rng.below(3) == 0 {
-                    let other = pools.pick(&rng);
-                    if !rcpts.contains(&other) {
-                        rcpts.push(other);
-                    }
-                }
-                (format!("<crash-{k}@zorg.test>"), rcpts)
-            })
-            .collect(),
+    let (random_kills, early) = phase_one(&mut c, &run).await;
+    println!(
+        "phase 1: {SUBMISSIONS} submissions, {random_kills} random kills, {:?}",
+        started.elapsed()
     );
+    let late = phase_two(&mut c, &run).await;
+    println!("phase 2 done, {:?}", started.elapsed());
+    settle(&c, &run.fresh).await;
+    let sent = std::mem::take(&mut *run.sent.lock().unwrap());
+    check(&c, &sent, early + late, random_kills).await;
+    println!("crash test took {:?}", started.elapsed());
+}
+
+/// Every message of phase 1: one or two recipients from the pools.
+fn plan(run: &Run) -> Vec<(String, Vec<String>)> {
+    (0..SUBMISSIONS)
+        .map(|k| {
+            let mut rcpts = vec![run.pools.pick(&run.rng)];
+            let other = run.pools.pick(&run.rng);
+            if run.rng.below(3) == 0 && !rcpts.contains(&other) {
+                rcpts.push(other);
+            }
+            (format!("<crash-{k}@zorg.test>"), rcpts)
+        })
+        .collect()
+}
+
+/// Phase 1: the submissions by `CONCURRENCY` clients, a random kill every second or so, and half of
+/// the challenged recipients verifying meanwhile (their releases run under the kills too). Returns
+/// the random kills and the code requests.
+async fn phase_one(c: &mut Cluster, run: &Run) -> (usize, usize) {
+    let plan = Arc::new(plan(run));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
     for _ in 0..CONCURRENCY {
         let (bases, rng, next, sent, plan) = (
-            bases.clone(),
-            rng.clone(),
+            run.bases.clone(),
+            run.rng.clone(),
             next.clone(),
-            sent.clone(),
+            run.sent.clone(),
             plan.clone(),
         );
         clients.spawn(async move {
-            loop {
-                let k = next.fetch_add(1, SeqCst);
-                let Some((msgid, rcpts)) = plan.get(k) else {
-                    return;
-                };
+            while let Some((msgid, rcpts)) = plan.get(next.fetch_add(1, SeqCst)) {
                 let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
                 let (answer, unanswered) = submit(&bases, &rng, message(&to, msgid)).await;
+                let (msgid, rcpts) = (msgid.clone(), rcpts.clone());
                 sent.lock().unwrap().push(Sent {
-                    msgid: msgid.clone(),
-                    rcpts: rcpts.clone(),
+                    msgid,
+                    rcpts,
                     answer,
                     unanswered,
                 });
             }
         });
     }
-    let (requests, random_kills) = {
-        let Cluster {
-            procs,
-            moto,
-            notify,
-            release,
-            store: c_store,
-            ..
-        } = &mut c;
-        let c_store = &*c_store;
-        let early: Vec<String> = pools.challenged[..4].to_vec();
-        let (random_kills, early_requests, ()) = tokio::join!(
-            killer(procs, &rng, &done),
-            async {
-                let mut n = 0;
-                for r in &early {
-                    while !notify.messages().iter().any(|m| m.rcpt_to == [r.as_str()]) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    n += verify(&bases, &rng, (moto, notify, c_store), r).await;
+    let done = AtomicBool::new(false);
+    let Cluster {
+        procs,
+        moto,
+        notify,
+        store,
+        ..
+    } = c;
+    let (kills, requests, ()) = tokio::join!(
+        killer(procs, &run.rng, &done),
+        async {
+            let mut n = 0;
+            for r in &run.pools.challenged[..4] {
+                while !notify.messages().iter().any(|m| m.rcpt_to == [r.as_str()]) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                n
-            },
-            async {
-                while clients.join_next().await.is_some() {}
-                done.store(true, SeqCst);
+                n += verify(&run.bases, &run.rng, (moto, notify, store), r).await;
             }
-        );
-        println!(
-            "phase 1: {SUBMISSIONS} submissions, {random_kills} random kills, {:?}",
-            started.elapsed()
-        );
+            n
+        },
+        async {
+            while clients.join_next().await.is_some() {}
+            done.store(true, SeqCst);
+        }
+    );
+    (kills, requests)
+}
 
-        // Phase 2: kills at chosen points. A release stopped before DATA, one after its final dot.
-        let late = &pools.challenged[4..];
-        let mut requests = early_requests;
-        for (phase, r) in [(Phase::BeforeData, &late[0]), (Phase::AfterDot, &late[1])] {
-            let (owner, n) = kill_at(
-                procs,
-                release,
-                phase,
-                verify(&bases, &rng, (moto, notify, c_store), r),
-            )
-            .await;
-            println!("killed gateway {owner} in a release stopped at {phase:?}");
-            requests += n;
-        }
-        // A hook killed inside its transaction (waiting for the audit chain's head, which the test
-        // holds), and one killed after its commit with its answer unread: both asked again elsewhere.
-        for (k, commit) in [(0, false), (1, true)] {
-            let msgid = format!("<crash-hook-{k}@zorg.test>");
-            let rcpts = vec![pools.challenged[6 + k].clone(), pools.open[k].clone()];
-            let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-            let body = message(&to, &msgid);
-            let i = rng.below(procs.len() as u64) as usize;
-            kill_in_hook(procs, i, c_store, &body, commit).await;
-            let (answer, unanswered) = submit(&bases, &rng, body).await;
-            sent.lock().unwrap().push(Sent {
-                msgid,
-                rcpts,
-                answer,
-                unanswered: unanswered + 1,
-            });
-            println!(
-                "killed gateway {i} in a hook call {}",
-                if commit {
-                    "after its commit"
-                } else {
-                    "before its commit"
-                }
-            );
-        }
-        // A notification stopped after its final dot: a new recipient's first message.
-        let msgid = "<crash-notice@zorg.test>".to_string();
-        let body = message(&[&fresh], &msgid);
-        let (owner, _) = kill_at(procs, notify, Phase::AfterDot, async {
-            let (answer, unanswered) = submit(&bases, &rng, body).await;
-            let rcpts = vec![fresh.clone()];
-            sent.lock().unwrap().push(Sent {
-                msgid,
-                rcpts,
-                answer,
-                unanswered,
-            });
-            0
-        })
-        .await;
-        println!("killed gateway {owner} in a notification stopped after its dot");
-        for r in &late[2..] {
-            requests += verify(&bases, &rng, (moto, notify, c_store), r).await;
-        }
-        println!("phase 2 done, {:?}", started.elapsed());
-        (requests, random_kills)
-    };
+/// Phase 2: kills at chosen points — a release stopped before DATA and one after its final dot, a hook
+/// inside its transaction and one after its commit, a notification after its dot — then the last
+/// recipients verify. Returns the code requests.
+async fn phase_two(c: &mut Cluster, run: &Run) -> usize {
+    let Cluster {
+        procs,
+        moto,
+        notify,
+        release,
+        store,
+        ..
+    } = c;
+    let late = &run.pools.challenged[4..];
+    let mut requests = 0;
+    for (phase, r) in [(Phase::BeforeData, &late[0]), (Phase::AfterDot, &late[1])] {
+        let trigger = verify(&run.bases, &run.rng, (moto, notify, store), r);
+        let (owner, n) = kill_at(procs, release, phase, trigger).await;
+        println!("killed gateway {owner} in a release stopped at {phase:?}");
+        requests += n;
+    }
+    // A hook killed inside its transaction (waiting for the audit chain's head, which the test
+    // holds), and one killed after its commit with its answer unread: both asked again elsewhere.
+    for (k, commit) in [(0, false), (1, true)] {
+        let msgid = format!("<crash-hook-{k}@zorg.test>");
+        let rcpts = vec![late[2 + k].clone(), run.pools.open[k].clone()];
+        let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let body = message(&to, &msgid);
+        let i = run.rng.below(procs.len() as u64) as usize;
+        kill_in_hook(procs, i, store, &body, commit).await;
+        let (answer, unanswered) = submit(&run.bases, &run.rng, body).await;
+        run.record(msgid, rcpts, (answer, unanswered + 1));
+        let when = if commit { "after" } else { "before" };
+        println!("killed gateway {i} in a hook call {when} its commit");
+    }
+    // A notification stopped after its final dot: a new recipient's first message.
+    let msgid = "<crash-notice@zorg.test>".to_string();
+    let body = message(&[&run.fresh], &msgid);
+    let (owner, _) = kill_at(procs, notify, Phase::AfterDot, async {
+        let answer = submit(&run.bases, &run.rng, body).await;
+        run.record(msgid, vec![run.fresh.clone()], answer);
+        0
+    })
+    .await;
+    println!("killed gateway {owner} in a notification stopped after its dot");
+    for r in &late[2..] {
+        requests += verify(&run.bases, &run.rng, (moto, notify, store), r).await;
+    }
+    requests
+}
 
-    // Every claim of a killed process is taken over after the lease; wait until no release is open.
-    // The killed notification is due again after the lease too: sent again (better twice than none).
-    let open_states = "('releasing', 'sending', 'committing')";
+/// Every claim of a killed process is taken over after the lease: waits until no release is open
+/// and the killed notification went out again (due again after the lease: better twice than none).
+async fn settle(c: &Cluster, fresh: &str) {
     util::eventually(
         120,
         "every release to end and the killed notification to be re-sent",
         || async {
-            let n: i64 = sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM holds WHERE state IN {open_states}"
-            ))
-            .fetch_one(c.store.pool())
-            .await
-            .unwrap();
-            let again = notices(&c).get(&fresh).copied().unwrap_or(0) >= 2;
-            (n == 0 && again).then_some(())
+            let open = scalar(
+                c,
+                "SELECT COUNT(*) FROM holds WHERE state IN ('releasing', 'sending', 'committing')",
+            )
+            .await;
+            let again = notices(c).get(fresh).copied().unwrap_or(0) >= 2;
+            (open == 0 && again).then_some(())
         },
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let sent = std::mem::take(&mut *sent.lock().unwrap());
-    check(&c, &sent, requests, random_kills).await;
-    println!("crash test took {:?}", started.elapsed());
+}
+
+/// Per recipient of every message: where it ended against what the hook answered.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    held: usize,
+    refused: usize,
+    lost: usize,
+    doubled: usize,
+    /// The hold ids the answers named.
+    held_ids: HashSet<String>,
+    refusals: Vec<String>,
+}
+
+impl Tally {
+    /// Delivered (Stalwart has it by the answer: never also held or released), held (a hold; released
+    /// exactly once, or uncertain with at most one copy, or still waiting with none), refused; lost
+    /// (held by the answer, no hold, or released without a copy); doubled (two copies, or delivered
+    /// and held or released too).
+    fn of(
+        sent: &[Sent],
+        holds: &HashMap<(String, String), String>,
+        copies: &HashMap<(String, String), usize>,
+    ) -> Tally {
+        let mut t = Tally::default();
+        for s in sent {
+            let a = match &s.answer {
+                Final::Answer(a) if a["action"] != "reject" => a,
+                other => {
+                    t.refusals.push(format!("{other:?}"));
+                    t.refused += s.rcpts.len();
+                    continue;
+                }
+            };
+            let (held_rcpts, id) = held_of(a, &s.rcpts);
+            t.held_ids.extend(id.clone());
+            for r in &s.rcpts {
+                let n = copies
+                    .get(&(s.msgid.clone(), r.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                let hold = id
+                    .as_ref()
+                    .and_then(|id| holds.get(&(id.clone(), r.clone())));
+                match (held_rcpts.contains(r), hold.map(String::as_str)) {
+                    (false, None) if n == 0 => t.delivered += 1,
+                    (false, _) => t.doubled += 1,
+                    (true, None) => t.lost += 1,
+                    (true, Some(_)) if n > 1 => t.doubled += 1,
+                    (true, Some("released")) if n == 0 => t.lost += 1,
+                    (true, Some("released" | "uncertain")) => t.held += 1,
+                    (true, Some(_)) if n > 0 => t.doubled += 1,
+                    (true, Some(_)) => t.held += 1,
+                }
+            }
+        }
+        t
+    }
 }
 
 /// The end state against every answer: counts, and the properties.
@@ -508,57 +580,10 @@ async fn check(c: &Cluster, sent: &[Sent], requests: usize, random_kills: usize)
         "the submissions and the three of phase 2"
     );
     let holds = hold_states(c).await;
-    let copies = copies(c);
-    let mut answered_held: HashSet<(String, String)> = HashSet::new();
-    let (mut delivered, mut held, mut refused, mut lost, mut doubled) = (0, 0, 0, 0, 0);
-    let mut held_ids: HashSet<String> = HashSet::new();
-    let mut refusals = Vec::new();
-    for s in sent {
-        let a = match &s.answer {
-            Final::Answer(a) if a["action"] != "reject" => a,
-            other => {
-                refusals.push(format!("{other:?}"));
-                refused += s.rcpts.len();
-                continue;
-            }
-        };
-        let (held_rcpts, id) = held_of(a, &s.rcpts);
-        if let Some(id) = &id {
-            held_ids.insert(id.clone());
-        }
-        for r in &s.rcpts {
-            let n_copies = copies
-                .get(&(s.msgid.clone(), r.clone()))
-                .copied()
-                .unwrap_or(0);
-            if !held_rcpts.contains(r) {
-                // Delivered by Stalwart on this answer: never also held or released.
-                let also_held = id
-                    .as_ref()
-                    .is_some_and(|id| holds.contains_key(&(id.clone(), r.clone())));
-                if also_held || n_copies > 0 {
-                    doubled += 1;
-                } else {
-                    delivered += 1;
-                }
-                continue;
-            }
-            let id = id.clone().expect("a held answer names its hold");
-            answered_held.insert((id.clone(), r.clone()));
-            match holds.get(&(id, r.clone())).map(String::as_str) {
-                None => lost += 1,
-                Some(_) if n_copies > 1 => doubled += 1,
-                Some("released") if n_copies == 0 => lost += 1,
-                Some("released") => held += 1,
-                Some("uncertain") => held += 1,
-                Some(_) if n_copies > 0 => doubled += 1,
-                Some(_) => held += 1,
-            }
-        }
-    }
+    let t = Tally::of(sent, &holds, &copies(c));
     // No held copy nobody was told about (it would be released beside a delivery).
     let stored: HashSet<String> = holds.keys().map(|(id, _)| id.clone()).collect();
-    let orphans: Vec<&String> = stored.difference(&held_ids).collect();
+    let orphans: Vec<&String> = stored.difference(&t.held_ids).collect();
     let unanswered: usize = sent.iter().map(|s| s.unanswered).sum();
     let retried = sent.iter().filter(|s| s.unanswered > 0).count();
     let uncertain = holds.values().filter(|s| *s == "uncertain").count();
@@ -579,38 +604,48 @@ async fn check(c: &Cluster, sent: &[Sent], requests: usize, random_kills: usize)
          GROUP BY message_ref HAVING COUNT(*) > COUNT(DISTINCT recipient)) x",
     )
     .await;
+    let challenges = scalar(c, "SELECT COUNT(*) FROM challenges").await;
+    let asked_again = scalar(
+        c,
+        "SELECT COUNT(*) FROM (SELECT recipient FROM challenges \
+         GROUP BY recipient HAVING COUNT(*) > 1) x",
+    )
+    .await;
     let sms = c.moto.sms().await.len();
     let chain = c.store.verify_audit().await.unwrap();
     let kills: usize = c.procs.iter().map(|p| p.kills).sum();
-    let challenges: Vec<(String, i64)> =
-        sqlx::query_as("SELECT recipient, COUNT(*) FROM challenges GROUP BY recipient")
-            .fetch_all(c.store.pool())
-            .await
-            .unwrap();
     let recipients: usize = sent.iter().map(|s| s.rcpts.len()).sum();
-    let asked_again = challenges.iter().filter(|(_, n)| *n > 1).count();
     println!(
-        "kill -9: submitted {} messages ({recipients} recipients) / delivered once {delivered} / held once {held} / refused {refused} / \
-         lost {lost} / duplicated {doubled} (recipient counts); {kills} kills ({random_kills} random), {unanswered} \
-         hook calls unanswered ({retried} messages retried, {committed_unanswered} of them committed before the kill), releases {released} + uncertain {uncertain} \
-         (operator settles), notifications {} ({resent} re-sent after a crash), SMS {sms} for {requests} code \
-         requests, challenges {} ({asked_again} recipients asked again: a message decided just before their \
-         verification committed), audit records {}; refusals {refusals:?}",
+        "kill -9: submitted {} messages ({recipients} recipients) / delivered once {} / held once {} / \
+         refused {} / lost {} / duplicated {} (recipient counts); {kills} kills ({random_kills} random), \
+         {unanswered} hook calls unanswered ({retried} messages retried, {committed_unanswered} of them \
+         committed before the kill), releases {released} + uncertain {uncertain} (operator settles), \
+         notifications {} ({resent} re-sent after a crash), SMS {sms} for {requests} code requests, \
+         challenges {challenges} ({asked_again} recipients asked again: a message decided just before \
+         their verification committed), audit records {}; refusals {:?}",
         sent.len(),
+        t.delivered,
+        t.held,
+        t.refused,
+        t.lost,
+        t.doubled,
         mails.values().sum::<usize>(),
-        challenges.len(),
-        chain.records
+        chain.records,
+        t.refusals,
     );
-    assert_eq!(delivered + held + refused + lost + doubled, recipients);
+    assert_eq!(
+        t.delivered + t.held + t.refused + t.lost + t.doubled,
+        recipients
+    );
+    assert_eq!((t.lost, t.doubled), (0, 0), "{}", c.logs());
+    assert!(
+        orphans.is_empty(),
+        "held copies no answer named: {orphans:?}"
+    );
     assert_eq!(stuck, 0, "holds left held on a verified challenge");
     assert!(
         committed_unanswered >= 1,
         "the hook killed after its commit"
-    );
-    assert_eq!((lost, doubled), (0, 0), "{}", c.logs());
-    assert!(
-        orphans.is_empty(),
-        "held copies no answer named: {orphans:?}"
     );
     assert!(
         uncertain >= 2,
