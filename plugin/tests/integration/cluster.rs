@@ -8,8 +8,12 @@ use hyper::StatusCode;
 
 use crate::util::{self, hook_request, link_in, procs::Cluster, Browser, SENDER};
 
-/// `[stalwart]` timeouts for tests that count releases exactly (the lease outlasts them).
-const SLOW_OK: &str = "[stalwart]\ntimeout_ms = 10000\nclaim_lease_secs = 130\n";
+/// Generous timeouts for the tests that count releases exactly: on a loaded machine a slow probe must
+/// not make a domain's verdict unknown (a release then goes to the portal), nor a slow release
+/// uncertain. The lease outlasts them (`hook.tls_budget_ms + 12 × stalwart.timeout_ms`).
+const SLOW_OK: &str = "[hook]\ntls_budget_ms = 10000\n\
+    [smarttls]\nconnect_timeout_ms = 5000\ncommand_timeout_ms = 5000\ndns_timeout_ms = 5000\n\
+    [stalwart]\ntimeout_ms = 10000\nclaim_lease_secs = 140\n";
 
 /// A message to `to` with its own Message-ID (which the release stand-in's copies are counted by).
 pub fn message(to: &[&str], msgid: &str) -> Vec<u8> {
@@ -98,7 +102,6 @@ async fn count(c: &Cluster, table: &str) -> i64 {
 /// valid audit chain.
 async fn one_database(n: usize) {
     util::init_log();
-    // Generous SMTP timeouts: a loaded machine must not turn a slow release into an uncertain one.
     let Some(c) = Cluster::start(n, SLOW_OK).await else {
         return;
     };
