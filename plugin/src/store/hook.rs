@@ -139,10 +139,24 @@ async fn insert_holds(
         // does not exist. Roll back (the caller decides again and finds that copy).
         return Err(StoreError::DuplicateSubmission);
     }
+    // Each held recipient's pending challenge, locked in address order: two messages to the same
+    // recipients in another envelope order then wait for each other instead of deadlocking.
+    let mut recipients: Vec<&str> = rec
+        .decisions
+        .iter()
+        .filter(|d| d.outcome.is_held())
+        .map(|d| d.recipient.as_str())
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let mut challenges = std::collections::HashMap::new();
+    for r in recipients {
+        let id = pending_challenge(tx, r, rec.now, rec.hold_expires_at).await?;
+        challenges.insert(r, id);
+    }
     let mut held = Vec::new();
     for d in rec.decisions.iter().filter(|d| d.outcome.is_held()) {
-        let challenge_id =
-            pending_challenge(tx, &d.recipient, rec.now, rec.hold_expires_at).await?;
+        let challenge_id = challenges[d.recipient.as_str()].clone();
         let inserted = sqlx::query(
             "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (message_id, recipient) DO NOTHING",

@@ -280,3 +280,41 @@ async fn verification_meeting_a_hook_releases_its_hold() {
     assert_eq!(stuck, 0);
     assert_eq!(count(&c, "challenges").await, 1);
 }
+
+/// Messages to the same two held recipients in both envelope orders, 40 at once over two instances:
+/// each hook locks the recipients' pending challenges in address order, so none waits for another in
+/// a circle (PostgreSQL would break the deadlock by failing one: a 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_envelopes_never_answer_503() {
+    util::init_log();
+    let Some(c) = Cluster::start(2, SLOW_OK).await else {
+        return;
+    };
+    let (a, b) = (
+        format!("a@{}", c.domains.secure),
+        format!("b@{}", c.domains.secure),
+    );
+    for (k, r) in [&a, &b].into_iter().enumerate() {
+        let body = message(&[r], &format!("<first-{k}@zorg.test>"));
+        util::held_ref(&json(&c.hook(k, &body).await.unwrap().1));
+    }
+    let calls = (0..40)
+        .map(|k| {
+            let to: [&str; 2] = if k % 2 == 0 { [&a, &b] } else { [&b, &a] };
+            (k % 2, message(&to, &format!("<crossed-{k}@zorg.test>")))
+        })
+        .collect();
+    let answers = hook_all(&c, calls).await;
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::OK)
+        .map(|(s, b)| format!("{s} {}", String::from_utf8_lossy(b)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 40 failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(count(&c, "holds").await, 2 + 80);
+    assert_eq!(count(&c, "challenges").await, 2);
+}
