@@ -252,18 +252,19 @@ async fn newest_link(notify: &SmtpServer, rcpt: &str) -> String {
 }
 
 /// Stops the next message at `server` at `phase`, runs `trigger`, and kills the instance holding the
-/// stopped connection, then starts it again. Returns which instance it was.
+/// stopped connection, then starts it again. Returns which instance it was, what `trigger` returned
+/// and the stopped message's recipients.
 async fn kill_at(
     procs: &mut [Proc],
     server: &SmtpServer,
     phase: Phase,
     trigger: impl std::future::Future<Output = usize>,
-) -> (usize, usize) {
+) -> (usize, usize, Vec<String>) {
     let dropped = server.stall.dropped();
     server.stall.next(phase, 1);
-    let (requests, peer) = tokio::join!(trigger, async {
+    let (requests, (peer, rcpts)) = tokio::join!(trigger, async {
         util::eventually(60, "a stopped session", || async {
-            server.stall.stopped().first().copied()
+            server.stall.stopped().first().cloned()
         })
         .await
     });
@@ -275,7 +276,7 @@ async fn kill_at(
     .await;
     server.stall.resume();
     procs[owner].restart().await;
-    (owner, requests)
+    (owner, requests, rcpts)
 }
 
 /// Kills instance `i` during one hook call: before its commit (its transaction waits for the audit
@@ -325,7 +326,7 @@ struct Run {
     bases: Vec<String>,
     rng: Rng,
     pools: Pools,
-    /// The phase-2 recipient whose notification is killed after its dot.
+    /// The phase-2 recipient whose first message comes just before a notification is killed.
     fresh: String,
     sent: Arc<Mutex<Vec<Sent>>>,
 }
@@ -364,9 +365,9 @@ async fn kill_9_at_every_step() {
         "phase 1: {SUBMISSIONS} submissions, {random_kills} random kills, {:?}",
         started.elapsed()
     );
-    let late = phase_two(&mut c, &run).await;
+    let (late, killed_notice) = phase_two(&mut c, &run).await;
     println!("phase 2 done, {:?}", started.elapsed());
-    settle(&c, &run.fresh).await;
+    settle(&c, killed_notice).await;
     let sent = std::mem::take(&mut *run.sent.lock().unwrap());
     check(&c, &sent, early + late, random_kills).await;
     println!("crash test took {:?}", started.elapsed());
@@ -442,8 +443,9 @@ async fn phase_one(c: &mut Cluster, run: &Run) -> (usize, usize) {
 
 /// Phase 2: kills at chosen points — a release stopped before DATA and one after its final dot, a hook
 /// inside its transaction and one after its commit, a notification after its dot — then the last
-/// recipients verify. Returns the code requests.
-async fn phase_two(c: &mut Cluster, run: &Run) -> usize {
+/// recipients verify. Returns the code requests and the killed notification's recipient with its
+/// mails by then.
+async fn phase_two(c: &mut Cluster, run: &Run) -> (usize, (String, usize)) {
     let Cluster {
         procs,
         moto,
@@ -456,7 +458,7 @@ async fn phase_two(c: &mut Cluster, run: &Run) -> usize {
     let mut requests = 0;
     for (phase, r) in [(Phase::BeforeData, &late[0]), (Phase::AfterDot, &late[1])] {
         let trigger = verify(&run.bases, &run.rng, (moto, notify, store), r);
-        let (owner, n) = kill_at(procs, release, phase, trigger).await;
+        let (owner, n, _) = kill_at(procs, release, phase, trigger).await;
         println!("killed gateway {owner} in a release stopped at {phase:?}");
         requests += n;
     }
@@ -474,25 +476,35 @@ async fn phase_two(c: &mut Cluster, run: &Run) -> usize {
         let when = if commit { "after" } else { "before" };
         println!("killed gateway {i} in a hook call {when} its commit");
     }
-    // A notification stopped after its final dot: a new recipient's first message.
+    // A notification stopped after its final dot: the next one, after a new recipient's first
+    // message. Its recipient's mails so far, the stopped one included.
     let msgid = "<crash-notice@zorg.test>".to_string();
     let body = message(&[&run.fresh], &msgid);
-    let (owner, _) = kill_at(procs, notify, Phase::AfterDot, async {
+    let (owner, _, to) = kill_at(procs, notify, Phase::AfterDot, async {
         let answer = submit(&run.bases, &run.rng, body).await;
         run.record(msgid, vec![run.fresh.clone()], answer);
         0
     })
     .await;
-    println!("killed gateway {owner} in a notification stopped after its dot");
+    let killed_notice = (to.join(","), notice_count(notify, &to));
+    println!(
+        "killed gateway {owner} in a notification to {} stopped after its dot",
+        killed_notice.0
+    );
     for r in &late[2..] {
         requests += verify(&run.bases, &run.rng, (moto, notify, store), r).await;
     }
-    requests
+    (requests, killed_notice)
+}
+
+/// Mails at `server` to exactly `to`.
+fn notice_count(server: &SmtpServer, to: &[String]) -> usize {
+    server.messages().iter().filter(|m| m.rcpt_to == to).count()
 }
 
 /// Every claim of a killed process is taken over after the lease: waits until no release is open
 /// and the killed notification went out again (due again after the lease: better twice than none).
-async fn settle(c: &Cluster, fresh: &str) {
+async fn settle(c: &Cluster, (to, before): (String, usize)) {
     util::eventually(
         120,
         "every release to end and the killed notification to be re-sent",
@@ -502,7 +514,7 @@ async fn settle(c: &Cluster, fresh: &str) {
                 "SELECT COUNT(*) FROM holds WHERE state IN ('releasing', 'sending', 'committing')",
             )
             .await;
-            let again = notices(c).get(fresh).copied().unwrap_or(0) >= 2;
+            let again = notices(c).get(&to).copied().unwrap_or(0) > before;
             (open == 0 && again).then_some(())
         },
     )

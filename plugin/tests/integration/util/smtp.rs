@@ -257,8 +257,8 @@ pub struct Stall {
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Stopped sessions whose client went away.
     pub dropped: std::sync::atomic::AtomicUsize,
-    /// The client addresses of the sessions stopped now.
-    stopped: Mutex<Vec<SocketAddr>>,
+    /// The client address and recipients of each session stopped now.
+    stopped: Mutex<Vec<(SocketAddr, Vec<String>)>>,
     epoch: std::sync::atomic::AtomicUsize,
 }
 
@@ -282,8 +282,9 @@ impl Stall {
         self.dropped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The client addresses of the sessions stopped now (whose process a test may kill).
-    pub fn stopped(&self) -> Vec<SocketAddr> {
+    /// The client address (whose process a test may kill) and the message's recipients of each
+    /// session stopped now.
+    pub fn stopped(&self) -> Vec<(SocketAddr, Vec<String>)> {
         self.stopped.lock().unwrap().clone()
     }
 
@@ -299,13 +300,18 @@ impl Stall {
     }
 
     /// Waits at `phase` when this message is to stop there; false when the client went away.
-    async fn at(&self, phase: Phase, peer: SocketAddr, io: &mut BufReader<Box<dyn Io>>) -> bool {
+    async fn at(
+        &self,
+        phase: Phase,
+        (peer, rcpts): (SocketAddr, &[String]),
+        io: &mut BufReader<Box<dyn Io>>,
+    ) -> bool {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.take(phase) {
             return true;
         }
         let start = self.epoch.load(SeqCst);
-        self.stopped.lock().unwrap().push(peer);
+        self.stopped.lock().unwrap().push((peer, rcpts.to_vec()));
         self.waiting.fetch_add(1, SeqCst);
         let mut byte = [0u8; 1];
         let resumed = loop {
@@ -321,7 +327,7 @@ impl Stall {
             }
         };
         self.waiting.fetch_sub(1, SeqCst);
-        self.stopped.lock().unwrap().retain(|p| *p != peer);
+        self.stopped.lock().unwrap().retain(|(p, _)| *p != peer);
         if !resumed {
             self.dropped.fetch_add(1, SeqCst);
         }
@@ -441,7 +447,11 @@ async fn session(
             if rcpts.is_empty() {
                 "503 5.5.1 RCPT first\r\n".into()
             } else {
-                if !flags.stall.at(Phase::BeforeData, peer, &mut io).await {
+                if !flags
+                    .stall
+                    .at(Phase::BeforeData, (peer, &rcpts), &mut io)
+                    .await
+                {
                     return Ok(());
                 }
                 io.get_mut()
@@ -472,9 +482,10 @@ async fn session(
                 count += 1;
                 let id: [u8; 8] = rand_bytes();
                 let queue_id = hex::encode(id);
+                let to = std::mem::take(&mut rcpts);
                 received.lock().unwrap().push(Received {
                     mail_from: from.take().unwrap_or_default(),
-                    rcpt_to: std::mem::take(&mut rcpts),
+                    rcpt_to: to.clone(),
                     data,
                     queue_id: queue_id.clone(),
                     tls,
@@ -483,7 +494,7 @@ async fn session(
                     session: session_no,
                 });
                 if flags.vanish.load(SeqCst)
-                    || !flags.stall.at(Phase::AfterDot, peer, &mut io).await
+                    || !flags.stall.at(Phase::AfterDot, (peer, &to), &mut io).await
                 {
                     return Ok(());
                 }
