@@ -180,12 +180,15 @@ fn per_message(messages: &[String], f: impl Fn(Option<String>) -> Event) -> Vec<
 /// (a no-op `UPDATE`, portable to both backends), so a verification committing meanwhile waits and
 /// then moves this hold on with the others; before, it could commit between this lookup and the
 /// hook's commit and leave the new hold `held` on a challenge already verified, never released. When
-/// the verification committed first, the challenge is no longer pending and a new one is made.
+/// the verification committed first, the challenge is no longer pending: with `fresh_2fa` (the hold is
+/// a new 2FA hold, decided from facts in which the recipient was not verified) a recipient verified
+/// by now means those facts are stale ([`StoreError::VerifiedMeanwhile`]: the hook decides again);
+/// otherwise a new challenge is made.
 pub(super) async fn pending_challenge(
     tx: &mut Transaction<'_, Any>,
     recipient: &str,
-    now: i64,
-    expires_at: i64,
+    (now, expires_at): (i64, i64),
+    fresh_2fa: bool,
 ) -> Result<String, StoreError> {
     // 'pending' is written out (it is `ChallengeState::Pending`): the lookup must match the partial
     // unique index `challenges_one_pending ... WHERE state = 'pending'` literally, or neither SQLite
@@ -199,6 +202,9 @@ pub(super) async fn pending_challenge(
         .await?;
         if let Some(row) = locked {
             return Ok(row.try_get(0)?);
+        }
+        if fresh_2fa && verified_now(tx, recipient, now).await? {
+            return Err(StoreError::VerifiedMeanwhile);
         }
         // None pending: a new one, invisible to every verification until this transaction commits.
         let id = crate::ids::new_id("c");
@@ -220,6 +226,21 @@ pub(super) async fn pending_challenge(
     // Verified or replaced three times over within one call: a database error, so the hook answers
     // 503 and Stalwart asks again (fail closed).
     Err(sqlx::Error::RowNotFound.into())
+}
+
+/// Whether the recipient's verification is valid now (as committed).
+async fn verified_now(
+    tx: &mut Transaction<'_, Any>,
+    recipient: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) FROM recipients WHERE address = $1 AND verified_until > $2")
+            .bind(recipient)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
 }
 
 impl Store {

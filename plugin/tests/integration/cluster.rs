@@ -318,3 +318,54 @@ async fn crossed_envelopes_never_answer_503() {
     assert_eq!(count(&c, "holds").await, 2 + 80);
     assert_eq!(count(&c, "challenges").await, 2);
 }
+
+/// The other order: the verification commits while a hook for the same recipient is deciding (it
+/// gathered its facts before). The test holds the audit chain's head so that the verification stops
+/// before its commit, and the hook, started then, waits for the challenge the verification changed.
+/// Before, the hook then made a second challenge and held the message again, asking the recipient to
+/// verify once more; now it decides again, sees the verification and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_meeting_a_verification_decides_again() {
+    util::init_log();
+    let Some(c) = Cluster::start(2, SLOW_OK).await else {
+        return;
+    };
+    let (rcpt, phone) = (format!("w@{}", c.domains.secure), "+31612340098");
+    c.set_phone(&rcpt, phone).await;
+    let first = c
+        .hook(0, &message(&[&rcpt], "<order-1@zorg.test>"))
+        .await
+        .unwrap();
+    util::held_ref(&json(&first.1));
+    let link = portal_link(&c, &rcpt, 20).await;
+    let mut br = Browser::at(&c.base(1), "nl-NL");
+    assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
+    let code = c.moto.last_code(phone).await;
+    let csrf = br.get(&format!("{link}/code")).await.csrf();
+
+    let mut head = c.store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *head)
+        .await
+        .unwrap();
+    let entry = tokio::spawn(async move {
+        let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
+        br.try_go(hyper::Method::POST, &format!("{link}/code"), Some(&fields))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let hook_url = format!("{}/v1/mta-hook", c.base(0));
+    let second = message(&[&rcpt], "<order-2@zorg.test>");
+    let hook = tokio::spawn(async move { util::procs::hook_at(&hook_url, second).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    head.rollback().await.unwrap();
+    let done = entry.await.unwrap().unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let (status, body) = hook.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let answer = json(&body);
+    assert_eq!(answer["action"], "accept", "{answer}");
+    assert_eq!(count(&c, "challenges").await, 1, "asked once");
+    assert_eq!(count(&c, "holds").await, 1);
+    c.release.wait_for(1, 20).await;
+}
