@@ -23,9 +23,6 @@ use crate::{
 /// Rows planned or sent per pass.
 const BATCH: i64 = 200;
 const SEND_BATCH: i64 = 100;
-/// How long a claimed row stays reserved for the pass sending it (longer than a submission can take
-/// with `stalwart.timeout_ms` per command); after a crash it is due again once this has passed.
-const CLAIM_LEASE_SECS: i64 = 300;
 
 /// Records due notifications in the outbox. Returns how many were planned.
 pub async fn plan(gw: &Gateway, now: i64) -> Result<usize, StoreError> {
@@ -79,10 +76,11 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     for row in rows {
         // Claimed just before it is sent, so that of several instances (or passes) only one sends it.
         // The lease counts from the claim, not from the pass's start (a long pass would otherwise
-        // claim with a lease already run out).
+        // claim with a lease already run out); after a crash the row is due again once it has passed
+        // (`stalwart.claim_lease_secs`, longer than a submission can take).
         if !gw
             .store
-            .claim_outbox(&row, crate::time::now(), CLAIM_LEASE_SECS)
+            .claim_outbox(&row, crate::time::now(), conf.claim_lease())
             .await?
         {
             continue;

@@ -2,16 +2,9 @@
 //! (after a commit), the portal (after a verification or a phone number) and a timer. Calls
 //! `challenge::notify` and `hold::release`.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use crate::{hold::release, Gateway};
-
-/// How often the worker looks for release claims left behind (a crashed instance, or an outcome the
-/// database could not take in time): see [`release::recover`].
-const RECOVERY_EVERY: Duration = Duration::from_secs(60);
 
 /// One pass; errors are logged and the next pass tries again.
 pub async fn pass(gw: &Gateway) {
@@ -35,13 +28,16 @@ pub async fn run(gw: Arc<Gateway>) {
         );
     }
     let every = Duration::from_millis(gw.config.portal.worker_interval_ms.max(50));
-    let mut recovered: Option<Instant> = None;
+    let mut recovered: Option<std::time::Instant> = None;
     loop {
-        if recovered.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
-            if let Err(e) = release::recover(&gw, crate::time::now(), release::LEASE_SECS).await {
+        // At start, then a few times per lease: the stale claims of a stopped process (this one before
+        // the restart, or another instance), or of an outcome the database could not take in time, are
+        // taken over while the others keep running.
+        if recovered.is_none_or(|at| at.elapsed() >= recovery_interval(&gw)) {
+            if let Err(e) = release::recover(&gw, crate::time::now()).await {
                 tracing::warn!(error = %e, "release recovery failed; will retry");
             }
-            recovered = Some(Instant::now());
+            recovered = Some(std::time::Instant::now());
         }
         pass(&gw).await;
         tokio::select! {
@@ -49,6 +45,16 @@ pub async fn run(gw: Arc<Gateway>) {
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// How often stale claims are looked for: a quarter of the lease, at most every minute.
+fn recovery_interval(gw: &Gateway) -> Duration {
+    let lease = gw
+        .config
+        .stalwart
+        .as_ref()
+        .map_or(600, |s| s.claim_lease_secs);
+    Duration::from_secs((lease / 4).clamp(1, 60))
 }
 
 /// Starts the worker on the current runtime.

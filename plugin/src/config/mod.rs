@@ -257,6 +257,7 @@ impl Config {
         self.storage.validate()?;
         if let Some(s) = &self.stalwart {
             s.validate()?;
+            s.validate_lease(self.hook.tls_budget_ms)?;
         }
         self.portal.validate()?;
         self.hold.validate()

@@ -53,6 +53,12 @@ pub struct StalwartConfig {
     /// Connect/command timeout.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_ms: u64,
+    /// How long a worker's claim on a release or a notification is its own. A claim older than this
+    /// belongs to a process that stopped: any instance takes it over (a release claimed but not yet
+    /// sending is tried again, one whose data may have gone out becomes `uncertain`; a notification is
+    /// sent again). At least the time one submission can take (see [`StalwartConfig::min_claim_lease_ms`]).
+    #[serde(default = "default_claim_lease")]
+    pub claim_lease_secs: u64,
     /// Stalwart's management (HTTP) URL, e.g. `http://127.0.0.1:8080`: when set, `serve` runs
     /// `stalwart check` at start and every `check_interval_secs`.
     pub management_url: Option<String>,
@@ -114,6 +120,9 @@ fn default_retry_max() -> u64 {
 }
 fn default_smtp_timeout() -> u64 {
     30_000
+}
+fn default_claim_lease() -> u64 {
+    600
 }
 fn default_check_interval() -> u64 {
     300
@@ -209,6 +218,33 @@ impl StalwartConfig {
             (None, Some(file)) => StalwartTrust::CaFile(file.clone()),
             (None, None) => StalwartTrust::WebPki,
         }
+    }
+
+    /// The shortest claim lease that outlasts one release: the TLS re-check (`tls_budget_ms`), then a
+    /// session (connect, greeting, EHLO, STARTTLS, handshake, EHLO, AUTH) and a submission (MAIL, RCPT,
+    /// DATA, the data and its dot), each step within `timeout_ms`. A shorter lease could hand a live
+    /// worker's claim to another instance and send the message twice.
+    pub fn min_claim_lease_ms(&self, tls_budget_ms: u64) -> u64 {
+        tls_budget_ms + 12 * self.timeout_ms
+    }
+
+    /// The claim lease in seconds, as the store counts time.
+    pub fn claim_lease(&self) -> i64 {
+        i64::try_from(self.claim_lease_secs).unwrap_or(i64::MAX)
+    }
+
+    pub(super) fn validate_lease(&self, tls_budget_ms: u64) -> Result<(), ConfigError> {
+        let min = self.min_claim_lease_ms(tls_budget_ms);
+        if self.claim_lease_secs.saturating_mul(1000) < min {
+            return Err(ConfigError::Invalid(format!(
+                "stalwart.claim_lease_secs = {} is shorter than one release can take \
+                 (hook.tls_budget_ms + 12 × stalwart.timeout_ms = {} s): another instance could take over \
+                 a claim still in use and send twice",
+                self.claim_lease_secs,
+                min.div_ceil(1000)
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -359,5 +395,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("needs stalwart.starttls = true"), "{e}");
+    }
+
+    #[test]
+    fn a_claim_lease_shorter_than_one_release_is_refused() {
+        let c = config("").unwrap().stalwart.unwrap();
+        assert_eq!(c.claim_lease_secs, 600);
+        // 3 s TLS budget + 12 × 2 s = 27 s.
+        assert!(config("timeout_ms = 2000\nclaim_lease_secs = 27\n").is_ok());
+        let e = config("timeout_ms = 2000\nclaim_lease_secs = 26\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("claim_lease_secs = 26") && e.contains("27 s"),
+            "{e}"
+        );
     }
 }

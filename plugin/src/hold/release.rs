@@ -23,17 +23,18 @@ use crate::{
     Gateway,
 };
 
-/// A claimed hold is stale after this long (a crashed worker); see [`recover`].
-pub const LEASE_SECS: i64 = 600;
-
 /// Holds released per pass.
 const BATCH: i64 = 100;
 
-/// After a crash (at start-up, and now and then from the worker: a claim whose outcome could not be
-/// recorded): `sending` holds (nothing submitted yet) go back to `releasing`; `committing` holds (the
-/// message may have reached Stalwart) become `uncertain`.
-pub async fn recover(gw: &Gateway, now: i64, lease: i64) -> Result<(), StoreError> {
-    let n = gw.store.recover_releases(now, lease).await?;
+/// Claims that outlived `stalwart.claim_lease_secs` (their process stopped: this one before a restart,
+/// or another instance): `sending` holds (nothing submitted yet) go back to `releasing`; `committing`
+/// holds (the message may have reached Stalwart) become `uncertain`. The worker runs this at start and
+/// then periodically, so a surviving instance also takes over the claims of one that died.
+pub async fn recover(gw: &Gateway, now: i64) -> Result<(), StoreError> {
+    let Some(conf) = &gw.config.stalwart else {
+        return Ok(());
+    };
+    let n = gw.store.recover_releases(now, conf.claim_lease()).await?;
     if n > 0 {
         tracing::error!(holds = n, "release outcome unknown after a restart; check Stalwart's queue before releasing these again");
     }

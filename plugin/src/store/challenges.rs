@@ -176,32 +176,71 @@ fn per_message(messages: &[String], f: impl Fn(Option<String>) -> Event) -> Vec<
 }
 
 /// The recipient's pending challenge, created when there is none: several held messages for one
-/// recipient share one verification.
+/// recipient share one verification. The challenge row is locked until the hook's transaction ends
+/// (a no-op `UPDATE`, portable to both backends), so a verification committing meanwhile waits and
+/// then moves this hold on with the others; before, it could commit between this lookup and the
+/// hook's commit and leave the new hold `held` on a challenge already verified, never released. When
+/// the verification committed first, the challenge is no longer pending: with `fresh_2fa` (the hold is
+/// a new 2FA hold, decided from facts in which the recipient was not verified) a recipient verified
+/// by now means those facts are stale ([`StoreError::VerifiedMeanwhile`]: the hook decides again);
+/// otherwise a new challenge is made.
 pub(super) async fn pending_challenge(
     tx: &mut Transaction<'_, Any>,
     recipient: &str,
-    now: i64,
-    expires_at: i64,
+    (now, expires_at): (i64, i64),
+    fresh_2fa: bool,
 ) -> Result<String, StoreError> {
-    let id = crate::ids::new_id("c");
     // 'pending' is written out (it is `ChallengeState::Pending`): the lookup must match the partial
     // unique index `challenges_one_pending ... WHERE state = 'pending'` literally, or neither SQLite
     // nor a generic PostgreSQL plan can use it on this, the hook's, path.
-    sqlx::query(
-        "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, 'pending', $3, $4) \
-         ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING",
-    )
-    .bind(&id)
-    .bind(recipient)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut **tx)
-    .await?;
-    let row = sqlx::query("SELECT id FROM challenges WHERE recipient = $1 AND state = 'pending'")
+    for _ in 0..3 {
+        let locked = sqlx::query(
+            "UPDATE challenges SET state = 'pending' WHERE recipient = $1 AND state = 'pending' RETURNING id",
+        )
         .bind(recipient)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-    Ok(row.try_get(0)?)
+        if let Some(row) = locked {
+            return Ok(row.try_get(0)?);
+        }
+        if fresh_2fa && verified_now(tx, recipient, now).await? {
+            return Err(StoreError::VerifiedMeanwhile);
+        }
+        // None pending: a new one, invisible to every verification until this transaction commits.
+        let id = crate::ids::new_id("c");
+        let inserted = sqlx::query(
+            "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, 'pending', $3, $4) \
+             ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING RETURNING id",
+        )
+        .bind(&id)
+        .bind(recipient)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if inserted.is_some() {
+            return Ok(id);
+        }
+        // A concurrent hook committed one first: lock that one.
+    }
+    // Verified or replaced three times over within one call: a database error, so the hook answers
+    // 503 and Stalwart asks again (fail closed).
+    Err(sqlx::Error::RowNotFound.into())
+}
+
+/// Whether the recipient's verification is valid now (as committed).
+async fn verified_now(
+    tx: &mut Transaction<'_, Any>,
+    recipient: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) FROM recipients WHERE address = $1 AND verified_until > $2")
+            .bind(recipient)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
 }
 
 impl Store {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
-    policy::Decision,
+    policy::{Decision, Outcome, ReasonCode},
 };
 
 /// What the hook commits in one transaction.
@@ -191,10 +191,28 @@ async fn insert_holds(
         // does not exist. Roll back (the caller decides again and finds that copy).
         return Err(StoreError::DuplicateSubmission);
     }
+    // Each held recipient's pending challenge, locked in address order: two messages to the same
+    // recipients in another envelope order then wait for each other instead of deadlocking. A new 2FA
+    // hold (not one kept from an earlier attempt) was decided from facts without a verification.
+    let mut recipients: Vec<(&str, bool)> = rec
+        .decisions
+        .iter()
+        .filter(|d| d.outcome.is_held())
+        .map(|d| {
+            let fresh_2fa = d.outcome == Outcome::Challenge && !d.has(ReasonCode::AlreadyHeld);
+            (d.recipient.as_str(), fresh_2fa)
+        })
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup_by_key(|(r, _)| *r);
+    let mut challenges = std::collections::HashMap::new();
+    for (r, fresh_2fa) in recipients {
+        let times = (rec.now, rec.hold_expires_at);
+        challenges.insert(r, pending_challenge(tx, r, times, fresh_2fa).await?);
+    }
     let mut held = Vec::new();
     for d in rec.decisions.iter().filter(|d| d.outcome.is_held()) {
-        let challenge_id =
-            pending_challenge(tx, &d.recipient, rec.now, rec.hold_expires_at).await?;
+        let challenge_id = challenges[d.recipient.as_str()].clone();
         let inserted = sqlx::query(
             "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (message_id, recipient) DO NOTHING",

@@ -68,6 +68,11 @@ pub enum StoreError {
     /// copy has this idempotency key); nothing of this call was kept. Deciding again finds that copy.
     #[error("a concurrent call committed the same submission first")]
     DuplicateSubmission,
+    /// A recipient this call would challenge passed its verification after the call gathered its
+    /// facts (the verification committed first); nothing of this call was kept. Deciding again sees
+    /// the verification, so the recipient is not asked a second time.
+    #[error("a recipient was verified while this call decided")]
+    VerifiedMeanwhile,
 }
 
 impl StoreError {

@@ -48,10 +48,11 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
     }
     let (decisions, message_ref) = match decide_and_record(gw, &req).await {
         // The same submission hooked twice at once: the other call committed first. Deciding again
-        // finds its held copy and answers with that hold, like a retry.
-        Err(SubmissionError::Store(StoreError::DuplicateSubmission)) => {
-            decide_and_record(gw, &req).await?
-        }
+        // finds its held copy and answers with that hold, like a retry. Or a recipient verified while
+        // this call decided: deciding again sees the verification (a second failure answers 503).
+        Err(SubmissionError::Store(
+            StoreError::DuplicateSubmission | StoreError::VerifiedMeanwhile,
+        )) => decide_and_record(gw, &req).await?,
         other => other?,
     };
     Ok(Handled {

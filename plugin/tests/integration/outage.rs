@@ -18,7 +18,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
-    sync::{atomic::Ordering::SeqCst, Arc},
+    sync::Arc,
     time::Duration,
 };
 
@@ -31,7 +31,8 @@ use stalwart_nta7516::policy::smarttls::SmartTlsVerdicts;
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::util::{
-    self, hook_request, link_in, Backend, Browser, Env, Moto, Running, SmtpServer, SENDER,
+    self, hook_request, link_in, smtp::Phase, Backend, Browser, Env, Moto, Running, SmtpServer,
+    SENDER,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -481,11 +482,11 @@ async fn postgres_restart_mid_run() {
 
     // Restart 1: r1 verified while the release listener is slow; its first release is between the
     // final dot and the `250` when PostgreSQL goes down, and the `250` arrives during the outage.
-    env.release.stall.store(true, SeqCst);
+    env.release.stall.next(Phase::AfterDot, usize::MAX);
     verify(&env, &gw, &moto, &rcpts[1], &phone(1)).await;
     env.release.wait_for(3, 15).await;
     pg.stop().await;
-    env.release.stall.store(false, SeqCst);
+    env.release.stall.resume();
     during_outage(
         &env,
         &gw,
@@ -514,14 +515,14 @@ async fn postgres_restart_mid_run() {
     .await;
 
     // Restart 2: a notification (to r4, new) between its final dot and its `250`.
-    env.notify.stall.store(true, SeqCst);
+    env.notify.stall.next(Phase::AfterDot, usize::MAX);
     let (r4, a) = ledger.send(&gw, &rcpts[4]).await;
     let Answer::Held(r4_hold) = a else {
         panic!("{a:?}")
     };
     env.notify.wait_for(6, 15).await;
     pg.stop().await;
-    env.notify.stall.store(false, SeqCst);
+    env.notify.stall.resume();
     // Down for longer than the pool's acquire timeout (5 s), so recording the `250` fails at least once.
     tokio::time::sleep(Duration::from_secs(6)).await;
     pg.start_again().await;

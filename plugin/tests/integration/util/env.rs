@@ -453,15 +453,31 @@ impl Page {
 
 impl Browser {
     pub fn new(r: &Running, lang: &str) -> Browser {
+        Browser::at(&format!("http://{}", r.addr), lang)
+    }
+
+    /// A browser on the gateway at `base` (`http://host:port`).
+    pub fn at(base: &str, lang: &str) -> Browser {
         Browser {
-            base: format!("http://{}", r.addr),
+            base: base.to_string(),
             cookies: HashMap::new(),
             lang: lang.into(),
             forwarded_for: None,
         }
     }
 
-    async fn go(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+    /// Goes on on another gateway (same cookies): the next instance behind a balancer.
+    pub fn switch_to(&mut self, base: &str) {
+        self.base = base.to_string();
+    }
+
+    /// One request; `Err` when no answer came (the gateway may have been killed meanwhile).
+    pub async fn try_go(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Result<Page, String> {
         // Absolute links (from mails) are followed on this gateway: only their path counts.
         let path = match path.strip_prefix("http://") {
             Some(rest) => &rest[rest.find('/').unwrap_or(rest.len())..],
@@ -492,8 +508,9 @@ impl Browser {
             }
             None => vec![],
         };
+        let url = format!("{}{path}", self.base);
         let (status, h, bytes) =
-            http(method, &format!("{}{path}", self.base), &headers, body).await;
+            super::procs::try_http_full(method, &url, &headers, body, 20).await?;
         for c in h.get_all("set-cookie") {
             let c = c.to_str().unwrap();
             let kv = c.split(';').next().unwrap();
@@ -501,13 +518,20 @@ impl Browser {
                 self.cookies.insert(k.into(), v.into());
             }
         }
-        Page {
+        Ok(Page {
             status,
             location: h.get("location").map(|v| v.to_str().unwrap().to_string()),
             body: String::from_utf8_lossy(&bytes).to_string(),
             bytes,
             headers: h,
-        }
+        })
+    }
+
+    async fn go(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let base = self.base.clone();
+        self.try_go(method, path, form)
+            .await
+            .unwrap_or_else(|e| panic!("HTTP {base}{path}: {e}"))
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

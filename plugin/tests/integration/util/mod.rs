@@ -3,10 +3,12 @@
 //! fresh database per test), one HTTP client ([`http`]), one TLS-verdict stub ([`TlsTable`]), the hold id
 //! of an answer ([`held_ref`]); [`env`] adds the environment of the recipient-2FA tests (a real SMTP server
 //! with STARTTLS and AUTH for Stalwart's listeners, moto's SNS server, a cookie-keeping browser, a gateway
-//! that restarts on the same database); [`webdriver`] drives headless Chromium.
+//! that restarts on the same database); [`procs`] runs the gateway binary as several real processes on
+//! one PostgreSQL database; [`webdriver`] drives headless Chromium.
 #![allow(dead_code)]
 
 pub mod env;
+pub mod procs;
 pub mod smtp;
 pub mod webdriver;
 

@@ -8,6 +8,8 @@
 //! set (the exception a correct deployment configures for the service account; [`super::Env`] sets it).
 //! Faults on demand: refusing after the data, at `MAIL`/`RCPT`/`DATA` with a chosen reply, losing the
 //! reply, stalling it, or not listening at all.
+//! [`Stall`] stops chosen messages before `354` or after the final dot (before `250`) until the test
+//! resumes them or the client goes away: the windows in which a crash-safety test kills a sender.
 
 use std::{
     net::SocketAddr,
@@ -17,7 +19,7 @@ use std::{
 
 use base64::Engine;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::TcpListener,
     task::JoinHandle,
 };
@@ -58,9 +60,8 @@ pub struct SmtpServer {
     /// While set, this command (`MAIL`, `RCPT` or `DATA`) is answered with this reply line instead of
     /// going on (a listener refusing at that step, temporarily or permanently).
     pub fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
-    /// While set, a message is queued (recorded) after its data but the `250` waits until this is unset
-    /// again (a slow listener: the sender is between its final dot and the reply).
-    pub stall: Arc<std::sync::atomic::AtomicBool>,
+    /// Stops chosen messages at a chosen phase (see [`Stall`]).
+    pub stall: Arc<Stall>,
     /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
     /// the key, not from the certificate: an independent oracle for the gateway's pin).
     pub spki_pin: String,
@@ -243,7 +244,7 @@ struct Flags {
     sender_exception: Arc<std::sync::atomic::AtomicBool>,
     no_starttls: Arc<std::sync::atomic::AtomicBool>,
     fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
-    stall: Arc<std::sync::atomic::AtomicBool>,
+    stall: Arc<Stall>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -255,6 +256,102 @@ impl Flags {
     }
 }
 
+/// Where a stalled message stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// After the client's `DATA`, before `354`: nothing of the message was sent.
+    BeforeData,
+    /// After the final dot, the message recorded as queued, before `250`: the client cannot know.
+    AfterDot,
+}
+
+/// Stops the next `n` messages at a [`Phase`] until [`Stall::resume`] or until the client closes the
+/// connection (a killed sender); counts both.
+#[derive(Default)]
+pub struct Stall {
+    plan: Mutex<Option<(Phase, usize)>>,
+    /// Sessions stopped now.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    /// Stopped sessions whose client went away.
+    pub dropped: std::sync::atomic::AtomicUsize,
+    /// The client address and recipients of each session stopped now.
+    stopped: Mutex<Vec<(SocketAddr, Vec<String>)>>,
+    epoch: std::sync::atomic::AtomicUsize,
+}
+
+impl Stall {
+    /// Stops the next `n` messages at `phase`.
+    pub fn next(&self, phase: Phase, n: usize) {
+        *self.plan.lock().unwrap() = Some((phase, n));
+    }
+
+    /// Lets every stopped session go on and stops no more.
+    pub fn resume(&self) {
+        *self.plan.lock().unwrap() = None;
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The client address (whose process a test may kill) and the message's recipients of each
+    /// session stopped now.
+    pub fn stopped(&self) -> Vec<(SocketAddr, Vec<String>)> {
+        self.stopped.lock().unwrap().clone()
+    }
+
+    fn take(&self, phase: Phase) -> bool {
+        let mut plan = self.plan.lock().unwrap();
+        match plan.as_mut() {
+            Some((p, n)) if *p == phase && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits at `phase` when this message is to stop there; false when the client went away.
+    async fn at(
+        &self,
+        phase: Phase,
+        (peer, rcpts): (SocketAddr, &[String]),
+        io: &mut BufReader<Box<dyn Io>>,
+    ) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.take(phase) {
+            return true;
+        }
+        let start = self.epoch.load(SeqCst);
+        self.stopped.lock().unwrap().push((peer, rcpts.to_vec()));
+        self.waiting.fetch_add(1, SeqCst);
+        let mut byte = [0u8; 1];
+        let resumed = loop {
+            tokio::select! {
+                // The client says nothing while it waits for our reply: EOF, an error or any byte
+                // means it is gone.
+                _ = io.read(&mut byte) => break false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                    if self.epoch.load(SeqCst) != start {
+                        break true;
+                    }
+                }
+            }
+        };
+        self.waiting.fetch_sub(1, SeqCst);
+        self.stopped.lock().unwrap().retain(|(p, _)| *p != peer);
+        if !resumed {
+            self.dropped.fetch_add(1, SeqCst);
+        }
+        resumed
+    }
+}
+
 async fn session(
     tcp: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -263,6 +360,7 @@ async fn session(
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::SeqCst;
     let session_no = flags.sessions.fetch_add(1, SeqCst) + 1;
+    let peer = tcp.peer_addr()?;
     let login_only = flags.login_only.load(SeqCst);
     let mut mechanism = "";
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
@@ -368,6 +466,13 @@ async fn session(
             if rcpts.is_empty() {
                 "503 5.5.1 RCPT first\r\n".into()
             } else {
+                if !flags
+                    .stall
+                    .at(Phase::BeforeData, (peer, &rcpts), &mut io)
+                    .await
+                {
+                    return Ok(());
+                }
                 io.get_mut()
                     .write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
                     .await?;
@@ -396,9 +501,10 @@ async fn session(
                 count += 1;
                 let id: [u8; 8] = rand_bytes();
                 let queue_id = hex::encode(id);
+                let to = std::mem::take(&mut rcpts);
                 received.lock().unwrap().push(Received {
                     mail_from: from.take().unwrap_or_default(),
-                    rcpt_to: std::mem::take(&mut rcpts),
+                    rcpt_to: to.clone(),
                     data,
                     queue_id: queue_id.clone(),
                     tls,
@@ -406,11 +512,10 @@ async fn session(
                     mechanism: mechanism.to_string(),
                     session: session_no,
                 });
-                if flags.vanish.load(SeqCst) {
+                if flags.vanish.load(SeqCst)
+                    || !flags.stall.at(Phase::AfterDot, (peer, &to), &mut io).await
+                {
                     return Ok(());
-                }
-                while flags.stall.load(SeqCst) {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
             }
