@@ -218,7 +218,7 @@ impl Store {
         )
         .bind(address)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
@@ -253,7 +253,7 @@ impl Store {
         for p in params {
             q = q.bind(*p);
         }
-        if q.execute(&mut *tx).await?.rows_affected() == 0 {
+        if q.execute(&mut **tx).await?.rows_affected() == 0 {
             return Ok(false);
         }
         append(&mut tx, now, &[event]).await?;
@@ -303,12 +303,12 @@ impl Store {
         .bind(reason)
         .bind(expires_at)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let id: String = sqlx::query("SELECT id FROM exemptions WHERE kind = $1 AND value = $2")
             .bind(kind)
             .bind(value)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
         append(
@@ -373,7 +373,7 @@ impl Store {
         .bind(domain)
         .bind(provider)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         append(
             &mut tx,
@@ -469,7 +469,7 @@ impl Store {
         .bind(id)
         .bind(HoldState::Held.as_str())
         .bind(Outcome::Portal.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let targets: Vec<String> = rows
             .iter()
@@ -486,7 +486,7 @@ impl Store {
             .bind(rcpt)
             .bind(now)
             .bind(Outcome::Portal.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         if !targets.is_empty() {
@@ -524,7 +524,7 @@ impl Store {
             sqlx::query("SELECT state FROM holds WHERE message_id = $1 AND recipient = $2")
                 .bind(id)
                 .bind(recipient)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?
                 .map(|r| r.try_get(0))
                 .transpose()?;
@@ -546,7 +546,7 @@ impl Store {
             next_attempt_at: Some(now),
             ..HoldUpdate::default()
         };
-        transition(&mut *tx, which, from, to, now, again).await?;
+        transition(&mut **tx, which, from, to, now, again).await?;
         if delivered {
             Store::erase_if_unneeded(&mut tx, id, now).await?;
         }
@@ -581,14 +581,14 @@ impl Store {
         )
         .bind(id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n == 0 {
             return Ok(false);
         }
         let holds = transition(
-            &mut *tx,
+            &mut **tx,
             Holds::OfMessage(id),
             HoldState::Held,
             HoldState::Deleted,
@@ -653,7 +653,7 @@ impl Store {
         .bind(retention_days)
         .bind(&groups_json)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         append(
             &mut tx,

@@ -16,8 +16,8 @@ use crate::{
     stalwart::webhook,
 };
 
-/// A transaction on the gateway's database.
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction on the gateway's database.
+pub type Tx = super::WriteTx;
 
 const COLUMNS: &str =
     "seq, at, kind, message_ref, message_sha256, sender, recipient, details, prev_hash, hash";

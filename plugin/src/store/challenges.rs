@@ -323,7 +323,7 @@ impl Store {
         .bind(&c.id)
         .bind(ChallengeState::Pending.as_str())
         .bind(ChallengeState::Verified.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
@@ -377,13 +377,13 @@ impl Store {
         .bind(&c.id)
         .bind(ChallengeState::Pending.as_str())
         .bind(ChallengeState::Verified.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
         let row = sqlx::query("SELECT tries, state FROM challenges WHERE id = $1")
             .bind(&c.id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let tries = row.try_get::<i64, _>(0)?;
         if counted {
@@ -398,7 +398,7 @@ impl Store {
             if tries >= max_tries {
                 let state = ChallengeState::parse(&row.try_get::<String, _>(1)?);
                 let locked = ChallengeState::Locked;
-                transition(&mut *tx, Challenges::One(&c.id), state, locked, now).await?;
+                transition(&mut **tx, Challenges::One(&c.id), state, locked, now).await?;
                 events.extend(per_message(&messages, |message_ref| {
                     Event::ChallengeLocked {
                         message_ref,
@@ -425,7 +425,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let (pending, verified) = (ChallengeState::Pending, ChallengeState::Verified);
-        if transition(&mut *tx, Challenges::One(&c.id), pending, verified, now).await? != 1 {
+        if transition(&mut **tx, Challenges::One(&c.id), pending, verified, now).await? != 1 {
             return Ok(false);
         }
         set_verified_until(&mut tx, &c.recipient, verified_until, now).await?;
@@ -439,7 +439,7 @@ impl Store {
                 challenge_id: &c.id,
                 portal,
             };
-            holds::transition(&mut *tx, which, HoldState::Held, to, now, release).await?;
+            holds::transition(&mut **tx, which, HoldState::Held, to, now, release).await?;
         }
         let messages = messages_of(&mut tx, &c.id).await?;
         let mut events = per_message(&messages, |message_ref| Event::CodeSucceeded {
@@ -514,7 +514,7 @@ impl Store {
         .bind(&c.recipient)
         .bind(&c.id)
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(now) = code_again {
             let verified_until = verified_until(&mut tx, &c.recipient).await?.unwrap_or(now);

@@ -374,7 +374,7 @@ impl Store {
         .bind(now)
         .bind(HoldState::Held.as_str())
         .bind(HoldState::Portal.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|r| {
@@ -385,7 +385,7 @@ impl Store {
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         transition(
-            &mut *tx,
+            &mut **tx,
             Holds::OfExpiredMessages(now),
             HoldState::Held,
             HoldState::Expired,
@@ -398,7 +398,7 @@ impl Store {
              WHERE expires_at <= $1 AND purged_at IS NULL",
         )
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit::append(&mut tx, now, &expiring).await?;
         tx.commit().await?;
@@ -484,7 +484,7 @@ impl Store {
         let stale = Holds::UnchangedSince(now - lease);
         let mut tx = self.begin_write().await?;
         transition(
-            &mut *tx,
+            &mut **tx,
             stale,
             HoldState::Sending,
             HoldState::Releasing,
@@ -497,7 +497,7 @@ impl Store {
             ..HoldUpdate::default()
         };
         let n = transition(
-            &mut *tx,
+            &mut **tx,
             stale,
             HoldState::Committing,
             HoldState::Uncertain,
@@ -528,7 +528,7 @@ impl Store {
             message_id: step.message_id,
             recipient: step.recipient,
         };
-        if transition(&mut *tx, which, step.from, step.to, now, update).await? != 1 {
+        if transition(&mut **tx, which, step.from, step.to, now, update).await? != 1 {
             return Ok(false);
         }
         if step.to == HoldState::Released {

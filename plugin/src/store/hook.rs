@@ -92,10 +92,7 @@ impl Store {
     /// Commits decisions, the sealed copy and the holds with their challenges in one transaction.
     /// Idempotent: a retried submission reuses the held copy, its holds and the pending challenges.
     pub async fn record_hook(&self, rec: &HookRecord<'_>) -> Result<(), StoreError> {
-        // A plain BEGIN: the first statement writes, so no stale read snapshot can need an upgrade (see
-        // `begin_write`), and on the hook's hot path concurrent hooks queue at their first write, not
-        // in the busy handler at BEGIN IMMEDIATE.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_decisions(&mut tx, rec).await?;
         let mut events = match rec.sealed {
             Some(sealed) => insert_holds(&mut tx, rec, sealed).await?,

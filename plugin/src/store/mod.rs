@@ -161,6 +161,38 @@ pub(crate) fn placeholders(conn: &sqlx::AnyConnection, rows: usize, cols: usize)
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's writers, one at a time in arrival order (see [`Store::begin_write`]).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction. On SQLite it also holds this process's one writer turn until it commits or is
+/// dropped; everything else is the sqlx transaction it dereferences to.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::Transaction<'static, sqlx::Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -215,7 +247,11 @@ impl Store {
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            writer: Default::default(),
+        })
     }
 
     /// The pool: for the store's own files, tests and doc examples. Code outside `store` does not
@@ -224,15 +260,31 @@ impl Store {
         &self.pool
     }
 
-    /// A transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`: a deferred
-    /// transaction that reads first holds a snapshot, and when another connection commits before its
-    /// first write, the upgrade fails at once with "database is locked" (the busy timeout cannot help,
-    /// the snapshot is stale). Every write transaction of the store starts here, except the hook's
-    /// (`record_hook`), whose first statement writes. PostgreSQL: `BEGIN`.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    /// A transaction that writes. On SQLite it first waits for this process's writer turn (a FIFO queue:
+    /// SQLite has one writer at a time, and a writer that finds the lock taken sleeps in the busy
+    /// handler with growing pauses, up to 100 ms each — the hook's tail latency under load), then takes
+    /// the write lock at `BEGIN IMMEDIATE`: a deferred transaction that reads first holds a snapshot, and
+    /// when another connection commits before its first write, the upgrade fails at once with "database
+    /// is locked" (the busy timeout cannot help, the snapshot is stale). The busy timeout still covers
+    /// writers outside the queue (another process on the file, single statements). Every write
+    /// transaction of the store starts here. PostgreSQL: `BEGIN`.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                // As long as the busy timeout: a turn not given by then is the database being busy.
+                let turn =
+                    tokio::time::timeout(Duration::from_secs(5), self.writer.clone().lock_owned())
+                        .await
+                        .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
         })
     }
 

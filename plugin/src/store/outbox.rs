@@ -118,7 +118,7 @@ impl Store {
         .bind(token_hashes.0)
         .bind(token_hashes.1)
         .bind(challenge_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         enqueue(&mut tx, kind, challenge_id, rcpt, now).await?;
         tx.commit().await?;
@@ -153,7 +153,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1")
             .bind(message_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         enqueue(&mut tx, OutboxKind::SenderExpired, message_id, sender, now).await?;
         tx.commit().await?;
@@ -227,7 +227,7 @@ impl Store {
         .bind(now)
         .bind(&row.id)
         .bind(OutboxState::Sent.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let events = sent_events(&mut tx, row, queue_id).await?;
         append(&mut tx, now, &events).await?;

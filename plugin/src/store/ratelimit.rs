@@ -67,12 +67,12 @@ impl Store {
                 .bind(scope.as_str())
                 .bind(*key)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query("DELETE FROM rate_events WHERE at < $1")
             .bind(now - KEEP_SECS)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(Ok(()))

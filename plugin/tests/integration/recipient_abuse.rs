@@ -141,10 +141,30 @@ async fn guessed_tokens_get_the_same_404(b: Backend) {
     assert_eq!(br.get(&format!("/p/{token}")).await.status, StatusCode::OK);
     let not_found = br.get(&format!("/p/{near}")).await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
+    // The lookup is by hash, so a near miss costs what a random token costs. Timing on a loaded machine
+    // is noisy: up to three rounds of 60 pairs, and a leak (a near miss consistently slower) fails all.
+    let mut diffs = Vec::new();
+    for _ in 0..3 {
+        let (mr, mn) = token_medians(&mut br, &near, &not_found).await;
+        eprintln!("token lookup medians: random {mr:?}, near miss {mn:?} (60 samples each)");
+        diffs.push(mr.abs_diff(mn));
+        if mr.abs_diff(mn) < Duration::from_millis(3) {
+            return;
+        }
+    }
+    panic!("timing difference between random and near-miss tokens in every round: {diffs:?}");
+}
+
+/// Median lookup times of 60 random and 60 near-miss tokens, interleaved; every answer the same 404.
+async fn token_medians(
+    br: &mut Browser,
+    near: &str,
+    not_found: &crate::util::Page,
+) -> (Duration, Duration) {
     let (mut t_random, mut t_near) = (Vec::new(), Vec::new());
     for i in 0..60 {
         let random = stalwart_nta7516::challenge::random_token();
-        for (t, samples) in [(&random, &mut t_random), (&near, &mut t_near)] {
+        for (t, samples) in [(random.as_str(), &mut t_random), (near, &mut t_near)] {
             let start = Instant::now();
             let r = br.get(&format!("/p/{t}")).await;
             samples.push(start.elapsed());
@@ -170,13 +190,7 @@ async fn guessed_tokens_get_the_same_404(b: Backend) {
             );
         }
     }
-    let (mr, mn) = (median(t_random), median(t_near));
-    eprintln!("token lookup medians: random {mr:?}, near miss {mn:?} (60 samples each)");
-    let diff = mr.abs_diff(mn);
-    assert!(
-        diff < Duration::from_millis(3),
-        "timing difference {diff:?} between random and near-miss tokens"
-    );
+    (median(t_random), median(t_near))
 }
 
 async fn sms_rate_limits_hold(b: Backend) {
