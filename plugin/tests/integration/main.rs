@@ -12,6 +12,7 @@ mod cli;
 mod contract;
 mod deploy;
 mod doctor;
+mod fuzz_seeds;
 mod hook;
 mod policy_cli;
 mod portal_browser;
