@@ -21,7 +21,9 @@ TARGETS=("$@")
 # No sanitizer: the gateway has no unsafe code, and panics (the findings) need none; debug assertions on
 # so that integer overflow panics too.
 BUILD=(cargo +nightly fuzz build --sanitizer none --debug-assertions)
-"${BUILD[@]}" "${TARGETS[@]}" >&2
+for t in "${TARGETS[@]}"; do
+    "${BUILD[@]}" "$t" >&2
+done
 
 summary=()
 for t in "${TARGETS[@]}"; do
@@ -35,6 +37,8 @@ for t in "${TARGETS[@]}"; do
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
+    # After a crash libFuzzer may print no final stats: the last status line counts then.
+    [[ -n $execs ]] || execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#' || true)
     cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)
     ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)
     crashes=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)

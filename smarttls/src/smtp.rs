@@ -135,7 +135,12 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         .filter_map(|l| l.split_whitespace().next().map(|w| w.to_ascii_uppercase()))
         .collect();
     let plain = Plaintext {
-        banner: greeting.lines.first().cloned().unwrap_or_default(),
+        // The banner goes into reports: a control character (a CR inside the line) becomes a space.
+        banner: greeting
+            .lines
+            .first()
+            .map(|l| l.replace(char::is_control, " "))
+            .unwrap_or_default(),
         ehlo_keywords: keywords,
     };
     if !plain.ehlo_keywords.iter().any(|k| k == "STARTTLS") {

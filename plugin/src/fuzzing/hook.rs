@@ -13,10 +13,10 @@ pub fn hook_request(data: &[u8]) {
     let Ok(req) = serde_json::from_slice::<Request>(data) else {
         return;
     };
-    let json = serde_json::to_vec(&req).expect("a parsed request serialises");
-    let again: Request = serde_json::from_slice(&json).expect("a serialised request parses");
+    let json = serde_json::to_string(&req).expect("a parsed request serialises");
+    let again: Request = serde_json::from_str(&json).expect("a serialised request parses");
     assert_eq!(
-        serde_json::to_vec(&again).expect("serialises"),
+        serde_json::to_string(&again).expect("serialises"),
         json,
         "serialise → parse → serialise is not a fixed point"
     );

@@ -19,9 +19,12 @@ pub use sieve::sieve_policy;
 pub use smtp::smtp_reply;
 pub use webhook::webhook;
 
+/// A target's entry function: panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name (the seed folders `fuzz/seeds/<name>/` and the regression folders
 /// `fuzz/regressions/<name>/` are named the same).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("hook_request", hook_request),
     ("webhook", webhook),
     ("sieve_policy", sieve_policy),

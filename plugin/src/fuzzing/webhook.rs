@@ -14,10 +14,10 @@ pub fn webhook(data: &[u8]) {
     let Ok(payload) = serde_json::from_slice::<Payload>(data) else {
         return;
     };
-    let json = serde_json::to_vec(&payload).expect("a parsed batch serialises");
-    let again: Payload = serde_json::from_slice(&json).expect("a serialised batch parses");
+    let json = serde_json::to_string(&payload).expect("a parsed batch serialises");
+    let again: Payload = serde_json::from_str(&json).expect("a serialised batch parses");
     assert_eq!(
-        serde_json::to_vec(&again).expect("serialises"),
+        serde_json::to_string(&again).expect("serialises"),
         json,
         "serialise → parse → serialise is not a fixed point"
     );
