@@ -32,6 +32,8 @@ pub mod config;
 pub mod deployment;
 pub mod doctor;
 pub mod fsperm;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hold;
 pub mod http;
 pub mod ids;

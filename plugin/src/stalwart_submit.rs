@@ -16,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use base64::Engine;
 use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
@@ -26,6 +26,12 @@ pub mod pinned;
 
 /// Stalwart accepts at most 10 messages per SMTP session.
 pub const MAX_PER_SESSION: usize = 10;
+
+/// The longest reply line read (RFC 5321 §4.5.3.1.5 allows 512 bytes).
+pub const MAX_REPLY_LINE: usize = 4096;
+
+/// The most lines of one reply read.
+pub const MAX_REPLY_LINES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
@@ -229,8 +235,18 @@ impl Session {
             .await
             .map_err(|_| SmtpError::Connect(address.to_string(), "timeout".into()))?
             .map_err(|e| SmtpError::Connect(address.to_string(), e.to_string()))?;
+        Session::start(Box::new(tcp), helo, timeout, tls).await
+    }
+
+    /// [`Session::connect`] after the TCP connect, over any stream.
+    async fn start(
+        io: Box<dyn Stream>,
+        helo: &str,
+        timeout: Duration,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    ) -> Result<(Session, Vec<String>), SmtpError> {
         let mut s = Session {
-            io: BufReader::new(Box::new(tcp) as Box<dyn Stream>),
+            io: BufReader::new(io),
             timeout,
             sent: 0,
         };
@@ -251,6 +267,19 @@ impl Session {
             caps = s.ehlo(helo).await?;
         }
         Ok((s, caps))
+    }
+
+    /// A session without TLS over an already connected stream (the fuzz target's scripted server).
+    pub(crate) async fn over<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        stream: S,
+        helo: &str,
+        timeout: Duration,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, SmtpError> {
+        let (mut s, caps) = Session::start(Box::new(stream), helo, timeout, None).await?;
+        s.authenticate(&caps, username, password).await?;
+        Ok(s)
     }
 
     /// AUTH PLAIN, else AUTH LOGIN, as offered in `caps`.
@@ -375,27 +404,37 @@ impl Session {
         Ok(())
     }
 
-    /// A (multi-line) reply: code and the text lines joined by `\n`.
+    /// A (multi-line) reply: code and the text lines joined by `\n`. At most [`MAX_REPLY_LINES`] lines
+    /// of at most [`MAX_REPLY_LINE`] bytes; anything else is a malformed reply.
     async fn read_reply(&mut self) -> Result<(u16, String), SmtpError> {
+        let malformed = |what: String| SmtpError::Io(std::io::Error::other(what));
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(self.timeout, self.io.read_line(&mut line))
+            let mut limited = (&mut self.io).take(MAX_REPLY_LINE as u64);
+            let n = tokio::time::timeout(self.timeout, limited.read_line(&mut line))
                 .await
                 .map_err(|_| SmtpError::Timeout)??;
             if n == 0 {
                 return Err(SmtpError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-            let line = line.trim_end();
-            if line.len() < 3 {
-                return Err(SmtpError::Io(std::io::Error::other(format!(
-                    "malformed reply {line:?}"
-                ))));
+            if n == MAX_REPLY_LINE && !line.ends_with('\n') {
+                return Err(malformed(format!(
+                    "reply line longer than {MAX_REPLY_LINE} bytes"
+                )));
             }
-            let code: u16 = line[..3].parse().map_err(|_| {
-                SmtpError::Io(std::io::Error::other(format!("malformed reply {line:?}")))
-            })?;
+            let line = line.trim_end();
+            let code = line
+                .get(..3)
+                .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| malformed(format!("malformed reply {line:?}")))?;
             lines.push(line.get(4..).unwrap_or("").to_string());
+            if lines.len() > MAX_REPLY_LINES {
+                return Err(malformed(format!(
+                    "reply longer than {MAX_REPLY_LINES} lines"
+                )));
+            }
             if line.as_bytes().get(3) != Some(&b'-') {
                 return Ok((code, lines.join("\n")));
             }
@@ -422,12 +461,14 @@ pub fn dot_stuff(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Stalwart answers `250 2.0.0 Message queued with id 1a2b3c.`: the id, or the whole text.
+/// Stalwart answers `250 2.0.0 Message queued with id 1a2b3c.`: the id (the word after `id`), or the
+/// whole text on one line.
 pub fn queue_id(text: &str) -> String {
     text.split_once(" id ")
-        .map(|(_, id)| id.trim().trim_end_matches('.').to_string())
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map(|id| id.trim_end_matches('.').to_string())
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| text.trim().to_string())
+        .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 #[cfg(test)]
@@ -448,5 +489,31 @@ mod tests {
             "4bedcdc36e006bf"
         );
         assert_eq!(queue_id("2.0.0 OK"), "2.0.0 OK");
+        // A multi-line reply: the id only, never the next line.
+        assert_eq!(queue_id("2.0.0 Message queued with id 1a2b.\nmore"), "1a2b");
+        assert_eq!(queue_id("2.0.0 OK\nsecond line"), "2.0.0 OK second line");
+    }
+
+    /// The submission client over a scripted server: AUTH PLAIN offered, then `reply`.
+    async fn auth_answered(reply: &[u8]) -> Result<Session, SmtpError> {
+        let mut script = b"220 stalwart\r\n250-stalwart\r\n250 AUTH PLAIN\r\n".to_vec();
+        script.extend_from_slice(reply);
+        let server = tokio::io::join(std::io::Cursor::new(script), tokio::io::sink());
+        Session::over(server, "gw", Duration::from_secs(5), "u", "p").await
+    }
+
+    #[tokio::test]
+    async fn hostile_replies_are_errors_not_panics() {
+        // Found by the smtp_reply fuzz target: a multi-byte character across the code's third byte
+        // panicked (`line[..3]` not on a char boundary).
+        let e = auth_answered("22€\r\n".as_bytes()).await.err().unwrap();
+        assert!(e.to_string().contains("malformed reply"), "{e}");
+        let long = vec![b'2'; MAX_REPLY_LINE + 10];
+        let e = auth_answered(&long).await.err().unwrap();
+        assert!(e.to_string().contains("longer than 4096 bytes"), "{e}");
+        let many = "235-x\r\n".repeat(MAX_REPLY_LINES + 1);
+        let e = auth_answered(many.as_bytes()).await.err().unwrap();
+        assert!(e.to_string().contains("longer than 100 lines"), "{e}");
+        assert!(auth_answered(b"235 ok\r\n").await.is_ok());
     }
 }

@@ -62,20 +62,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         rest = &frac[digits..];
     }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let h: i64 = o[1..3].parse().ok()?;
-            let mi: i64 = o[4..6].parse().ok()?;
-            let v = h * 3600 + mi * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
-    };
+    let offset = offset_secs(rest)?;
     // days-from-civil (H. Hinnant)
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -84,7 +71,35 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+    let unix = days * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+    // What `rfc3339` can write back: years 0000-9999 in UTC.
+    (EARLIEST..=LATEST).contains(&unix).then_some(unix)
+}
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const EARLIEST: i64 = -62_167_219_200;
+const LATEST: i64 = 253_402_300_799;
+
+/// The seconds east of UTC of `Z` or `±HH:MM` (ASCII digits only, at most 23:59).
+fn offset_secs(rest: &str) -> Option<i64> {
+    if matches!(rest, "Z" | "z") {
+        return Some(0);
+    }
+    let b = rest.as_bytes();
+    if b.len() != 6 || !matches!(b[0], b'+' | b'-') || b[3] != b':' {
+        return None;
+    }
+    let two = |i: usize| -> Option<i64> {
+        let (hi, lo) = (b[i], b[i + 1]);
+        (hi.is_ascii_digit() && lo.is_ascii_digit())
+            .then(|| i64::from(hi - b'0') * 10 + i64::from(lo - b'0'))
+    };
+    let (h, m) = (two(1)?, two(4)?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let v = h * 3600 + m * 60;
+    Some(if b[0] == b'-' { -v } else { v })
 }
 
 #[cfg(test)]
@@ -109,5 +124,21 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2026-13-22T08:28:36Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_write_back() {
+        // Found by the webhook and csv_import fuzz targets: a multi-byte character in the offset
+        // panicked, and a time before year 0000 was accepted but printed as "-001-…".
+        assert_eq!(parse_rfc3339("2026-11-22T08:27:58+0é00"), None);
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59-00:01"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T08:27:58+24:00"), None);
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(EARLIEST));
+        assert_eq!(rfc3339(LATEST), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-22T09:28:36+01:00"),
+            Some(1_795_336_116)
+        );
     }
 }

@@ -96,11 +96,10 @@ pub fn parse(txt: &str, now: (i32, u32), dnssec: DnssecStatus) -> NtaPeer {
             "ntamx" => {
                 let mut it = v.split_whitespace();
                 if let (Some(pref), Some(host)) = (it.next(), it.next()) {
-                    if let Ok(preference) = pref.parse() {
-                        p.ntamx.push(NtaMx {
-                            preference,
-                            host: host.trim_end_matches('.').to_ascii_lowercase(),
-                        });
+                    let host = host.trim_end_matches('.').to_ascii_lowercase();
+                    // A host of dots only names no host: the entry is ignored like a bad preference.
+                    if let (Ok(preference), false) = (pref.parse(), host.is_empty()) {
+                        p.ntamx.push(NtaMx { preference, host });
                     }
                 }
             }
@@ -142,4 +141,26 @@ pub fn parse(txt: &str, now: (i32, u32), dnssec: DnssecStatus) -> NtaPeer {
     p.is_peer = status == PeerStatus::Peer;
     p.reason = reason;
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ntamx_of_dots_names_no_host() {
+        // Found by the nta_record fuzz target: `ntamx=10 .` gave an entry with an empty host.
+        let p = parse(
+            "v=NTA7516-1;enddate=2030-01;ntamx=10 .;ntamx=20 MX.Example.nl.",
+            (2026, 6),
+            DnssecStatus::Secure,
+        );
+        assert_eq!(
+            p.ntamx,
+            vec![NtaMx {
+                preference: 20,
+                host: "mx.example.nl".into()
+            }]
+        );
+    }
 }

@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::TcpStream;
 
 /// What went wrong talking SMTP.
@@ -98,7 +100,17 @@ pub async fn starttls(
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
-    let mut rd = BufReader::new(tcp);
+    negotiate(tcp, ehlo_name, cmd_timeout).await
+}
+
+/// The plaintext dialogue of [`starttls`] over a connected stream: greeting, EHLO, STARTTLS. Returns the
+/// stream ready for the TLS handshake (nothing buffered) and what the server said.
+pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    ehlo_name: &str,
+    cmd_timeout: Duration,
+) -> Result<(S, Plaintext), SmtpError> {
+    let mut rd = BufReader::new(stream);
     let greeting = read_reply(&mut rd, cmd_timeout, Step::Greeting).await?;
     if greeting.code != 220 {
         return Err(SmtpError::Protocol(format!(
@@ -123,7 +135,12 @@ pub async fn starttls(
         .filter_map(|l| l.split_whitespace().next().map(|w| w.to_ascii_uppercase()))
         .collect();
     let plain = Plaintext {
-        banner: greeting.lines.first().cloned().unwrap_or_default(),
+        // The banner goes into reports: a control character (a CR inside the line) becomes a space.
+        banner: greeting
+            .lines
+            .first()
+            .map(|l| l.replace(char::is_control, " "))
+            .unwrap_or_default(),
         ehlo_keywords: keywords,
     };
     if !plain.ehlo_keywords.iter().any(|k| k == "STARTTLS") {
@@ -145,7 +162,10 @@ pub async fn starttls(
     Ok((rd.into_inner(), plain))
 }
 
-async fn send(rd: &mut BufReader<TcpStream>, line: &str) -> Result<(), SmtpError> {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    rd: &mut BufReader<S>,
+    line: &str,
+) -> Result<(), SmtpError> {
     rd.get_mut()
         .write_all(line.as_bytes())
         .await
@@ -153,8 +173,8 @@ async fn send(rd: &mut BufReader<TcpStream>, line: &str) -> Result<(), SmtpError
 }
 
 /// Reads one (multi-line) reply.
-async fn read_reply(
-    rd: &mut BufReader<TcpStream>,
+async fn read_reply<R: AsyncBufRead + Unpin>(
+    rd: &mut R,
     timeout: Duration,
     what: Step,
 ) -> Result<Reply, SmtpError> {

@@ -52,18 +52,9 @@ pub async fn stalwart_events(
         }
     };
     // Validate every recorded event before recording any: a bad batch changes nothing.
-    for (i, ev) in payload.events.iter().enumerate() {
-        if !crate::audit::delivery::is_recorded(&ev.kind) {
-            continue;
-        }
-        if let Err(e) = ev.queue_id().and_then(|_| ev.created_unix().map(|_| ())) {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-webhook-payload",
-                format!("events[{i}]: {e}"),
-            )
+    if let Err(e) = check_batch(&payload.events) {
+        return Problem::new(StatusCode::BAD_REQUEST, "malformed-webhook-payload", e)
             .into_response();
-        }
     }
     match gw
         .store
@@ -92,4 +83,18 @@ pub async fn stalwart_events(
             .into_response()
         }
     }
+}
+
+/// Every recorded event has a valid `queueId` (when present) and `createdAt`; the first that has not,
+/// by its index.
+pub(crate) fn check_batch(events: &[webhook::Event]) -> Result<(), String> {
+    for (i, ev) in events.iter().enumerate() {
+        if !crate::audit::delivery::is_recorded(&ev.kind) {
+            continue;
+        }
+        if let Err(e) = ev.queue_id().and_then(|_| ev.created_unix().map(|_| ())) {
+            return Err(format!("events[{i}]: {e}"));
+        }
+    }
+    Ok(())
 }

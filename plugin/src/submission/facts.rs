@@ -182,7 +182,7 @@ pub async fn gather<'r>(
 }
 
 /// Sender, distinct recipients in envelope order, and the message of a DATA-stage request.
-fn envelope(req: &Request) -> Result<(&str, Vec<&str>, &Message), SubmissionError> {
+pub(crate) fn envelope(req: &Request) -> Result<(&str, Vec<&str>, &Message), SubmissionError> {
     let bad = |what: &str| SubmissionError::BadRequest(what.into());
     let envelope = req
         .envelope
@@ -364,7 +364,7 @@ async fn tls_verdicts(gw: &Arc<Gateway>, external: &[&str]) -> Vec<(String, TlsF
 }
 
 /// Same sender, same recipients, same bytes (the Message-ID included): the same submission retried.
-fn idempotency_key(sender: &str, recipients: &[&str], raw: &[u8]) -> String {
+pub(crate) fn idempotency_key(sender: &str, recipients: &[&str], raw: &[u8]) -> String {
     let mut sorted = recipients.to_vec();
     sorted.sort_unstable();
     let mut ctx = digest::Context::new(&digest::SHA256);

@@ -15,6 +15,7 @@ mod contract;
 mod crash;
 mod deploy;
 mod doctor;
+mod fuzz_seeds;
 mod hook;
 mod outage;
 mod policy_cli;

@@ -1,0 +1,5 @@
+//! `nta_record`: see `docs/_draft_fuzz.md`; the checks live in `stalwart_nta7516::fuzzing::nta_record`, shared with the
+//! seed replay test.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stalwart_nta7516::fuzzing::nta_record(data));
