@@ -233,25 +233,10 @@ async fn verification_meeting_a_hook_releases_its_hold() {
     let Some(c) = Cluster::start(2, SLOW_OK).await else {
         return;
     };
-    let (rcpt, phone) = (format!("v@{}", c.domains.secure), "+31612340099");
-    c.set_phone(&rcpt, phone).await;
-    let first = c
-        .hook(0, &message(&[&rcpt], "<race-1@zorg.test>"))
-        .await
-        .unwrap();
-    util::held_ref(&json(&first.1));
-    let link = portal_link(&c, &rcpt, 20).await;
-    let mut br = Browser::at(&c.base(1), "nl-NL");
-    assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
-    let code = c.moto.last_code(phone).await;
-    let form = br.get(&format!("{link}/code")).await;
-    let csrf = form.csrf();
-
-    let mut head = c.store.pool().begin().await.unwrap();
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut *head)
-        .await
-        .unwrap();
+    let rcpt = format!("v@{}", c.domains.secure);
+    let (link, mut br, code, csrf) =
+        held_with_code(&c, &rcpt, "+31612340099", "<race-1@zorg.test>").await;
+    let head = lock_audit_head(&c).await;
     let hook_url = format!("{}/v1/mta-hook", c.base(0));
     let second = message(&[&rcpt], "<race-2@zorg.test>");
     let hook = tokio::spawn(async move { util::procs::hook_at(&hook_url, second).await });
@@ -330,24 +315,11 @@ async fn hook_meeting_a_verification_decides_again() {
     let Some(c) = Cluster::start(2, SLOW_OK).await else {
         return;
     };
-    let (rcpt, phone) = (format!("w@{}", c.domains.secure), "+31612340098");
-    c.set_phone(&rcpt, phone).await;
-    let first = c
-        .hook(0, &message(&[&rcpt], "<order-1@zorg.test>"))
-        .await
-        .unwrap();
-    util::held_ref(&json(&first.1));
-    let link = portal_link(&c, &rcpt, 20).await;
-    let mut br = Browser::at(&c.base(1), "nl-NL");
-    assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
-    let code = c.moto.last_code(phone).await;
-    let csrf = br.get(&format!("{link}/code")).await.csrf();
+    let rcpt = format!("w@{}", c.domains.secure);
+    let (link, mut br, code, csrf) =
+        held_with_code(&c, &rcpt, "+31612340098", "<order-1@zorg.test>").await;
 
-    let mut head = c.store.pool().begin().await.unwrap();
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut *head)
-        .await
-        .unwrap();
+    let head = lock_audit_head(&c).await;
     let entry = tokio::spawn(async move {
         let fields = [("csrf", csrf.as_str()), ("code", code.as_str())];
         br.try_go(hyper::Method::POST, &format!("{link}/code"), Some(&fields))
@@ -368,4 +340,33 @@ async fn hook_meeting_a_verification_decides_again() {
     assert_eq!(count(&c, "challenges").await, 1, "asked once");
     assert_eq!(count(&c, "holds").await, 1);
     c.release.wait_for(1, 20).await;
+}
+
+/// A message held for `rcpt` (its phone known) on instance 0, and a code requested on instance 1:
+/// (portal link, the browser there, the code sent, the code form's CSRF token).
+async fn held_with_code(
+    c: &Cluster,
+    rcpt: &str,
+    phone: &str,
+    message_id: &str,
+) -> (String, Browser, String, String) {
+    c.set_phone(rcpt, phone).await;
+    let first = c.hook(0, &message(&[rcpt], message_id)).await.unwrap();
+    util::held_ref(&json(&first.1));
+    let link = portal_link(c, rcpt, 20).await;
+    let mut br = Browser::at(&c.base(1), "nl-NL");
+    assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
+    let code = c.moto.last_code(phone).await;
+    let csrf = br.get(&format!("{link}/code")).await.csrf();
+    (link, br, code, csrf)
+}
+
+/// Holds the audit chain's head row (every append waits for it) until the transaction is dropped.
+async fn lock_audit_head(c: &Cluster) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut head = c.store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *head)
+        .await
+        .unwrap();
+    head
 }

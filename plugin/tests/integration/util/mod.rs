@@ -22,9 +22,7 @@ use std::{
     time::Duration,
 };
 
-use http_body_util::{BodyExt, Full};
-use hyper::{body::Bytes, Method, Request, StatusCode};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper::{Method, StatusCode};
 use sqlx::Connection;
 use stalwart_nta7516::{
     config::Config,
@@ -185,32 +183,16 @@ pub fn held_ref(answer: &serde_json::Value) -> String {
 }
 
 /// One HTTP request: (status, headers, body). The one client of the tests (a new connection pool per call:
-/// each test has its own runtime).
+/// each test has its own runtime); a failure to connect or read is a panic naming the URL.
 pub async fn http(
     method: Method,
     url: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> (StatusCode, hyper::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let resp = Client::builder(TokioExecutor::new())
-        .build_http()
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
+    procs::try_http_full(method, url, headers, body, 300)
         .await
-        .unwrap_or_else(|e| panic!("HTTP {url}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
+        .unwrap_or_else(|e| panic!("HTTP {url}: {e}"))
 }
 
 pub struct TestGateway {
