@@ -625,13 +625,7 @@ impl Store {
     }
 
     pub async fn get_settings(&self, domain: &str) -> Result<Option<SettingsOut>, StoreError> {
-        let row = sqlx::query(
-            "SELECT domain, retention_days, groups, updated_at FROM domain_settings WHERE domain = $1",
-        )
-        .bind(domain)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(settings_out).transpose()?)
+        get_settings_on(&mut *self.pool.acquire().await?, domain).await
     }
 
     pub async fn put_settings(
@@ -685,6 +679,20 @@ impl Store {
         )
         .await
     }
+}
+
+/// A sender domain's settings, read on `conn` (the hook reads them with its other facts).
+pub(super) async fn get_settings_on(
+    conn: &mut sqlx::AnyConnection,
+    domain: &str,
+) -> Result<Option<SettingsOut>, StoreError> {
+    let row = sqlx::query(
+        "SELECT domain, retention_days, groups, updated_at FROM domain_settings WHERE domain = $1",
+    )
+    .bind(domain)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(settings_out).transpose()?)
 }
 
 fn settings_out(r: &sqlx::any::AnyRow) -> Result<SettingsOut, sqlx::Error> {

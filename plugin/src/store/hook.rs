@@ -3,9 +3,10 @@
 //! recipient with their shared pending challenge, and a phone number from the subject tag. May call
 //! the rest of `store`, `audit` event types and `policy` values.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{
+    admin::{get_settings_on, SettingsOut},
     audit,
     challenges::pending_challenge,
     holds::{existing_holds_on, HoldState},
@@ -47,8 +48,8 @@ pub struct HookReads {
     pub stored: StoredFacts,
     /// An earlier attempt's held copy and its holds `(recipient, outcome)`.
     pub earlier: Option<(String, Vec<(String, String)>)>,
-    /// The sender domain's settings: retention days and sender groups, when the admin set any.
-    pub settings: Option<(Option<i64>, Vec<String>)>,
+    /// The sender domain's settings, when the admin set any.
+    pub settings: Option<SettingsOut>,
 }
 
 impl Store {
@@ -73,18 +74,7 @@ impl Store {
             reads.earlier = existing_holds_on(&mut conn, key).await?;
         }
         if let Some(domain) = sender_domain {
-            let row =
-                sqlx::query("SELECT retention_days, groups FROM domain_settings WHERE domain = $1")
-                    .bind(domain)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if let Some(row) = row {
-                let groups: String = row.try_get(1)?;
-                reads.settings = Some((
-                    row.try_get(0)?,
-                    serde_json::from_str(&groups).unwrap_or_default(),
-                ));
-            }
+            reads.settings = get_settings_on(&mut conn, domain).await?;
         }
         Ok(reads)
     }

@@ -322,15 +322,15 @@ struct SenderSettings {
     retention_days: Option<i64>,
 }
 
-/// The sender domain's stored settings, as far as they are valid (`(retention days, groups)`).
-fn sender_settings(stored: Option<(Option<i64>, Vec<String>)>) -> SenderSettings {
-    let Some((retention_days, groups)) = stored else {
+/// The sender domain's stored settings, as far as they are valid.
+fn sender_settings(stored: Option<crate::store::admin::SettingsOut>) -> SenderSettings {
+    let Some(row) = stored else {
         return SenderSettings::default();
     };
     SenderSettings {
-        groups: Some(groups.join(",")).filter(|g| !g.is_empty()),
+        groups: Some(row.groups.join(",")).filter(|g| !g.is_empty()),
         // The admin API accepts 1 to 90; anything else in the table is ignored (config applies).
-        retention_days: retention_days.filter(|d| (1..=90).contains(d)),
+        retention_days: row.retention_days.filter(|d| (1..=90).contains(d)),
     }
 }
 
