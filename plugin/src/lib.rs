@@ -37,6 +37,7 @@ pub mod fuzzing;
 pub mod hold;
 pub mod http;
 pub mod ids;
+pub mod inbound;
 pub mod metrics;
 pub mod policy;
 pub mod portal;
@@ -78,6 +79,9 @@ pub struct Gateway {
     pub admin_token: Option<String>,
     /// The last `stalwart check` (`[stalwart] management_url`): what the hook reads without a lock.
     pub stalwart_check: Arc<deployment::check::monitor::Monitor>,
+    /// Verifies received mail (SPF, DKIM, DMARC, ARC) for the inbound hook, with its DNS caches; none
+    /// while `[inbound] enabled = false`.
+    pub inbound: Option<inbound::Verifier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,8 @@ pub enum StartError {
     Secret(#[from] secrets::SecretError),
     #[error("SMS configuration: {0}")]
     Sms(String),
+    #[error("inbound checks: {0}")]
+    Inbound(String),
 }
 
 impl Gateway {
@@ -152,7 +158,12 @@ impl Gateway {
         let sms = challenge::sms::from_config(&config.sms)
             .await
             .map_err(StartError::Sms)?;
+        let inbound = match config.inbound.enabled {
+            true => Some(inbound_verifier(&config).map_err(StartError::Inbound)?),
+            false => None,
+        };
         Ok(Arc::new(Gateway {
+            inbound,
             stalwart_check: Arc::new(deployment::check::monitor::Monitor::new(&config)),
             keys,
             sms,
@@ -182,4 +193,21 @@ impl Gateway {
     pub fn set_policy(&self, policy: Arc<dyn Policy>) {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
     }
+}
+
+/// mail-auth on the configured resolver (`smarttls.resolver`, else the system's), with SmartTLS's DNS
+/// timeout; the summary header's host name as SPF's receiver.
+fn inbound_verifier(config: &Config) -> Result<inbound::Verifier, String> {
+    let probe = &config.smarttls.probe;
+    let host = config
+        .inbound
+        .authserv_id
+        .clone()
+        .or_else(|| config.organisation.local_domains.first().cloned())
+        .unwrap_or_else(|| "localhost".into());
+    inbound::Verifier::new(
+        probe.resolver,
+        std::time::Duration::from_millis(probe.dns_timeout_ms),
+        &host,
+    )
 }

@@ -21,13 +21,18 @@ use crate::{
     CAPABILITY,
 };
 
-/// Strictness order: `Exempt < Require2fa < Portal < Reject`; the strictest decision wins.
+/// Strictness order: `Exempt < Require2fa < Portal < Quarantine < Reject`; the strictest decision wins.
+///
+/// `Quarantine` is for received mail (`vnd.nta7516.direction` = `inbound`): it goes to the quarantine
+/// mailbox instead of its recipients. Outbound mail is never quarantined: the gateway refuses it instead.
+/// `Require2fa` and `Portal` mean nothing for received mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
     Exempt,
     Require2fa,
     Portal,
+    Quarantine,
     Reject,
 }
 
@@ -37,6 +42,7 @@ impl Requirement {
             Requirement::Exempt => "exempt",
             Requirement::Require2fa => "require_2fa",
             Requirement::Portal => "portal",
+            Requirement::Quarantine => "quarantine",
             Requirement::Reject => "reject",
         }
     }
@@ -47,6 +53,7 @@ impl Requirement {
             "exempt" => Requirement::Exempt,
             "require_2fa" => Requirement::Require2fa,
             "portal" => Requirement::Portal,
+            "quarantine" => Requirement::Quarantine,
             "reject" => Requirement::Reject,
             _ => return None,
         })
@@ -243,6 +250,10 @@ fn call(
         }
         HostFn::Reject => {
             verdict.decide(Requirement::Reject, arg());
+            true.into()
+        }
+        HostFn::Quarantine => {
+            verdict.decide(Requirement::Quarantine, arg());
             true.into()
         }
         HostFn::Group => {

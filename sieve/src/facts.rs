@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `vnd.nta7516.tls` | SmartTLS verdict of the recipient domain: `secure`, `insecure` or `unknown` |
 //! | `vnd.nta7516.tls_grade` | the NCSC grade (`good`, `sufficient`, …) or "" |
-//! | `vnd.nta7516.peer` | `yes` when the recipient domain is an NTA 7516 peer, else `no` |
+//! | `vnd.nta7516.peer` | `yes` when the recipient domain (received mail: the sender's `From` domain) is an NTA 7516 peer, `unknown` when received mail's peer lookup failed, else `no` |
 //! | `vnd.nta7516.peer_provider` | the peer's provider or "" |
 //! | `vnd.nta7516.verified` | `yes` when the recipient passed 2FA and that is still valid, else `no` |
 //! | `vnd.nta7516.verified_until` | unix time of that validity, or "" |
@@ -14,7 +14,9 @@
 //! | `vnd.nta7516.recipient` | the recipient address (also in `envelope "to"`) |
 //! | `vnd.nta7516.recipient_domain` | the recipient's domain, lowercase |
 //! | `vnd.nta7516.size` | message size in bytes |
-//! | `vnd.nta7516.dmarc`, `.dkim`, `.spf` | authentication results of the submission (`pass`, `fail`, …); `none` when unknown |
+//! | `vnd.nta7516.direction` | `outbound` (mail sent by the organisation) or `inbound` (mail received) |
+//! | `vnd.nta7516.dmarc`, `.dkim`, `.spf`, `.arc` | received mail: its authentication results (`pass`, `fail`, `softfail`, `neutral`, `temperror`, `permerror`, `none`); outbound always `none` |
+//! | `vnd.nta7516.tls_version` | received mail: the TLS version of the sending server's connection (`TLSv1.3`, `TLSv1.2`, …) or `none` |
 //! | `vnd.nta7516.<key>` | any extra fact (`--fact key=value`, [`Facts::extra`]) |
 //!
 //! Compare numbers with `:value "gt" :comparator "i;ascii-numeric"` (require `relational`).
@@ -41,6 +43,12 @@ pub struct Facts {
     pub dmarc: Option<String>,
     pub dkim: Option<String>,
     pub spf: Option<String>,
+    pub arc: Option<String>,
+    /// `inbound` for received mail; `outbound` when unset.
+    pub direction: Option<String>,
+    pub tls_version: Option<String>,
+    /// Received mail whose sender's peer status could not be looked up: `peer` reads `unknown`.
+    pub peer_unknown: bool,
     /// Extra facts: lowercase key (without the prefix) → value.
     pub extra: BTreeMap<String, String>,
 }
@@ -62,6 +70,9 @@ pub const KNOWN: &[&str] = &[
     "dmarc",
     "dkim",
     "spf",
+    "arc",
+    "direction",
+    "tls_version",
 ];
 
 impl Facts {
@@ -109,6 +120,16 @@ impl Facts {
             "dmarc" => self.dmarc = text(value),
             "dkim" => self.dkim = text(value),
             "spf" => self.spf = text(value),
+            "arc" => self.arc = text(value),
+            "tls_version" => self.tls_version = text(value),
+            "direction" => match value.to_ascii_lowercase().as_str() {
+                "inbound" | "outbound" => self.direction = Some(value.to_ascii_lowercase()),
+                _ => {
+                    return Err(format!(
+                        "fact direction: expected inbound or outbound, not {value:?}"
+                    ))
+                }
+            },
             "sender" | "recipient" | "verified" => {
                 return Err(format!(
                     "fact {key} is derived (from the envelope or verified_until) and cannot be set"
@@ -144,7 +165,14 @@ impl Facts {
         let mut vars = vec![
             ("tls", self.tls.clone().unwrap_or_else(|| "unknown".into())),
             ("tls_grade", or_empty(&self.tls_grade)),
-            ("peer", yes_no(self.peer || self.peer_provider.is_some())),
+            (
+                "peer",
+                if self.peer_unknown && !self.peer && self.peer_provider.is_none() {
+                    "unknown".into()
+                } else {
+                    yes_no(self.peer || self.peer_provider.is_some())
+                },
+            ),
             ("peer_provider", or_empty(&self.peer_provider)),
             (
                 "verified",
@@ -165,6 +193,12 @@ impl Facts {
             ("dmarc", or_none(&self.dmarc)),
             ("dkim", or_none(&self.dkim)),
             ("spf", or_none(&self.spf)),
+            ("arc", or_none(&self.arc)),
+            (
+                "direction",
+                self.direction.clone().unwrap_or_else(|| "outbound".into()),
+            ),
+            ("tls_version", or_none(&self.tls_version)),
         ]
         .into_iter()
         .map(|(k, v)| (format!("{PREFIX}{k}"), v))
@@ -207,6 +241,27 @@ mod tests {
         assert_eq!(get("recipient_domain"), "d.nl");
         assert_eq!(get("size"), "42");
         assert_eq!(get("dmarc"), "none");
+        assert_eq!(get("direction"), "outbound");
+        assert_eq!(get("tls_version"), "none");
+        f.set("direction", "Inbound").unwrap();
+        f.set("tls_version", "TLSv1.3").unwrap();
+        assert!(f.set("direction", "sideways").is_err());
+        let vars = f.variables("a@b.nl", "c@D.nl", 42, 50);
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| n == &format!("{PREFIX}{k}"))
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(get("direction"), "inbound");
+        assert_eq!(get("tls_version"), "TLSv1.3");
+        let unknown = Facts {
+            peer_unknown: true,
+            ..Facts::default()
+        };
+        let vars = unknown.variables("a@b.nl", "c@d.nl", 1, 0);
+        assert!(vars.contains(&(format!("{PREFIX}peer"), "unknown".into())));
         assert!(vars.iter().all(|(n, _)| n == &n.to_lowercase()));
     }
 }

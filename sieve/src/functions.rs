@@ -9,6 +9,7 @@ pub(crate) enum HostFn {
     Exempt,
     Portal,
     Reject,
+    Quarantine,
     Group,
     HasBsn,
     HasPhone,
@@ -57,9 +58,14 @@ pub const FUNCTIONS: &[(&str, u32, &str)] = &[
         1,
         "test: the tag occurs in the subject or text, case-insensitively (tag)",
     ),
+    (
+        "nta_quarantine",
+        1,
+        "decision (received mail): deliver to the quarantine mailbox only (reason)",
+    ),
 ];
 
-const BY_ID: [HostFn; 8] = [
+const BY_ID: [HostFn; 9] = [
     HostFn::Require2fa,
     HostFn::Exempt,
     HostFn::Portal,
@@ -68,6 +74,7 @@ const BY_ID: [HostFn; 8] = [
     HostFn::HasBsn,
     HostFn::HasPhone,
     HostFn::HasTag,
+    HostFn::Quarantine,
 ];
 
 impl HostFn {

@@ -14,8 +14,12 @@
 //! - **Facts** ([`Facts`]) go in as lowercase environment variables `vnd.nta7516.*`, usable with the
 //!   standard `environment` test (see [`facts`] for the table).
 //! - **Decisions** come out through host functions called with `eval`: `nta_require_2fa(reason)`,
-//!   `nta_exempt(reason)`, `nta_portal(reason)`, `nta_reject(reason)` and `nta_group(name)`. The strictest
-//!   decision wins (reject > portal > 2FA > exempt) and every reason is kept ([`Verdict`]).
+//!   `nta_exempt(reason)`, `nta_portal(reason)`, `nta_reject(reason)`, `nta_quarantine(reason)` (received
+//!   mail) and `nta_group(name)`. The strictest decision wins (reject > quarantine > portal > 2FA >
+//!   exempt) and every reason is kept ([`Verdict`]).
+//! - **Both directions**: the same script runs for mail sent (`vnd.nta7516.direction` = `outbound`) and,
+//!   with the gateway's inbound checks on, for mail received (`inbound`, with the received message's
+//!   `dmarc`, `dkim`, `spf`, `arc`, `tls_version` and the sender's `peer` status).
 //! - **Content tests** are host functions too: `nta_has_bsn()` (Dutch citizen service number, 11-check,
 //!   see [`bsn`]), `nta_has_phone()` and `nta_has_tag(tag)`; the scans run at most once per message
 //!   ([`PreparedMessage`]), not once per recipient.

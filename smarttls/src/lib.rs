@@ -118,6 +118,12 @@ impl SmartTls {
         }
     }
 
+    /// Only the `v=NTA7516-1` record of `domain` (no MX or TLS probe), through the validating
+    /// resolver and its cache: whether mail *from* that domain comes from an NTA 7516 peer.
+    pub async fn nta_peer(&self, domain: &str) -> Result<Option<NtaPeer>, dns::DnsFailure> {
+        self.engine.nta(&dns::bare(domain)).await
+    }
+
     /// The cached report for `domain`, if any (fresh or not), without probing.
     pub fn cached(&self, domain: &str) -> Option<Arc<DomainReport>> {
         self.engine.domains.peek(&dns::bare(domain))

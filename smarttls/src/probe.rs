@@ -277,7 +277,7 @@ impl Engine {
     }
 
     /// The `v=NTA7516-1` record of `domain`, if any.
-    async fn nta(&self, domain: &str) -> Result<Option<NtaPeer>, DnsFailure> {
+    pub(crate) async fn nta(&self, domain: &str) -> Result<Option<NtaPeer>, DnsFailure> {
         let a = self.dns.lookup(domain, RecordType::TXT).await?;
         Ok(facts::nta_record(&a).map(|s| peer::parse(&s, util::year_month_now(), a.dnssec)))
     }

@@ -4,7 +4,36 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::policy::{Outcome, Reason, TlsFacts};
+use crate::policy::{
+    Action, AuthResults, InboundReason, Outcome, Peer, Reason, SessionTls, TlsFacts,
+};
+
+/// What the gateway found and decided about one received message, for one of its recipients
+/// (NTA 7516 6.4.2: the receipt of a message is logged).
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    #[serde(skip)]
+    pub message_ref: String,
+    #[serde(skip)]
+    pub sha256: String,
+    #[serde(skip)]
+    pub sender: String,
+    #[serde(skip)]
+    pub recipient: String,
+    /// Stalwart's queue id (lower-case hex).
+    pub queue_id: Option<String>,
+    pub client_ip: String,
+    pub helo: String,
+    /// The sending server's TLS; none for a plaintext session.
+    pub tls: Option<SessionTls>,
+    pub from_domain: String,
+    pub auth: AuthResults,
+    pub peer: Peer,
+    pub action: Action,
+    pub reasons: Vec<InboundReason>,
+    /// Where a quarantined message went instead.
+    pub quarantine_mailbox: Option<String>,
+}
 
 /// A phone number in E.164 that is only ever stored masked: country code and first digit, then `*`,
 /// then the last three digits (`+316*****678`). Built from the full number so no caller can forget.
@@ -232,6 +261,8 @@ pub enum Event {
         message_ref: Option<String>,
         details: Value,
     },
+    /// A message received from the internet passed the inbound hook (accepted, quarantined or refused).
+    Received(Box<Receipt>),
 }
 
 /// The columns of an audit record before chaining.
@@ -267,11 +298,12 @@ pub enum Kind {
     Expired,
     Delivery,
     Admin,
+    Received,
 }
 
 impl Kind {
     /// Every kind, in the order of [`Event`].
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Decision,
         Kind::Held,
         Kind::NotificationSent,
@@ -288,12 +320,14 @@ impl Kind {
         Kind::Expired,
         Kind::Delivery,
         Kind::Admin,
+        Kind::Received,
     ];
 
     /// The stable name stored with the record (never change one: exports and reports read it).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Decision => "decision",
+            Kind::Received => "received",
             Kind::Held => "held",
             Kind::NotificationSent => "notification_sent",
             Kind::SmsSent => "sms_sent",
@@ -326,6 +360,7 @@ impl Event {
     pub fn record_kind(&self) -> Kind {
         match self {
             Event::Decision { .. } => Kind::Decision,
+            Event::Received(_) => Kind::Received,
             Event::Held { .. } => Kind::Held,
             Event::NotificationSent { .. } => Kind::NotificationSent,
             Event::SmsSent { .. } => Kind::SmsSent,
@@ -386,6 +421,11 @@ impl Event {
                 message_sha256: Some(sha256.clone()),
                 sender: Some(sender.clone()),
                 ..Subject::recipient(Some(message_ref), recipient)
+            },
+            Event::Received(r) => Subject {
+                message_sha256: Some(r.sha256.clone()),
+                sender: Some(r.sender.clone()),
+                ..Subject::recipient(Some(&r.message_ref), &r.recipient)
             },
             Event::NotificationSent {
                 message_ref,
@@ -488,6 +528,7 @@ impl Event {
                 "queue_id": queue_id.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()).map(|q| q.to_string()),
                 "queue_id_hex": queue_id,
             }),
+            Event::Received(r) => serde_json::to_value(r).unwrap_or(Value::Null),
             Event::Held {
                 outcome,
                 challenge_id,
@@ -634,6 +675,7 @@ mod tests {
                 Kind::Expired => 13,
                 Kind::Delivery => 14,
                 Kind::Admin => 15,
+                Kind::Received => 16,
             };
             assert_eq!(Kind::ALL[at], k);
         }

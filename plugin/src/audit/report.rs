@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub use super::evidence::Delivery;
 use super::{
@@ -43,6 +43,9 @@ pub struct RecipientReport {
     /// Where the delivery stands: delivered / deferred (next retry) / failed (remote answer).
     pub standing: Standing,
     pub deliveries: Vec<Delivery>,
+    /// Received mail: the sending server, its TLS, the authentication results and the peer status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +140,7 @@ fn summarise(r: &Record, d: &Value) -> String {
         ),
         Kind::Expired => "hold expired; content deleted".into(),
         Kind::Delivery => delivery_summary(d),
+        Kind::Received => received_summary(d),
         Kind::Admin => format!(
             "admin {} {} by {}",
             s(&d["action"]).unwrap_or_default(),
@@ -144,6 +148,45 @@ fn summarise(r: &Record, d: &Value) -> String {
             s(&d["actor"]).unwrap_or_default()
         ),
     }
+}
+
+fn received_summary(d: &Value) -> String {
+    let auth = &d["auth"];
+    let tls = match &d["tls"] {
+        Value::Null => "without TLS".to_string(),
+        t => format!("over {}", s(&t["version"]).unwrap_or_default()),
+    };
+    let reasons: Vec<String> = d["reasons"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| s(&x["text"])).collect())
+        .unwrap_or_default();
+    format!(
+        "received from {} ({}) {tls}; spf={} dkim={} dmarc={} ({}) peer={}: {} ({})",
+        s(&d["client_ip"]).unwrap_or_default(),
+        s(&d["helo"]).unwrap_or_default(),
+        s(&auth["spf_mail_from"]).unwrap_or_default(),
+        auth["dkim"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|k| {
+                        format!(
+                            "{}:{}",
+                            s(&k["domain"]).unwrap_or_default(),
+                            s(&k["result"]).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|x| !x.is_empty())
+            .unwrap_or_else(|| "none".into()),
+        s(&auth["dmarc"]["result"]).unwrap_or_default(),
+        s(&d["from_domain"]).unwrap_or_default(),
+        s(&d["peer"]["status"]).unwrap_or_default(),
+        s(&d["action"]).unwrap_or_default(),
+        reasons.join("; ")
+    )
 }
 
 fn notification_summary(d: &Value) -> String {
@@ -222,6 +265,15 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
                 e.outcome = s(&d["outcome"]);
                 e.reasons = d["reasons"].as_array().cloned().unwrap_or_default();
                 e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
+            }
+            Some(Kind::Received) => {
+                e.outcome = s(&d["action"]).map(|a| format!("received_{a}"));
+                e.reasons = d["reasons"].as_array().cloned().unwrap_or_default();
+                e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
+                e.received = Some(json!({
+                    "client_ip": d["client_ip"], "helo": d["helo"], "from_domain": d["from_domain"],
+                    "auth": d["auth"], "peer": d["peer"], "quarantine_mailbox": d["quarantine_mailbox"],
+                }));
             }
             Some(Kind::Held) => e.held = true,
             Some(

@@ -6,7 +6,7 @@
 //! types, defaults and own checks live in a file of their own:
 //! `http.rs` (`[server]`, `[hook]`, `[webhook]`, `[admin]`), `storage.rs` (`[storage]`, `[hold]`),
 //! `policy.rs` (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), `sms.rs`, `portal.rs`,
-//! `smarttls.rs`, `stalwart.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
+//! `smarttls.rs`, `stalwart.rs`, `inbound.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
 //! import only serde, this module's error type and the policy's `Requirement`.
 //!
 //! Relative paths in a configuration file — the SQLite file of `storage.url` (also the default
@@ -26,6 +26,7 @@
 mod doctor;
 mod env;
 mod http;
+mod inbound;
 mod log;
 mod policy;
 mod portal;
@@ -41,6 +42,7 @@ use serde::{Deserialize, Deserializer};
 use crate::policy::Requirement;
 pub use doctor::DoctorConfig;
 pub use http::{AdminConfig, HookConfig, ServerConfig, WebhookConfig};
+pub use inbound::{InboundAction, InboundConfig};
 pub use log::{LogConfig, LogFormat};
 pub use policy::{
     DefaultRequirement, ExemptionsConfig, OrganisationConfig, PeerConfig, PolicyConfig,
@@ -91,6 +93,9 @@ pub struct Config {
     /// `[log]`: the log format (`text` or `json`).
     #[serde(default)]
     pub log: LogConfig,
+    /// `[inbound]`: checks on mail received from the internet.
+    #[serde(default)]
+    pub inbound: InboundConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +265,7 @@ impl Config {
             s.validate_lease(self.hook.tls_budget_ms)?;
         }
         self.portal.validate()?;
+        self.inbound.validate(&self.organisation.local_domains)?;
         self.hold.validate()
     }
 

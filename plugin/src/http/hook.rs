@@ -1,5 +1,6 @@
-//! `POST /v1/mta-hook`: Stalwart's MTA hook. Wrong token → 401, malformed JSON → 400, any internal
-//! error → 503 (Stalwart then answers the client `451 4.3.5`, and the client retries later).
+//! `POST /v1/mta-hook`: Stalwart's MTA hook for submissions; `POST /v1/mta-hook/inbound`: its hook for
+//! mail received from the internet ([`crate::inbound`]). Wrong token → 401, malformed JSON → 400, any
+//! internal error → 503 (Stalwart then answers the client `451 4.3.5`, and the client retries later).
 //! Every decision is counted (`nta7516_decisions_total{outcome}`) and logged (`decision`, with its
 //! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`).
 
@@ -15,6 +16,7 @@ use axum::{
 
 use super::{auth::bearer_ok, problem::Problem};
 use crate::{
+    inbound,
     metrics::Answer,
     stalwart::hook::Request,
     submission::{self, Handled},
@@ -30,22 +32,69 @@ pub async fn mta_hook(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     response
 }
 
-async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
+pub async fn inbound_hook(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let response = match authorized_request(&gw, &headers, &body) {
+        Ok(request) => inbound_answer(&gw, request).await,
+        Err(refused) => refused,
+    };
+    gw.metrics
+        .hook_latency
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The bearer token checked and the JSON parsed, or the error answer.
+fn authorized_request(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Result<Request, Response> {
     if !bearer_ok(headers, &gw.hook_token) {
         gw.metrics.answer(Answer::Unauthorized);
-        return Problem::unauthorized().into_response();
+        return Err(Problem::unauthorized().into_response());
     }
-    let request: Request = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => {
-            gw.metrics.answer(Answer::BadRequest);
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-hook-request",
-                format!("line {}, column {}: {e}", e.line(), e.column()),
-            )
-            .into_response();
+    serde_json::from_slice(body).map_err(|e| {
+        gw.metrics.answer(Answer::BadRequest);
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-hook-request",
+            format!("line {}, column {}: {e}", e.line(), e.column()),
+        )
+        .into_response()
+    })
+}
+
+async fn inbound_answer(gw: &Arc<Gateway>, request: Request) -> Response {
+    match inbound::handle(gw, request).await {
+        Ok(handled) => {
+            if let (Some(d), Some(r)) = (&handled.decision, &handled.message_ref) {
+                tracing::info!(message = %r, action = d.action.as_str(), reasons = %d.summary(), "received");
+            }
+            gw.metrics.answer(handled.response.action.into());
+            Json(handled.response).into_response()
         }
+        Err(inbound::InboundError::BadRequest(detail)) => {
+            gw.metrics.answer(Answer::BadRequest);
+            Problem::new(StatusCode::BAD_REQUEST, "malformed-hook-request", detail).into_response()
+        }
+        Err(e) => {
+            gw.metrics.answer(Answer::Error);
+            tracing::error!(error = %e, "inbound hook failed; Stalwart will answer 451 and the sender retries");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily-unavailable",
+                e.to_string(),
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
+    let request = match authorized_request(gw, headers, body) {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     match submission::handle(gw, request).await {
         Ok(handled) => {

@@ -37,6 +37,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             post(hook::mta_hook).layer(axum::extract::DefaultBodyLimit::max(MAX_HOOK_BODY)),
         )
         .route(
+            "/v1/mta-hook/inbound",
+            post(hook::inbound_hook).layer(axum::extract::DefaultBodyLimit::max(MAX_HOOK_BODY)),
+        )
+        .route(
             "/v1/stalwart-events",
             post(events::stalwart_events).layer(axum::extract::DefaultBodyLimit::max(
                 events::MAX_EVENTS_BODY,

@@ -80,7 +80,8 @@ fn first_outcome(input: &RecipientInput<'_>, reasons: &mut Vec<Reason>) -> Outco
     // 2. Policy.
     let requirement = requirement(input, reasons);
     match requirement {
-        Requirement::Reject => return Outcome::Reject,
+        // Quarantine is for received mail; a message sent out is refused instead of parked.
+        Requirement::Reject | Requirement::Quarantine => return Outcome::Reject,
         Requirement::Portal => return Outcome::Portal,
         Requirement::Exempt | Requirement::Require2fa => {}
     }

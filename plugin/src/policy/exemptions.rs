@@ -27,7 +27,8 @@ impl ExemptionKind {
 }
 
 /// Where an NTA 7516 peer is known from, in precedence order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PeerSource {
     /// `[[peers]]` in the configuration.
     ConfigList,

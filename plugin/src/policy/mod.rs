@@ -11,12 +11,16 @@
 //! - [`exemptions`]: what lifts 2FA, typed, and its precedence;
 //! - [`rules`]: the seam to the admin's rules (the [`Policy`] trait, its facts and verdicts);
 //! - [`sieve`]: the Sieve implementation of those rules;
-//! - [`tls`], [`smarttls`]: the seam to TLS verdicts and its SmartTLS implementation.
+//! - [`tls`], [`smarttls`]: the seam to TLS verdicts and its SmartTLS implementation;
+//! - [`received`], [`inbound`]: received mail (the inbound hook, [`crate::inbound`]): its facts as
+//!   values and the one decision per message (accept / quarantine / tempfail / reject).
 
 pub mod decide;
 pub mod decision;
 pub mod exemptions;
+pub mod inbound;
 pub mod reason;
+pub mod received;
 pub mod rules;
 pub mod sieve;
 pub mod smarttls;
@@ -25,7 +29,15 @@ pub mod tls;
 pub use decide::{decide, decide_all, RecipientInput, StalwartGate};
 pub use decision::{Decision, Outcome, Reason, Step};
 pub use exemptions::{AdminReason, Exemption, ExemptionKind, PeerSource, Scope};
+pub use inbound::{
+    decide_inbound, Action, InboundCode, InboundDecision, InboundInput, InboundReason,
+};
 pub use reason::ReasonCode;
-pub use rules::{DefaultPolicy, Policy, PolicyFacts, PolicyReason, PolicyVerdict, Requirement};
+pub use received::{
+    AuthResult, AuthResults, DkimCheck, DmarcCheck, DmarcPolicy, Peer, SessionTls, TlsVersion,
+};
+pub use rules::{
+    DefaultPolicy, Direction, Policy, PolicyFacts, PolicyReason, PolicyVerdict, Requirement,
+};
 pub use sieve::SievePolicy;
-pub use tls::{BoxFuture, NoSmartTls, PeerFact, TlsFacts, TlsStatus, TlsVerdicts};
+pub use tls::{BoxFuture, NoSmartTls, PeerFact, PeerRecord, TlsFacts, TlsStatus, TlsVerdicts};

@@ -16,6 +16,8 @@ nta7516_smarttls::reason_codes! {
         PolicyPortal => "portal",
         /// The policy refuses the message ([`Requirement::Reject`]).
         PolicyReject => "reject",
+        /// The policy quarantines the message ([`Requirement::Quarantine`]); outbound that refuses it.
+        PolicyQuarantine => "quarantine",
         /// The policy failed (runtime error, CPU overrun): 2FA required.
         PolicyError => "policy_error",
         /// The recipient passed 2FA recently and is still verified.
@@ -48,6 +50,7 @@ impl From<Requirement> for ReasonCode {
             Requirement::Exempt => ReasonCode::PolicyExempt,
             Requirement::Require2fa => ReasonCode::PolicyRequire2fa,
             Requirement::Portal => ReasonCode::PolicyPortal,
+            Requirement::Quarantine => ReasonCode::PolicyQuarantine,
             Requirement::Reject => ReasonCode::PolicyReject,
         }
     }
@@ -81,6 +84,7 @@ mod tests {
             Requirement::Exempt,
             Requirement::Require2fa,
             Requirement::Portal,
+            Requirement::Quarantine,
             Requirement::Reject,
         ] {
             assert_eq!(ReasonCode::from(r).as_str(), r.code());

@@ -38,11 +38,35 @@ pub struct PolicyFacts {
     pub sender_group: Option<String>,
     pub recipient_domain: String,
     pub size: usize,
-    /// DMARC, DKIM and SPF results of the submission. Stalwart's hook request carries no authentication
-    /// results today, so these stay `None` (the policy reads `none`).
+    /// Received mail: DMARC, DKIM, SPF and ARC results of the gateway's verification, and the TLS
+    /// version of the sending server's connection. `None` for mail sent (the policy reads `none`).
     pub dmarc: Option<String>,
     pub dkim: Option<String>,
     pub spf: Option<String>,
+    pub arc: Option<String>,
+    pub tls_version: Option<String>,
+    /// Which way the message goes.
+    pub direction: Direction,
+    /// Received mail whose sender's peer record could not be looked up.
+    pub peer_unknown: bool,
+}
+
+/// Mail sent by the organisation (submission hook) or received from the internet (inbound hook).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
 }
 
 /// Evaluates the admin's policy. Called once per message with every external recipient, so the message is

@@ -2,8 +2,8 @@
 //! `[policy] file` at start, reloaded on SIGHUP and `POST /v1/admin/policy/reload`. A script that does
 //! not compile is refused with `file:line:column: message` and the active policy stays.
 //!
-//! Facts the hook does not carry yet: DMARC, DKIM and SPF results (Stalwart's hook request has no
-//! authentication results), so `vnd.nta7516.dmarc`/`dkim`/`spf` read `none`.
+//! For mail sent, `vnd.nta7516.dmarc`/`dkim`/`spf`/`arc` read `none` (a submission is authenticated by
+//! its login); for mail received ([`crate::inbound`]) they hold the gateway's own verification.
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,10 @@ pub fn facts(f: &PolicyFacts) -> Facts {
         dmarc: f.dmarc.clone(),
         dkim: f.dkim.clone(),
         spf: f.spf.clone(),
+        arc: f.arc.clone(),
+        direction: Some(f.direction.as_str().to_string()),
+        tls_version: f.tls_version.clone(),
+        peer_unknown: f.peer_unknown,
         extra: Default::default(),
     }
 }
@@ -71,6 +75,7 @@ fn requirement(r: nta7516_sieve::Requirement) -> Requirement {
         nta7516_sieve::Requirement::Exempt => Requirement::Exempt,
         nta7516_sieve::Requirement::Require2fa => Requirement::Require2fa,
         nta7516_sieve::Requirement::Portal => Requirement::Portal,
+        nta7516_sieve::Requirement::Quarantine => Requirement::Quarantine,
         nta7516_sieve::Requirement::Reject => Requirement::Reject,
     }
 }

@@ -9,11 +9,26 @@ use std::time::Duration;
 
 use nta7516_smarttls::{DnssecStatus, SmartTls, Verdict};
 
-use super::tls::{BoxFuture, PeerFact, TlsFacts, TlsStatus, TlsVerdicts};
+use super::tls::{BoxFuture, PeerFact, PeerRecord, TlsFacts, TlsStatus, TlsVerdicts};
 
 pub struct SmartTlsVerdicts(pub SmartTls);
 
 impl TlsVerdicts for SmartTlsVerdicts {
+    fn peer_record<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, PeerRecord> {
+        Box::pin(async move {
+            match self.0.nta_peer(domain).await {
+                Ok(Some(p)) if p.is_peer => PeerRecord::Peer {
+                    provider: p.provider.unwrap_or_else(|| "unnamed provider".into()),
+                    dnssec: p.dnssec == DnssecStatus::Secure,
+                },
+                Ok(_) => PeerRecord::None,
+                Err(e) => PeerRecord::Unknown {
+                    reason: format!("NTA 7516 record lookup failed: {e}"),
+                },
+            }
+        })
+    }
+
     fn verdict<'a>(&'a self, domain: &'a str, budget: Duration) -> BoxFuture<'a, TlsFacts> {
         Box::pin(async move {
             let report = self.0.domain(domain, budget).await;

@@ -53,12 +53,35 @@ impl TlsFacts {
     }
 }
 
+/// A sending domain's `v=NTA7516-1` record, for received mail: a peer promises authenticated mail over
+/// TLS, so its mail is checked more strictly. Unlike a recipient's peer status (which removes 2FA and so
+/// needs DNSSEC), an unsigned record counts here: forging one only makes the checks stricter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PeerRecord {
+    Peer {
+        provider: String,
+        dnssec: bool,
+    },
+    None,
+    /// The lookup failed (DNS error, timeout, bogus): whether the promise applies is unknown.
+    Unknown {
+        reason: String,
+    },
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Source of TLS verdicts per recipient domain. Must answer within `budget`; when it cannot, the answer
 /// is [`TlsStatus::Unknown`].
 pub trait TlsVerdicts: Send + Sync + 'static {
     fn verdict<'a>(&'a self, domain: &'a str, budget: Duration) -> BoxFuture<'a, TlsFacts>;
+
+    /// The sending domain's peer record (received mail). Without a DNS source (probing off), only the
+    /// admin's peer lists apply: `None`.
+    fn peer_record<'a>(&'a self, _domain: &'a str) -> BoxFuture<'a, PeerRecord> {
+        Box::pin(async { PeerRecord::None })
+    }
 }
 
 /// Probing switched off: every external domain is Unknown, so nothing external is ever delivered

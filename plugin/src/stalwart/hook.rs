@@ -142,6 +142,20 @@ impl Message {
         out.extend_from_slice(self.contents.as_bytes());
         Ok(out)
     }
+
+    /// The message as Stalwart sent it, whatever its length: for a body Stalwart converted lossily
+    /// the closest copy there is (see [`Message::rebuild`]).
+    pub fn lossy(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.size);
+        for (name, value) in &self.headers {
+            v.extend_from_slice(name.as_bytes());
+            v.push(b':');
+            v.extend_from_slice(value.as_bytes());
+        }
+        v.extend_from_slice(b"\r\n");
+        v.extend_from_slice(self.contents.as_bytes());
+        v
+    }
 }
 
 /// A hook response.

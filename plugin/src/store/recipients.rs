@@ -96,6 +96,16 @@ impl Store {
     }
 
     /// The recipient's mobile number (E.164), when known.
+    /// The provider of a peer on the admin's database list (received mail: is the sender a peer?).
+    pub async fn peer_provider(&self, domain: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT provider FROM peers WHERE domain = $1")
+                .bind(domain)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn phone(&self, recipient: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query("SELECT phone FROM recipients WHERE address = $1")

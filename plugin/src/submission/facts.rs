@@ -54,17 +54,7 @@ impl Body<'_> {
     pub fn for_policy(&self) -> Cow<'_, [u8]> {
         match &self.exact {
             Ok(raw) => raw.as_slice().into(),
-            Err(_) => {
-                let mut v = Vec::new();
-                for (n, val) in &self.message.headers {
-                    v.extend_from_slice(n.as_bytes());
-                    v.push(b':');
-                    v.extend_from_slice(val.as_bytes());
-                }
-                v.extend_from_slice(b"\r\n");
-                v.extend_from_slice(self.message.contents.as_bytes());
-                v.into()
-            }
+            Err(_) => self.message.lossy().into(),
         }
     }
 }
@@ -107,10 +97,8 @@ impl RecipientFacts<'_> {
             sender_group: sender_group.map(str::to_string),
             recipient_domain: self.domain.to_string(),
             size,
-            // Not in Stalwart's hook request: the policy reads "none".
-            dmarc: None,
-            dkim: None,
-            spf: None,
+            // A submission is authenticated by its login: the policy reads "none".
+            ..PolicyFacts::default()
         }
     }
 }
