@@ -237,3 +237,33 @@ fn bsn_in_html_and_not_in_links() {
         None
     );
 }
+
+#[test]
+fn received_mail_can_be_quarantined_by_its_facts() {
+    let p = compile(
+        "if allof (environment :is \"vnd.nta7516.direction\" \"inbound\",\n\
+         environment :is \"vnd.nta7516.dmarc\" \"fail\") {\n\
+         eval \"nta_quarantine('DMARC fails')\";\n}\n\
+         if environment :is \"vnd.nta7516.tls_version\" \"none\" { eval \"nta_require_2fa('plain')\"; }\n",
+    )
+    .unwrap();
+    let raw = b"Subject: x\r\n\r\nhello\r\n";
+    let msg = PreparedMessage::new(raw);
+    let mut facts = Facts::default();
+    facts.set("direction", "inbound").unwrap();
+    facts.set("dmarc", "fail").unwrap();
+    facts.set("tls_version", "TLSv1.3").unwrap();
+    let v = p.evaluate(&msg, "a@b.nl", "c@zorg.nl", &facts);
+    assert_eq!(v.requirement, Some(Requirement::Quarantine));
+    assert_eq!(v.reasons[0].text, "DMARC fails");
+    // Quarantine is stricter than the portal and milder than a refusal.
+    assert!(Requirement::Portal < Requirement::Quarantine);
+    assert!(Requirement::Quarantine < Requirement::Reject);
+    // Outbound (the default direction) the same script quarantines nothing; TLS `none` is read.
+    let v = p.evaluate(&msg, "a@b.nl", "c@zorg.nl", &Facts::default());
+    assert_eq!(v.requirement, Some(Requirement::Require2fa));
+    assert_eq!(
+        Requirement::parse("quarantine"),
+        Some(Requirement::Quarantine)
+    );
+}

@@ -95,7 +95,7 @@ impl InboundConfig {
                 "[inbound] a rule says `quarantine` but no quarantine_mailbox is set".into(),
             )),
             Some(m) => {
-                let domain = m.rsplit_once('@').map(|(l, d)| (l, d));
+                let domain = m.rsplit_once('@');
                 match domain {
                     Some((l, d))
                         if !l.is_empty()

@@ -40,7 +40,7 @@ pub async fn inbound_hook(
     let started = Instant::now();
     let response = match authorized_request(&gw, &headers, &body) {
         Ok(request) => inbound_answer(&gw, request).await,
-        Err(refused) => refused,
+        Err(refused) => *refused,
     };
     gw.metrics
         .hook_latency
@@ -49,19 +49,25 @@ pub async fn inbound_hook(
 }
 
 /// The bearer token checked and the JSON parsed, or the error answer.
-fn authorized_request(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Result<Request, Response> {
+fn authorized_request(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Request, Box<Response>> {
     if !bearer_ok(headers, &gw.hook_token) {
         gw.metrics.answer(Answer::Unauthorized);
-        return Err(Problem::unauthorized().into_response());
+        return Err(Box::new(Problem::unauthorized().into_response()));
     }
     serde_json::from_slice(body).map_err(|e| {
         gw.metrics.answer(Answer::BadRequest);
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-hook-request",
-            format!("line {}, column {}: {e}", e.line(), e.column()),
+        Box::new(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-hook-request",
+                format!("line {}, column {}: {e}", e.line(), e.column()),
+            )
+            .into_response(),
         )
-        .into_response()
     })
 }
 
@@ -94,7 +100,7 @@ async fn inbound_answer(gw: &Arc<Gateway>, request: Request) -> Response {
 async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
     let request = match authorized_request(gw, headers, body) {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match submission::handle(gw, request).await {
         Ok(handled) => {

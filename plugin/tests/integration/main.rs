@@ -17,6 +17,7 @@ mod deploy;
 mod doctor;
 mod fuzz_seeds;
 mod hook;
+mod inbound;
 mod outage;
 mod policy_cli;
 mod portal_browser;

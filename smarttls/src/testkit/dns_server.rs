@@ -158,9 +158,15 @@ impl ZoneBuilder {
     pub fn cname(&mut self, name: &str, target: &str) -> &mut Self {
         self.record(name, RData::CNAME(CNAME(abs(target))))
     }
-    /// TXT.
+    /// TXT. Text longer than 255 bytes is split into several character-strings, as a zone file
+    /// writes a long DKIM key (one string can hold at most 255 bytes on the wire).
     pub fn txt(&mut self, name: &str, text: &str) -> &mut Self {
-        self.record(name, RData::TXT(TXT::new(vec![text.to_string()])))
+        let parts = text
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.record(name, RData::TXT(TXT::new(parts)))
     }
 }
 
