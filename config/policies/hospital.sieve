@@ -10,8 +10,8 @@ require ["envelope", "environment", "variables", "vnd.stalwart.expressions", "vn
 if environment :is "vnd.nta7516.tls" "insecure" {
     eval "nta_portal('recipient mail servers fail SmartTLS')";
 }
-# 2. A forged sender domain is refused. (The gateway fills vnd.nta7516.dmarc once Stalwart passes
-#    authentication results; until then it reads "none" and this branch never fires.)
+# 2. A forged sender domain is refused. vnd.nta7516.dmarc is filled for received mail (the inbound
+#    checks, direction "inbound"); for mail the hospital sends it reads "none" and this never fires.
 elsif environment :is "vnd.nta7516.dmarc" "fail" {
     eval "nta_reject('sender domain fails DMARC')";
 }

@@ -6,8 +6,10 @@
 # refused whatever else applies (strictest wins: reject beats everything).
 require ["environment", "relational", "comparator-i;ascii-numeric", "vnd.stalwart.expressions", "vnd.nta7516"];
 
-# 1. Over 20 MB: refused. A separate "if", so it adds to whatever the content rules decide below.
-if environment :value "gt" :comparator "i;ascii-numeric" "vnd.nta7516.size" "20000000" {
+# 1. Sent mail over 20 MB: refused. A separate "if", so it adds to whatever the content rules decide
+#    below. Only outbound: with the inbound checks on, the same script also sees received mail.
+if allof (environment :is "vnd.nta7516.direction" "outbound",
+          environment :value "gt" :comparator "i;ascii-numeric" "vnd.nta7516.size" "20000000") {
     eval "nta_reject('message over 20 MB: send large results through the portal upload')";
 }
 

@@ -152,6 +152,10 @@ fn lab_every_branch() {
     // Just under the limit: numeric comparison, not text.
     let v = eval(&p, &clean, "x@example.nl", &facts(&[("size", "3000000")]));
     assert_eq!(v.requirement, Some(Requirement::Exempt));
+    // Received mail of that size is not refused: the size rule is for sent mail only.
+    let inbound = facts(&[("size", "25000000"), ("direction", "inbound")]);
+    let v = eval(&p, &clean, "x@example.nl", &inbound);
+    assert_eq!(v.requirement, Some(Requirement::Exempt));
 }
 
 fn attachment_with_bsn() -> Vec<u8> {

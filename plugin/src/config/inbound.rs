@@ -112,3 +112,43 @@ impl InboundConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("x.toml"), std::iter::empty()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn quarantine_needs_a_local_mailbox_and_peers_cannot_be_let_in_unchecked() {
+        let local = "[organisation]\nlocal_domains = [\"zorg.test\"]\n";
+        let err = parse(&format!(
+            "{local}[inbound]\nenabled = true\ndmarc_reject = \"quarantine\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("no quarantine_mailbox"), "{err}");
+        let err = parse(&format!(
+            "{local}[inbound]\nquarantine_mailbox = \"q@elsewhere.test\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("local_domains"), "{err}");
+        let err = parse(&format!("{local}[inbound]\npeer_failure = \"accept\"\n")).unwrap_err();
+        assert!(err.contains("line 4, column"), "{err}");
+        assert!(err.contains("inbound.peer_failure"), "{err}");
+        let err = parse(&format!("{local}[inbound]\ndmarc_reject = \"drop\"\n")).unwrap_err();
+        assert!(
+            err.contains("inbound.dmarc_reject: unknown variant `drop`"),
+            "{err}"
+        );
+        let ok = parse(&format!(
+            "{local}[inbound]\nenabled = true\nquarantine_mailbox = \"q@zorg.test\"\npeer_failure = \"quarantine\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.inbound.peer_failure, super::InboundAction::Quarantine);
+        assert!(!parse(local).unwrap().inbound.enabled, "off by default");
+    }
+}

@@ -16,7 +16,7 @@ use nta7516_smarttls::{testkit::World, SmartTls};
 use serde_json::{json, Value};
 use stalwart_nta7516::policy::{smarttls::SmartTlsVerdicts, SievePolicy};
 
-use crate::util::{Backend, Builder, TestGateway, TOKEN};
+use crate::util::{inbound_request, Backend, Builder, TestGateway, TOKEN};
 
 /// A sending server that passes SPF for the test domains, and one that does not.
 const GOOD_IP: &str = "192.0.2.10";
@@ -125,45 +125,6 @@ fn rand_id() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-/// Stalwart's DATA-stage request for a message received on port 25 (no `sasl`).
-fn inbound_request(
-    ip: &str,
-    tls: Option<(&str, &str)>,
-    from: &str,
-    to: &[&str],
-    raw: &[u8],
-) -> Value {
-    let text = std::str::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for line in format!("{head}\r\n").split_inclusive("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            headers.last_mut().unwrap().1.push_str(line);
-        } else {
-            let (name, value) = line.split_once(':').unwrap();
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-    let mut context = json!({
-        "stage": "data",
-        "client": {"ip": ip, "port": 40000, "ptr": null, "helo": "mail.sender.test", "activeConnections": 1},
-        "server": {"name": "Stalwart v0.15.5", "port": 25, "ip": "127.0.0.1"},
-        "queue": {"id": "1a2b3c"},
-        "protocol": {"version": 1}
-    });
-    if let Some((version, cipher)) = tls {
-        context["tls"] = json!({"version": version, "cipher": cipher});
-    }
-    json!({
-        "context": context,
-        "envelope": {
-            "from": {"address": from},
-            "to": to.iter().map(|a| json!({"address": a})).collect::<Vec<_>>()
-        },
-        "message": {"headers": headers, "contents": body, "size": raw.len()}
-    })
 }
 
 async fn post(gw: &TestGateway, req: &Value) -> (StatusCode, Value) {

@@ -431,6 +431,45 @@ pub fn hook_request(
     })
 }
 
+/// Stalwart's DATA-stage request for a message received on port 25 (no `sasl`).
+pub fn inbound_request(
+    ip: &str,
+    tls: Option<(&str, &str)>,
+    from: &str,
+    to: &[&str],
+    raw: &[u8],
+) -> Value {
+    let text = std::str::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in format!("{head}\r\n").split_inclusive("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            headers.last_mut().unwrap().1.push_str(line);
+        } else {
+            let (name, value) = line.split_once(':').unwrap();
+            headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    let mut context = serde_json::json!({
+        "stage": "data",
+        "client": {"ip": ip, "port": 40000, "ptr": null, "helo": "mail.sender.test", "activeConnections": 1},
+        "server": {"name": "Stalwart v0.15.5", "port": 25, "ip": "127.0.0.1"},
+        "queue": {"id": "1a2b3c"},
+        "protocol": {"version": 1}
+    });
+    if let Some((version, cipher)) = tls {
+        context["tls"] = serde_json::json!({"version": version, "cipher": cipher});
+    }
+    serde_json::json!({
+        "context": context,
+        "envelope": {
+            "from": {"address": from},
+            "to": to.iter().map(|a| serde_json::json!({"address": a})).collect::<Vec<_>>()
+        },
+        "message": {"headers": headers, "contents": body, "size": raw.len()}
+    })
+}
+
 /// The original bytes of a hook request's message (headers + CRLF + body).
 pub fn original_bytes(req: &serde_json::Value) -> Vec<u8> {
     let msg = &req["message"];
