@@ -53,8 +53,9 @@ pub async fn gather<'r>(
     verifier: &Verifier,
     req: &'r Request,
 ) -> Result<InboundFacts<'r>, InboundError> {
-    let (sender, recipients, message) = crate::submission::facts::envelope(req)
-        .map_err(|e| InboundError::BadRequest(e.to_string()))?;
+    let (sender, recipients, message) = req
+        .data()
+        .map_err(|what| InboundError::BadRequest(what.into()))?;
     let client_ip: IpAddr = req.context.client.ip.parse().map_err(|_| {
         InboundError::BadRequest(format!(
             "client ip {:?} is not an address",

@@ -17,6 +17,29 @@ pub struct Request {
     pub message: Option<Message>,
 }
 
+impl Request {
+    /// Sender, distinct recipients in envelope order, and the message of a DATA-stage request; what
+    /// is missing for that, named.
+    pub fn data(&self) -> Result<(&str, Vec<&str>, &Message), &'static str> {
+        let envelope = self
+            .envelope
+            .as_ref()
+            .ok_or("data stage without envelope")?;
+        let message = self.message.as_ref().ok_or("data stage without message")?;
+        if envelope.to.is_empty() {
+            return Err("envelope has no recipients");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let recipients = envelope
+            .to
+            .iter()
+            .map(|a| a.address.as_str())
+            .filter(|a| seen.insert(*a))
+            .collect();
+        Ok((envelope.from.address.as_str(), recipients, message))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Context {
     pub stage: Stage,

@@ -171,26 +171,8 @@ pub async fn gather<'r>(
 
 /// Sender, distinct recipients in envelope order, and the message of a DATA-stage request.
 pub(crate) fn envelope(req: &Request) -> Result<(&str, Vec<&str>, &Message), SubmissionError> {
-    let bad = |what: &str| SubmissionError::BadRequest(what.into());
-    let envelope = req
-        .envelope
-        .as_ref()
-        .ok_or_else(|| bad("data stage without envelope"))?;
-    let message = req
-        .message
-        .as_ref()
-        .ok_or_else(|| bad("data stage without message"))?;
-    if envelope.to.is_empty() {
-        return Err(bad("envelope has no recipients"));
-    }
-    let mut seen = BTreeSet::new();
-    let recipients = envelope
-        .to
-        .iter()
-        .map(|a| a.address.as_str())
-        .filter(|a| seen.insert(*a))
-        .collect();
-    Ok((envelope.from.address.as_str(), recipients, message))
+    req.data()
+        .map_err(|what| SubmissionError::BadRequest(what.into()))
 }
 
 /// One recipient's facts (without the earlier hold).

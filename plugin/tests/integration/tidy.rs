@@ -340,6 +340,7 @@ const LAYERS: &[Layer] = &[
             "hold",
             "portal",
             "submission",
+            "inbound",
             "admin",
             "http",
             "doctor",
@@ -355,6 +356,7 @@ const LAYERS: &[Layer] = &[
             "store",
             "policy",
             "submission",
+            "inbound",
             "challenge",
             "hold",
             "portal",
@@ -369,6 +371,22 @@ const LAYERS: &[Layer] = &[
         dir: "plugin/src/policy",
         forbidden: &[
             "store",
+            "submission",
+            "inbound",
+            "challenge",
+            "hold",
+            "portal",
+            "admin",
+            "http",
+            "stalwart_submit",
+        ],
+        except: &[],
+    },
+    // Received mail has its own pipeline: it shares the policy, the store and the audit trail with
+    // the submission hook, never the submission pipeline itself or the surfaces above it.
+    Layer {
+        dir: "plugin/src/inbound",
+        forbidden: &[
             "submission",
             "challenge",
             "hold",

@@ -438,7 +438,7 @@ pub fn inbound_request(
     from: &str,
     to: &[&str],
     raw: &[u8],
-) -> Value {
+) -> serde_json::Value {
     let text = std::str::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let mut headers: Vec<(String, String)> = Vec::new();
