@@ -1,4 +1,5 @@
-//! Prometheus metrics: hook latency, decisions per outcome, hook answers per action. Labels are typed
+//! Prometheus metrics: hook latency, decisions per outcome, hook answers per action, received messages
+//! per inbound action. Labels are typed
 //! (an [`Outcome`], an [`Answer`]) and become their strings only when `/metrics` is rendered.
 
 use prometheus_client::{
@@ -7,7 +8,22 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{deployment::check::Rule, policy::Outcome, stalwart::hook::Action};
+use crate::{
+    deployment::check::Rule,
+    policy::{self, Outcome},
+    stalwart::hook::Action,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceivedLabel {
+    pub action: policy::Action,
+}
+
+impl EncodeLabelValue for policy::Action {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -87,6 +103,8 @@ pub struct Metrics {
     pub hook_latency: Histogram,
     pub decisions: Family<OutcomeLabel, Counter>,
     pub hook_answers: Family<ActionLabel, Counter>,
+    /// Received messages by the inbound decision's action.
+    pub received: Family<ReceivedLabel, Counter>,
     /// 1 while `stalwart check` finds a safety rule failing or cannot read the configuration.
     pub stalwart_unsafe: Gauge,
     /// 1 when the last check could read Stalwart's configuration.
@@ -111,6 +129,12 @@ impl Default for Metrics {
             "decisions",
             "Per-recipient decisions by outcome",
             decisions.clone(),
+        );
+        let received = Family::<ReceivedLabel, Counter>::default();
+        registry.register(
+            "received",
+            "Messages received from the internet by inbound action (accept, quarantine, tempfail, reject)",
+            received.clone(),
         );
         let hook_answers = Family::<ActionLabel, Counter>::default();
         registry.register(
@@ -141,6 +165,7 @@ impl Default for Metrics {
             hook_latency,
             decisions,
             hook_answers,
+            received,
             stalwart_unsafe,
             stalwart_check_ok,
             stalwart_rule_failed,
@@ -153,6 +178,10 @@ impl Metrics {
         self.hook_answers
             .get_or_create(&ActionLabel { action })
             .inc();
+    }
+
+    pub fn received(&self, action: policy::Action) {
+        self.received.get_or_create(&ReceivedLabel { action }).inc();
     }
 
     pub fn decision(&self, outcome: Outcome) {

@@ -75,6 +75,7 @@ async fn inbound_answer(gw: &Arc<Gateway>, request: Request) -> Response {
     match inbound::handle(gw, request).await {
         Ok(handled) => {
             if let (Some(d), Some(r)) = (&handled.decision, &handled.message_ref) {
+                gw.metrics.received(d.action);
                 tracing::info!(message = %r, action = d.action.as_str(), reasons = %d.summary(), "received");
             }
             gw.metrics.answer(handled.response.action.into());
