@@ -209,7 +209,9 @@ async fn a_peer_over_tls_with_dmarc_pass_is_accepted_with_the_header(b: Backend)
     assert_eq!(r[0]["auth"]["dkim"][0]["result"], "pass");
     assert_eq!(r[0]["auth"]["dmarc"]["policy"], "reject");
     assert_eq!(r[0]["client_ip"], GOOD_IP);
-    let metrics = s.gw.request(Method::GET, "/metrics", None, Vec::new()).await;
+    let metrics =
+        s.gw.request(Method::GET, "/metrics", None, Vec::new())
+            .await;
     let text = String::from_utf8(metrics.body).unwrap();
     assert!(
         text.contains("nta7516_received_total{action=\"accept\"} 1"),
