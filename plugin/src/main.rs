@@ -361,12 +361,13 @@ async fn stalwart_check(
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| usage_error(&e.to_string()));
-    let view = fetch(&client, version).await.unwrap_or_else(|e| {
+    let want = Expectations::from_config(config.as_ref());
+    let view = fetch(&client, version, &want).await.unwrap_or_else(|e| {
         usage_error(&format!(
             "cannot read Stalwart's configuration at {url}: {e}"
         ))
     });
-    let report = Report::new(url, &view, &Expectations::from_config(config.as_ref()));
+    let report = Report::new(url, &view, &want);
     if json {
         println!("{}", report.to_json());
     } else {
