@@ -466,7 +466,18 @@ fn inbound_hook(view: &StalwartView, want: &Expectations) -> RuleResult {
             "set the inbound hook's tempfail-on-error (v0.15 options.tempfail-on-error, v0.16 tempFailOnError) to true",
         );
     }
+    inbound_hook_target(h, hooks.len(), want)
+}
+
+/// The inbound hook's URL is this gateway's, and it is the only one.
+fn inbound_hook_target(h: &Hook, count: usize, want: &Expectations) -> RuleResult {
+    let r = Rule::InboundHook;
     match url_match(&h.url, INBOUND_HOOK_PATH, want) {
+        UrlMatch::Gateway if count > 1 => RuleResult::warn(
+            r,
+            format!("{count} hooks call the gateway's {INBOUND_HOOK_PATH}: every received message is decided twice"),
+            "keep one inbound hook",
+        ),
         UrlMatch::Gateway => RuleResult::pass(
             r,
             format!(

@@ -129,6 +129,23 @@ fn v016_rendered_inbound_plan_passes() {
         .collect();
     assert_eq!(failing, Vec::<String>::new());
     assert_eq!(s.objects["MtaHook"].len(), 2);
+    // The inbound lines applied again on their own (a hook has no unique name): a warning.
+    let mut twice = Applied {
+        objects: s.objects.clone(),
+        next_id: 100,
+    };
+    let inbound_lines: String = plan
+        .lines()
+        .filter(|l| l.contains("[inbound]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    twice.apply(&inbound_lines).unwrap();
+    assert_rule(
+        &twice.view(),
+        Rule::InboundHook,
+        Outcome::Warn,
+        "2 hooks call",
+    );
     assert_rule(&v, Rule::HookPresent, Outcome::Pass, "/v1/mta-hook");
     assert_rule(
         &v,
