@@ -168,16 +168,34 @@ pub enum PolicyCommand {
         /// The message (RFC 5322, e.g. a saved .eml).
         #[arg(long, value_name = "MSG")]
         eml: PathBuf,
-        /// Envelope sender.
-        #[arg(long, value_name = "ADDR")]
+        /// Envelope sender (MAIL FROM; with --inbound, "" is the null sender).
+        #[arg(long, value_name = "ADDR", visible_alias = "mail-from")]
         from: String,
         /// Envelope recipient; repeat for more (each is evaluated on its own).
         #[arg(long, value_name = "ADDR", required = true)]
         to: Vec<String>,
         /// A fact for every recipient, e.g. `tls=insecure`, `peer_provider=ZorgMail`, `sender_group=gdpr`
         /// (names without the `vnd.nta7516.` prefix; unknown names become extra facts).
-        #[arg(long, value_name = "KEY=VALUE")]
+        #[arg(long, value_name = "KEY=VALUE", conflicts_with = "inbound")]
         fact: Vec<String>,
+        /// Received mail: verify the message's SPF, DKIM and DMARC as the inbound hook does (DNS through
+        /// the configuration's smarttls.resolver), look up the From domain's peer status ([[peers]],
+        /// then its DNS record) and print the results, the facts the policy sees and the inbound action.
+        #[arg(long, requires_all = ["config", "client_ip", "helo"])]
+        inbound: bool,
+        /// With --inbound: the gateway configuration ([inbound] rules, [smarttls], [[peers]]).
+        #[arg(long, short, value_name = "FILE", requires = "inbound")]
+        config: Option<PathBuf>,
+        /// With --inbound: the sending server's address.
+        #[arg(long, value_name = "IP", requires = "inbound")]
+        client_ip: Option<std::net::IpAddr>,
+        /// With --inbound: the sending server's EHLO name.
+        #[arg(long, value_name = "NAME", requires = "inbound")]
+        helo: Option<String>,
+        /// With --inbound: the TLS version of the sending server's connection (TLSv1.0 … TLSv1.3);
+        /// absent means plaintext.
+        #[arg(long, value_name = "VERSION", requires = "inbound", value_parser = tls_version)]
+        tls_version: Option<stalwart_nta7516::policy::TlsVersion>,
     },
     /// Make a running gateway re-read its policy file (like SIGHUP; a policy that does not compile is
     /// refused and the running one stays). Exit 0 = reloaded.
@@ -189,6 +207,16 @@ pub enum PolicyCommand {
         #[arg(long, env = "NTA7516_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+}
+
+/// `--tls-version`: Stalwart's names only.
+fn tls_version(s: &str) -> Result<stalwart_nta7516::policy::TlsVersion, String> {
+    match stalwart_nta7516::policy::TlsVersion::parse(s) {
+        stalwart_nta7516::policy::TlsVersion::Unrecognised => Err(format!(
+            "{s:?} is not a TLS version: TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3"
+        )),
+        v => Ok(v),
+    }
 }
 
 /// SmartTLS settings shared by `probe` and `doctor`: a gateway configuration's `[smarttls]`, with the

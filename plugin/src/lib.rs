@@ -196,8 +196,8 @@ impl Gateway {
 }
 
 /// mail-auth on the configured resolver (`smarttls.resolver`, else the system's), with SmartTLS's DNS
-/// timeout; the summary header's host name as SPF's receiver.
-fn inbound_verifier(config: &Config) -> Result<inbound::Verifier, String> {
+/// timeout; the summary header's host name as SPF's receiver. `policy test --inbound` uses the same.
+pub fn inbound_verifier(config: &Config) -> Result<inbound::Verifier, String> {
     let probe = &config.smarttls.probe;
     let host = config
         .inbound

@@ -17,6 +17,7 @@ use stalwart_nta7516::{
 };
 
 mod cli;
+mod policy_inbound;
 use cli::{Cli, Command, PolicyCommand, StalwartCommand};
 
 fn main() -> ExitCode {
@@ -64,13 +65,9 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Check { file }) => {
                 SievePolicy::load(&file).map(|_| println!("{}: ok", file.display()))
             }
-            Command::Policy(PolicyCommand::Test {
-                file,
-                eml,
-                from,
-                to,
-                fact,
-            }) => policy_test(&file, &eml, &from, &to, &fact).map(|out| print!("{out}")),
+            Command::Policy(test @ PolicyCommand::Test { .. }) => {
+                policy_test_command(test).await.map(|out| print!("{out}"))
+            }
             Command::Stalwart(StalwartCommand::Render { version, config }) => {
                 stalwart_render(version.into(), config.as_deref()).map(|out| print!("{out}"))
             }
@@ -219,6 +216,48 @@ fn spawn_sighup_reload(gw: Arc<Gateway>) {
     let _ = gw;
 }
 
+/// `policy test`, for mail sent (facts from `--fact`) or, with `--inbound`, for mail received.
+async fn policy_test_command(test: PolicyCommand) -> Result<String, String> {
+    match test {
+        PolicyCommand::Test {
+            file,
+            eml,
+            from,
+            to,
+            inbound: true,
+            config: Some(config),
+            client_ip: Some(client_ip),
+            helo: Some(helo),
+            tls_version,
+            ..
+        } => {
+            policy_inbound::run(policy_inbound::Args {
+                policy: &file,
+                eml: &eml,
+                config: &config,
+                mail_from: &from,
+                to: &to,
+                client_ip,
+                helo: &helo,
+                tls_version,
+            })
+            .await
+        }
+        PolicyCommand::Test { inbound: true, .. } => {
+            usage_error("--inbound needs --config, --client-ip and --helo")
+        }
+        PolicyCommand::Test {
+            file,
+            eml,
+            from,
+            to,
+            fact,
+            ..
+        } => policy_test(&file, &eml, &from, &to, &fact),
+        _ => Err("not a policy test".into()),
+    }
+}
+
 /// `policy test`: the decision and reasons per recipient, as the gateway's policy step would see them.
 fn policy_test(
     file: &std::path::Path,
@@ -361,12 +400,13 @@ async fn stalwart_check(
         Duration::from_secs(30),
     )
     .unwrap_or_else(|e| usage_error(&e.to_string()));
-    let view = fetch(&client, version).await.unwrap_or_else(|e| {
+    let want = Expectations::from_config(config.as_ref());
+    let view = fetch(&client, version, &want).await.unwrap_or_else(|e| {
         usage_error(&format!(
             "cannot read Stalwart's configuration at {url}: {e}"
         ))
     });
-    let report = Report::new(url, &view, &Expectations::from_config(config.as_ref()));
+    let report = Report::new(url, &view, &want);
     if json {
         println!("{}", report.to_json());
     } else {

@@ -194,7 +194,7 @@ impl Metrics {
     pub fn stalwart_state(&self, safe: bool, read: bool, failed: &[Rule]) {
         self.stalwart_unsafe.set(i64::from(!safe));
         self.stalwart_check_ok.set(i64::from(read));
-        for rule in Rule::ALL {
+        for rule in Rule::ALL.into_iter().chain(Rule::INBOUND) {
             self.stalwart_rule_failed
                 .get_or_create(&RuleLabel { rule })
                 .set(i64::from(failed.contains(&rule)));

@@ -16,10 +16,15 @@ pub const STRICT_STRATEGY: &str = "nta7516";
 pub const NOTIFY_STRATEGY: &str = "nta-notify";
 /// The gateway's paths Stalwart calls (routed in `crate::http`).
 pub const HOOK_PATH: &str = "/v1/mta-hook";
+pub const INBOUND_HOOK_PATH: &str = "/v1/mta-hook/inbound";
 pub const EVENTS_PATH: &str = "/v1/stalwart-events";
 /// The environment variables Stalwart reads the hook token and the webhook key from.
 pub const HOOK_TOKEN_ENV: &str = "NTA_HOOK_TOKEN";
 pub const WEBHOOK_KEY_ENV: &str = "NTA_WEBHOOK_HMAC";
+/// The id of Stalwart's port-25 listener, where mail from the internet arrives: the name its default
+/// configuration gives it (v0.15.5 `resources/config/config.toml` `[server.listener."smtp"]`, v0.16.18
+/// `crates/common/src/manager/defaults.rs` `("smtp", 25)`). The gateway has no setting for it.
+pub const SMTP_LISTENER: &str = "smtp";
 
 /// One Stalwart SMTP listener the gateway submits to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +64,17 @@ pub struct StalwartSide {
     /// The webhook events to subscribe to: exactly those the audit records
     /// ([`crate::audit::delivery::RECORDED`]).
     pub webhook_events: &'static [&'static str],
+    /// `[inbound] enabled`: the second hook and the user-Sieve redirect limit; `None` when off.
+    pub inbound: Option<InboundSide>,
+}
+
+/// What inbound checks need from Stalwart: a DATA hook for mail from the internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSide {
+    /// Where Stalwart calls the inbound hook.
+    pub hook_url: String,
+    /// The listener internet mail arrives on ([`SMTP_LISTENER`]).
+    pub listener: &'static str,
 }
 
 /// Why a configuration cannot be rendered.
@@ -110,6 +126,10 @@ impl StalwartSide {
                 .cloned()
                 .unwrap_or_else(|| "nta1".into()),
             webhook_events: crate::audit::delivery::RECORDED,
+            inbound: config.inbound.enabled.then(|| InboundSide {
+                hook_url: format!("{base}{INBOUND_HOOK_PATH}"),
+                listener: SMTP_LISTENER,
+            }),
         })
     }
 }
@@ -195,6 +215,14 @@ mod tests {
         assert_eq!(side.release.bind.to_string(), "127.0.0.1:10025");
         assert!(!side.notify.wildcard);
         assert_eq!(side.dkim_selector, "nta1");
+        assert_eq!(side.inbound, None);
+        let side = StalwartSide::from_config(&config("[inbound]\nenabled = true\n")).unwrap();
+        let inbound = side.inbound.unwrap();
+        assert_eq!(
+            inbound.hook_url,
+            "http://127.0.0.1:8470/v1/mta-hook/inbound"
+        );
+        assert_eq!(inbound.listener, "smtp");
     }
 
     #[test]

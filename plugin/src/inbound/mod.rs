@@ -104,7 +104,9 @@ fn policy_verdicts<'f>(gw: &Gateway, facts: &InboundFacts<'f>) -> Vec<(&'f str, 
     facts.recipients.iter().copied().zip(verdicts).collect()
 }
 
-fn policy_facts(facts: &InboundFacts<'_>) -> PolicyFacts {
+/// The facts the admin's policy sees for a received message (before the recipient's domain is set);
+/// also what `policy test --inbound` shows.
+pub fn policy_facts(facts: &InboundFacts<'_>) -> PolicyFacts {
     let auth = &facts.auth;
     let (peer_provider, peer_unknown) = match &facts.peer {
         Peer::Yes { provider, .. } => (Some(provider.clone()), false),

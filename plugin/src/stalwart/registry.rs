@@ -199,6 +199,14 @@ pub struct SenderAuth {
     pub dkim_sign_domain: Option<Expression>,
 }
 
+/// `SieveUserInterpreter` (singleton): the limits on users' Sieve scripts. `maxRedirects` defaults to 1
+/// (`crates/registry/src/schema/structs_impl.rs`); absent means that default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SieveUserInterpreter {
+    pub max_redirects: Option<u64>,
+}
+
 /// `Domain`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Domain {

@@ -24,6 +24,9 @@ pub const PREFIXES: &[&str] = &[
     "signature",
 ];
 
+/// The prefixes read in addition when the gateway's `[inbound]` checks are enabled.
+pub const INBOUND_PREFIXES: &[&str] = &["sieve.untrusted"];
+
 /// The request path of one prefix.
 pub fn list_path(prefix: &str) -> String {
     format!("/api/settings/list?prefix={prefix}")

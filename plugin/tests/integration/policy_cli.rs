@@ -232,3 +232,182 @@ fn sighup_reloads_and_a_broken_policy_keeps_the_previous() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A policy that decides only mail sent (so the inbound action is the gateway's own rules).
+const OUTBOUND_ONLY: &str =
+    "require [\"environment\", \"vnd.stalwart.expressions\", \"vnd.nta7516\"];\n\
+    if environment :is \"vnd.nta7516.direction\" \"outbound\" {\n\
+    \x20   eval \"nta_require_2fa('sent mail: 2FA')\";\n}\n";
+
+/// `policy test --inbound` against a signed zone of the smarttls testkit: `relay.<zone>` and
+/// `sender.<zone>` publish SPF passing 127.0.0.1, `sender.<zone>` publishes DMARC `p=reject`. A
+/// message From `sender.<zone>` with the MAIL FROM of `relay.<zone>` (SPF passes, not aligned, no DKIM)
+/// fails DMARC: reject. The same message with an aligned MAIL FROM passes: accept. The EHLO name is
+/// `relay.<zone>` (SPF passes for it too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_test_inbound_verifies_and_decides() {
+    let mut w = nta7516_smarttls::testkit::World::new().await;
+    let sender = w.name("sender");
+    let relay = w.name("relay");
+    w.zone.txt(&sender, "v=spf1 ip4:127.0.0.1 -all");
+    w.zone.txt(&relay, "v=spf1 ip4:127.0.0.1 -all");
+    // `psd=n` ends DMARC's tree walk (RFC 9989) at this record: the testkit's server refuses
+    // `_dmarc.test` (not one of its zones), which would make the result a temperror.
+    w.zone
+        .txt(&format!("_dmarc.{sender}"), "v=DMARC1; p=reject; psd=n");
+    let cfg = w.start_dns().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[organisation]\nlocal_domains = [\"zorg.test\"]\n[inbound]\nenabled = true\n\
+             [smarttls]\nresolver = \"{}\"\ntrust_anchor_file = {:?}\n",
+            cfg.resolver.unwrap(),
+            cfg.trust_anchor_file
+                .as_ref()
+                .unwrap()
+                .display()
+                .to_string(),
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("p.sieve");
+    std::fs::write(&policy, OUTBOUND_ONLY).unwrap();
+    let eml = dir.path().join("m.eml");
+    std::fs::write(
+        &eml,
+        format!(
+            "From: a@{sender}\r\nTo: b@zorg.test\r\nSubject: hello\r\nMessage-ID: <1@{sender}>\r\n\
+             Date: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n"
+        ),
+    )
+    .unwrap();
+    let args = |mail_from: &str| -> Vec<String> {
+        [
+            "policy",
+            "test",
+            policy.to_str().unwrap(),
+            "--eml",
+            eml.to_str().unwrap(),
+            "--inbound",
+            "--config",
+            config.to_str().unwrap(),
+            "--client-ip",
+            "127.0.0.1",
+            "--helo",
+            &relay,
+            "--mail-from",
+            mail_from,
+            "--to",
+            "b@zorg.test",
+            "--tls-version",
+            "TLSv1.3",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |a: Vec<String>| async move {
+        let out = tokio::process::Command::new(BIN)
+            .args(a)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    };
+
+    let (code, out, err) = run(args(&format!("bounce@{relay}"))).await;
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "  spf (mail from): pass\n",
+        "  spf (helo): pass\n",
+        "  dkim: none (no signature)\n",
+        &format!("  dmarc: fail (domain {sender}, p=reject)"),
+        "  tls: TLSv1.3\n",
+        &format!("  from domain: {sender} (NTA 7516 peer: no)\n"),
+        "  vnd.nta7516.direction = inbound\n",
+        "  vnd.nta7516.spf = pass\n",
+        "  vnd.nta7516.dmarc = fail\n",
+        "  vnd.nta7516.tls_version = TLSv1.3\n",
+        "  b@zorg.test: none\n",
+        "\naction: reject\n",
+        "  dmarc_fail_reject (reject): ",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+
+    let (code, out, err) = run(args(&format!("a@{sender}"))).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("  dmarc: pass (domain {sender}, p=reject)")),
+        "{out}"
+    );
+    assert!(out.contains("\naction: accept\n"), "{out}");
+}
+
+#[test]
+fn policy_test_inbound_argument_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("m.eml");
+    std::fs::write(&eml, "From: a@b.nl\r\n\r\nx\r\n").unwrap();
+    let policy = example("hospital.sieve");
+    let base = [
+        "policy",
+        "test",
+        policy.to_str().unwrap(),
+        "--eml",
+        eml.to_str().unwrap(),
+        "--from",
+        "a@b.nl",
+        "--to",
+        "c@d.nl",
+    ];
+    let with = |extra: &[&str]| -> (i32, String) {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        let (code, _, err) = run(&a);
+        (code, err)
+    };
+    let (code, err) = with(&["--inbound", "--config", "g.toml", "--helo", "h"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--client-ip"), "{err}");
+    let (code, err) = with(&["--client-ip", "127.0.0.1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--inbound"), "{err}");
+    let all = [
+        "--inbound",
+        "--config",
+        "g.toml",
+        "--helo",
+        "h",
+        "--client-ip",
+    ];
+    let (code, err) = with(&[&all[..], &["300.1.1.1"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("300.1.1.1"), "{err}");
+    let (code, err) = with(&[&all[..], &["127.0.0.1", "--tls-version", "TLSv9"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("\"TLSv9\" is not a TLS version"), "{err}");
+    let (code, err) = with(&[&all[..], &["127.0.0.1", "--fact", "tls=secure"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("--fact"), "{err}");
+    // A configuration that cannot be read is named.
+    let missing = dir.path().join("missing.toml");
+    let (code, err) = with(&[
+        "--inbound",
+        "--config",
+        missing.to_str().unwrap(),
+        "--helo",
+        "h",
+        "--client-ip",
+        "127.0.0.1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing.toml"), "{err}");
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rule::Expectations;
 use super::view::{self, Registry, StalwartView, Version};
 use crate::stalwart::{
     management::{Management, ManagementError},
@@ -48,18 +49,20 @@ pub enum FetchError {
     NoVersion(String),
 }
 
-/// The view of the server behind `client`.
+/// The view of the server behind `client`, with what the rules for `want` read (the Sieve limits only
+/// when `want.inbound`).
 pub async fn fetch(
     client: &Management,
     version: VersionChoice,
+    want: &Expectations,
 ) -> Result<StalwartView, FetchError> {
     let version = match version {
         VersionChoice::Fixed(v) => v,
         VersionChoice::Auto => detect(client).await?,
     };
     match version {
-        Version::V015 => fetch_v015(client).await,
-        Version::V016 => fetch_v016(client).await,
+        Version::V015 => fetch_v015(client, want.inbound).await,
+        Version::V016 => fetch_v016(client, want.inbound).await,
     }
 }
 
@@ -95,9 +98,14 @@ async fn detect(client: &Management) -> Result<Version, FetchError> {
     }
 }
 
-async fn fetch_v015(client: &Management) -> Result<StalwartView, FetchError> {
+async fn fetch_v015(client: &Management, inbound: bool) -> Result<StalwartView, FetchError> {
     let mut by_prefix = BTreeMap::new();
-    for &prefix in settings::PREFIXES {
+    let extra = if inbound {
+        settings::INBOUND_PREFIXES
+    } else {
+        &[]
+    };
+    for &prefix in settings::PREFIXES.iter().chain(extra) {
         let body = client.get(&settings::list_path(prefix)).await?;
         let s = Settings::parse(&body).map_err(|source| FetchError::Settings { prefix, source })?;
         by_prefix.insert(prefix.to_string(), s);
@@ -116,7 +124,14 @@ async fn get<T: serde::de::DeserializeOwned>(
     registry::parse_list(what, &body).map_err(|source| FetchError::Registry { what, source })
 }
 
-async fn fetch_v016(c: &Management) -> Result<StalwartView, FetchError> {
+async fn fetch_v016(c: &Management, inbound: bool) -> Result<StalwartView, FetchError> {
+    let sieve_user = if inbound {
+        // An empty answer is the singleton at its defaults.
+        let list = get(c, "SieveUserInterpreter", true).await?;
+        Some(list.into_iter().next().unwrap_or_default())
+    } else {
+        None
+    };
     let r = Registry {
         tls_strategies: get(c, "MtaTlsStrategy", false).await?,
         outbound: get(c, "MtaOutboundStrategy", true)
@@ -131,6 +146,7 @@ async fn fetch_v016(c: &Management) -> Result<StalwartView, FetchError> {
         sender_auth: get(c, "SenderAuth", true).await?.into_iter().next(),
         domains: get(c, "Domain", false).await?,
         dkim: get(c, "DkimSignature", false).await?,
+        sieve_user,
     };
     Ok(view::from_v016(&r))
 }

@@ -210,13 +210,10 @@ pub fn client(s: &StalwartConfig) -> Result<(Management, VersionChoice), String>
 pub async fn check_once(config: &Config) -> Result<Report, String> {
     let s = config.stalwart.as_ref().ok_or("no [stalwart] section")?;
     let (m, version) = client(s)?;
-    let view = fetch(&m, version).await.map_err(|e| e.to_string())?;
+    let want = Expectations::from_config(Some(config));
+    let view = fetch(&m, version, &want).await.map_err(|e| e.to_string())?;
     let url = s.management_url.as_deref().unwrap_or_default();
-    Ok(Report::new(
-        url,
-        &view,
-        &Expectations::from_config(Some(config)),
-    ))
+    Ok(Report::new(url, &view, &want))
 }
 
 /// Starts the check task when a management URL is configured.

@@ -21,6 +21,10 @@ pub enum Rule {
     ResolverDnssec,
     Dkim,
     Webhook,
+    /// `[inbound] enabled` only: the `nta-inbound` hook.
+    InboundHook,
+    /// `[inbound] enabled` only: user Sieve scripts cannot redirect.
+    SieveRedirects,
 }
 
 /// How much a failing rule matters.
@@ -48,6 +52,9 @@ impl Rule {
         Rule::Webhook,
     ];
 
+    /// The rules checked after [`Rule::ALL`] when the gateway's `[inbound] enabled` is true.
+    pub const INBOUND: [Rule; 2] = [Rule::InboundHook, Rule::SieveRedirects];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::HookPresent => "hook_present",
@@ -62,6 +69,8 @@ impl Rule {
             Rule::ResolverDnssec => "resolver_dnssec",
             Rule::Dkim => "dkim",
             Rule::Webhook => "webhook",
+            Rule::InboundHook => "inbound_hook",
+            Rule::SieveRedirects => "sieve_redirects",
         }
     }
 
@@ -73,8 +82,12 @@ impl Rule {
             | Rule::HookUrl
             | Rule::TlsStrict
             | Rule::TlsFallback
-            | Rule::NotifyStrategy => Severity::Safety,
-            Rule::HookExcludesGateway | Rule::SenderException | Rule::Webhook => Severity::Function,
+            | Rule::NotifyStrategy
+            | Rule::SieveRedirects => Severity::Safety,
+            Rule::HookExcludesGateway
+            | Rule::SenderException
+            | Rule::Webhook
+            | Rule::InboundHook => Severity::Function,
             Rule::ResolverDnssec | Rule::Dkim => Severity::Advice,
         }
     }
@@ -145,9 +158,11 @@ pub struct Expectations {
     pub notify_listener: String,
     /// No `--config`: compared with the defaults.
     pub assumed: bool,
+    /// `[inbound] enabled`: the inbound rules are checked (and what they need is read).
+    pub inbound: bool,
 }
 
-pub use crate::deployment::side::{EVENTS_PATH, HOOK_PATH};
+pub use crate::deployment::side::{EVENTS_PATH, HOOK_PATH, INBOUND_HOOK_PATH};
 
 impl Expectations {
     pub fn from_config(config: Option<&Config>) -> Expectations {
@@ -179,6 +194,7 @@ impl Expectations {
             release_listener: crate::deployment::side::RELEASE_LISTENER.into(),
             notify_listener: crate::deployment::side::NOTIFY_LISTENER.into(),
             assumed: config.is_none(),
+            inbound: config.is_some_and(|c| c.inbound.enabled),
         }
     }
 }

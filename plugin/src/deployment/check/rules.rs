@@ -6,8 +6,10 @@
 //! product (releases, notifications, the audit trail) without making delivery insecure; *advice* rules
 //! only warn.
 
-use super::rule::{normalise_url, Expectations, Rule, RuleResult, EVENTS_PATH, HOOK_PATH};
-use super::view::{Expr, Hook, Resolver, StalwartView, Version, Webhook};
+use super::rule::{
+    normalise_url, Expectations, Rule, RuleResult, EVENTS_PATH, HOOK_PATH, INBOUND_HOOK_PATH,
+};
+use super::view::{Expr, Hook, Limit, Resolver, StalwartView, Version, Webhook};
 
 /// Every rule on the view.
 pub fn check(view: &StalwartView, want: &Expectations) -> Vec<RuleResult> {
@@ -26,15 +28,25 @@ pub fn check(view: &StalwartView, want: &Expectations) -> Vec<RuleResult> {
     out.push(resolver_dnssec(view));
     out.push(dkim(view, want));
     out.push(webhook(view, want));
+    if want.inbound {
+        out.push(inbound_hook(view, want));
+        out.push(sieve_redirects(view));
+    }
     out
 }
 
-/// The hook that calls the gateway (its URL ends in the hook path), else the first hook.
+/// Whether a hook calls the gateway's inbound endpoint.
+fn is_inbound(h: &Hook) -> bool {
+    h.url.trim_end_matches('/').ends_with(INBOUND_HOOK_PATH)
+}
+
+/// The hook that calls the gateway (its URL ends in the hook path), else the first hook that is not
+/// the inbound one.
 fn gateway_hook(view: &StalwartView) -> Option<&Hook> {
     view.hooks
         .iter()
         .find(|h| h.url.trim_end_matches('/').ends_with(HOOK_PATH))
-        .or_else(|| view.hooks.first())
+        .or_else(|| view.hooks.iter().find(|h| !is_inbound(h)))
 }
 
 fn with_hook(rule: Rule, hook: Option<&Hook>, f: impl FnOnce(&Hook) -> RuleResult) -> RuleResult {
@@ -72,7 +84,7 @@ fn hook_present(view: &StalwartView, hook: Option<&Hook>) -> RuleResult {
     let calling = view
         .hooks
         .iter()
-        .filter(|h| h.url.contains(HOOK_PATH))
+        .filter(|h| h.url.contains(HOOK_PATH) && !is_inbound(h))
         .count();
     if calling > 1 {
         return RuleResult::warn(
@@ -419,4 +431,114 @@ fn webhook_detail(w: &Webhook, extra: &str) -> String {
         "webhook {} → {} sends the delivery evidence{extra}",
         w.id, w.url
     )
+}
+
+/// `[inbound] enabled`: an enabled hook at DATA calls this gateway's `/v1/mta-hook/inbound` and
+/// tempfails while the gateway is down; otherwise mail from the internet arrives unchecked.
+fn inbound_hook(view: &StalwartView, want: &Expectations) -> RuleResult {
+    let r = Rule::InboundHook;
+    let fix = match view.version {
+        Version::V015 => "add [session.hook.\"nta-inbound\"] of `stalwart-nta7516 stalwart render --version 0.15` (section 8) and restart Stalwart",
+        Version::V016 => "create the MtaHook marked [inbound] in `stalwart-nta7516 stalwart render --version 0.16` and restart Stalwart",
+    };
+    let hooks: Vec<&Hook> = view.hooks.iter().filter(|h| is_inbound(h)).collect();
+    let Some(h) = hooks.iter().copied().find(|h| !never(&h.enable)) else {
+        let detail = match hooks.first() {
+            None => format!("no hook calls the gateway's {INBOUND_HOOK_PATH}: mail from the internet arrives unchecked"),
+            Some(h) => format!("inbound hook {} never runs: enable = {}", h.id, h.enable.display()),
+        };
+        return RuleResult::fail(r, detail, fix);
+    };
+    if !h.stages.iter().any(|s| s == "data") {
+        return RuleResult::fail(
+            r,
+            format!(
+                "inbound hook {} runs at {:?}, not at DATA: the gateway sees no message",
+                h.id, h.stages
+            ),
+            "set the inbound hook's stages to data only",
+        );
+    }
+    if !h.tempfail_on_error {
+        return RuleResult::fail(
+            r,
+            format!("inbound hook {}: tempfail-on-error is off: while the gateway is down, Stalwart accepts mail unchecked", h.id),
+            "set the inbound hook's tempfail-on-error (v0.15 options.tempfail-on-error, v0.16 tempFailOnError) to true",
+        );
+    }
+    inbound_hook_target(h, hooks.len(), want)
+}
+
+/// The inbound hook's URL is this gateway's, and it is the only one.
+fn inbound_hook_target(h: &Hook, count: usize, want: &Expectations) -> RuleResult {
+    let r = Rule::InboundHook;
+    match url_match(&h.url, INBOUND_HOOK_PATH, want) {
+        UrlMatch::Gateway if count > 1 => RuleResult::warn(
+            r,
+            format!("{count} hooks call the gateway's {INBOUND_HOOK_PATH}: every received message is decided twice"),
+            "keep one inbound hook",
+        ),
+        UrlMatch::Gateway => RuleResult::pass(
+            r,
+            format!(
+                "inbound hook {} → {} at DATA (enable = {})",
+                h.id,
+                h.url,
+                h.enable.display()
+            ),
+        ),
+        UrlMatch::Macro(var) => RuleResult::warn(
+            r,
+            format!(
+                "inbound hook URL {} comes from Stalwart's environment: not comparable here",
+                h.url
+            ),
+            format!(
+                "make sure {var} in Stalwart's environment is the gateway ({})",
+                expected(want, "")
+            ),
+        ),
+        UrlMatch::Elsewhere => RuleResult::fail(
+            r,
+            format!("inbound hook calls {}, not this gateway", h.url),
+            format!(
+                "set the inbound hook's url to {}",
+                expected(want, INBOUND_HOOK_PATH)
+            ),
+        ),
+    }
+}
+
+/// `[inbound] enabled`: a user's Sieve `redirect` re-sends received mail to any address through no
+/// hook (Stalwart queues it as autogenerated), so the limit must be 0. Then the redirect is ignored and
+/// the message stays in the INBOX; vacation replies are limited separately and keep working.
+fn sieve_redirects(view: &StalwartView) -> RuleResult {
+    let r = Rule::SieveRedirects;
+    let fix = match view.version {
+        Version::V015 => "set sieve.untrusted.limits.redirects = 0 (section 9 of `stalwart-nta7516 stalwart render --version 0.15`) and restart Stalwart",
+        Version::V016 => "update SieveUserInterpreter with maxRedirects 0 (the [inbound] line of `stalwart-nta7516 stalwart render --version 0.16`) and restart Stalwart",
+    };
+    let key = match view.version {
+        Version::V015 => "sieve.untrusted.limits.redirects",
+        Version::V016 => "SieveUserInterpreter.maxRedirects",
+    };
+    let bypass = "received mail can be forwarded to any address past every hook";
+    match &view.sieve_redirects {
+        Some(Limit::Set(0)) => RuleResult::pass(
+            r,
+            format!("{key} = 0: users' Sieve redirects are ignored (the message stays in the INBOX)"),
+        ),
+        Some(Limit::Set(n)) => RuleResult::fail(
+            r,
+            format!("{key} = {n}: users' Sieve scripts may redirect; {bypass}"),
+            fix,
+        ),
+        Some(Limit::Default(n)) => RuleResult::fail(
+            r,
+            format!("{key} is not set: Stalwart's default is {n}, so users' Sieve scripts may redirect; {bypass}"),
+            fix,
+        ),
+        Some(Limit::Unreadable(v)) => RuleResult::fail(r, format!("{key} = {v:?} is not a number"), fix),
+        None => RuleResult::fail(r, format!("{key} was not read"), fix),
+    }
 }

@@ -60,6 +60,7 @@ pub(crate) fn v016(variant: &str) -> StalwartView {
         sender_auth: list("SenderAuth", variant).into_iter().next(),
         domains: list("Domain", variant),
         dkim: list("DkimSignature", variant),
+        sieve_user: None,
     };
     view::from_v016(&r)
 }
@@ -493,6 +494,11 @@ impl Applied {
             sender_auth: self.parsed("SenderAuth").into_iter().next(),
             domains: self.parsed("Domain"),
             dkim: self.parsed("DkimSignature"),
+            sieve_user: self
+                .objects
+                .contains_key("SieveUserInterpreter")
+                .then(|| self.parsed("SieveUserInterpreter").into_iter().next())
+                .map(Option::unwrap_or_default),
         })
     }
 }
@@ -590,3 +596,5 @@ fn a_destroy_then_create_plan_applied_twice_leaves_no_hook() {
         "{failing:?}"
     );
 }
+
+mod inbound;

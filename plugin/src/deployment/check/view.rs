@@ -189,6 +189,22 @@ pub enum Resolver {
     Other(String),
 }
 
+/// A numeric limit as Stalwart applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    /// Set in the configuration.
+    Set(u64),
+    /// Not set: Stalwart's compiled-in default.
+    Default(u64),
+    /// A value that is not a number (shown as read).
+    Unreadable(String),
+}
+
+/// Stalwart's default number of redirects per user Sieve run: v0.15.5
+/// `crates/common/src/config/scripts.rs` (`sieve.untrusted.limits.redirects`), v0.16.18
+/// `SieveUserInterpreter.maxRedirects` (`crates/registry/src/schema/structs_impl.rs`).
+pub const DEFAULT_SIEVE_REDIRECTS: u64 = 1;
+
 /// Everything the rules read.
 #[derive(Debug, Clone)]
 pub struct StalwartView {
@@ -207,6 +223,8 @@ pub struct StalwartView {
     pub dkim_keys: Vec<(String, String)>,
     /// Domains Stalwart knows as its own (v0.16 `Domain`; v0.15's live in the directory, not here).
     pub domains: Vec<String>,
+    /// How many messages one user Sieve run may `redirect`; `None` when not read (inbound checks off).
+    pub sieve_redirects: Option<Limit>,
 }
 
 impl StalwartView {
@@ -281,6 +299,15 @@ pub fn from_v015(by_prefix: &BTreeMap<String, Settings>) -> StalwartView {
             })
             .collect(),
         domains: vec![],
+        sieve_redirects: by_prefix.get("sieve.untrusted").map(|s| {
+            match s.get("limits.redirects") {
+                None => Limit::Default(DEFAULT_SIEVE_REDIRECTS),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_or_else(|_| Limit::Unreadable(v.into()), Limit::Set),
+            }
+        }),
     }
 }
 
@@ -377,6 +404,8 @@ pub struct Registry {
     pub sender_auth: Option<registry::SenderAuth>,
     pub domains: Vec<registry::Domain>,
     pub dkim: Vec<registry::DkimSignature>,
+    /// Read only for the inbound rules.
+    pub sieve_user: Option<registry::SieveUserInterpreter>,
 }
 
 pub fn from_v016(r: &Registry) -> StalwartView {
@@ -444,6 +473,10 @@ pub fn from_v016(r: &Registry) -> StalwartView {
             })
             .collect(),
         domains: r.domains.iter().map(|d| d.name.clone()).collect(),
+        sieve_redirects: r.sieve_user.as_ref().map(|s| {
+            s.max_redirects
+                .map_or(Limit::Default(DEFAULT_SIEVE_REDIRECTS), Limit::Set)
+        }),
     }
 }
 

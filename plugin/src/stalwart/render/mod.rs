@@ -8,7 +8,7 @@
 mod v015;
 mod v016;
 
-use crate::deployment::side::StalwartSide;
+use crate::deployment::side::{InboundSide, StalwartSide};
 
 /// The Stalwart release line a configuration is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,15 @@ fn hook_enable(side: &StalwartSide) -> String {
     format!(
         "!is_empty(authenticated_as) && {}",
         not_gateway_listener(side)
+    )
+}
+
+/// The inbound hook's `enable` expression: unauthenticated sessions on the internet-facing listener,
+/// i.e. mail from other servers. It never overlaps [`hook_enable`] (authenticated only).
+fn inbound_enable(inbound: &InboundSide) -> String {
+    format!(
+        "is_empty(authenticated_as) && listener == '{}'",
+        inbound.listener
     )
 }
 

@@ -210,3 +210,161 @@ fn same_fields(body: &serde_json::Value, stored: &serde_json::Value) -> bool {
             _ => stored.get(k) == Some(v),
         })
 }
+
+/// The example with `[inbound] enabled = true`.
+fn example_inbound() -> StalwartSide {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut config = Config::parse(&text, &path, std::iter::empty()).unwrap();
+    config.inbound.enabled = true;
+    StalwartSide::from_config(&config).unwrap()
+}
+
+/// Inbound on adds sections after the others and changes none of them.
+#[test]
+fn inbound_only_appends() {
+    for version in [StalwartVersion::V015, StalwartVersion::V016] {
+        let off = render(&example(), version, "gateway.toml");
+        let on = render(&example_inbound(), version, "gateway.toml");
+        assert!(!off.contains("nta-inbound") && !off.contains("redirects"));
+        let added = on
+            .strip_prefix(&off)
+            .expect("the disabled output comes first");
+        assert!(added.contains("nta-inbound"), "{added}");
+    }
+}
+
+#[test]
+fn v015_inbound_hook_and_redirect_limit() {
+    let side = example_inbound();
+    let text = render(&side, StalwartVersion::V015, "gateway.toml");
+    let v: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let hooks = v["session"]["hook"].as_table().unwrap();
+    let (gateway, inbound) = (&hooks["nta7516"], &hooks["nta-inbound"]);
+    assert_eq!(
+        inbound["enable"].as_str(),
+        Some("is_empty(authenticated_as) && listener == 'smtp'")
+    );
+    assert_eq!(
+        inbound["url"].as_str(),
+        Some(side.inbound.as_ref().unwrap().hook_url.as_str())
+    );
+    assert!(inbound["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1/mta-hook/inbound"));
+    assert_eq!(inbound["stages"].as_array().unwrap().len(), 1);
+    assert_eq!(inbound["stages"][0].as_str(), Some("data"));
+    assert_eq!(inbound["timeout"].as_str(), Some("60s"));
+    assert_eq!(inbound["allow-invalid-certs"].as_bool(), Some(false));
+    assert_eq!(
+        inbound["headers"][0].as_str(),
+        Some("Authorization: Bearer %{env:NTA_HOOK_TOKEN}%")
+    );
+    assert_eq!(
+        inbound["options"]["tempfail-on-error"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        inbound["options"]["max-response-size"].as_integer(),
+        Some(52_428_800)
+    );
+    // Every other key exactly as the gateway hook has it.
+    let keys = |t: &toml::Value| t.as_table().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(inbound), keys(gateway));
+    for k in [
+        "stages",
+        "timeout",
+        "allow-invalid-certs",
+        "headers",
+        "options",
+    ] {
+        assert_eq!(inbound[k], gateway[k], "{k}");
+    }
+    assert_eq!(
+        v["sieve"]["untrusted"]["limits"]["redirects"].as_integer(),
+        Some(0)
+    );
+    for line in text.lines().filter(|l| l.starts_with('[')) {
+        assert!(line.contains("# crates/"), "no citation: {line}");
+    }
+}
+
+#[test]
+fn v016_inbound_hook_and_redirect_limit() {
+    let side = example_inbound();
+    let text = render(&side, StalwartVersion::V016, "gateway.toml");
+    let ops: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let find = |key: &str| {
+        ops.iter()
+            .position(|op| op["value"].get(key).is_some())
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let (gw, inb) = (find("hook-nta"), find("hook-nta-inbound"));
+    assert_eq!(ops[inb]["@type"], "create");
+    assert_eq!(ops[inb]["object"], "MtaHook");
+    let inbound = ops[inb]["value"].as_object().unwrap();
+    assert_eq!(inbound.len(), 1, "one hook per line: {inbound:?}");
+    let (gateway, inbound) = (&ops[gw]["value"]["hook-nta"], &inbound["hook-nta-inbound"]);
+    assert_eq!(
+        inbound["url"].as_str(),
+        Some(side.inbound.as_ref().unwrap().hook_url.as_str())
+    );
+    assert_eq!(
+        inbound["enable"],
+        serde_json::json!({"match": {}, "else": "is_empty(authenticated_as) && listener == 'smtp'"})
+    );
+    assert_eq!(inbound["stages"], serde_json::json!({"data": true}));
+    assert_eq!(inbound["tempFailOnError"], true);
+    assert_eq!(inbound["maxResponseSize"], 52_428_800);
+    for (k, v) in gateway.as_object().unwrap() {
+        if k != "url" && k != "enable" {
+            assert_eq!(&inbound[k], v, "{k}");
+        }
+    }
+    assert_eq!(
+        inbound.as_object().unwrap().len(),
+        gateway.as_object().unwrap().len()
+    );
+    let sieve = ops
+        .iter()
+        .find(|op| op["object"] == "SieveUserInterpreter")
+        .unwrap();
+    assert_eq!(sieve["@type"], "update");
+    assert_eq!(sieve["value"], serde_json::json!({"maxRedirects": 0}));
+    // Both after the sentinel (gateway objects), and extractable for a server that has the rest.
+    let sentinel = find("tls-nta");
+    assert!(inb > sentinel);
+    let marked: Vec<&serde_json::Value> = ops
+        .iter()
+        .filter(|op| op["//"].as_str().unwrap().contains("[inbound]"))
+        .collect();
+    assert_eq!(marked.len(), 2);
+    assert!(marked.contains(&sieve) && marked.contains(&&ops[inb]));
+    for op in &ops {
+        assert!(op["//"].as_str().unwrap().starts_with("parsed by crates/"));
+    }
+}
+
+/// The inbound hook has the fields and encodings a real 0.16.18 stored for the gateway's hook.
+#[test]
+fn v016_inbound_hook_body_matches_a_stored_hook() {
+    let text = render(&example_inbound(), StalwartVersion::V016, "gateway.toml");
+    let op: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|op| op["value"].get("hook-nta-inbound").is_some())
+        .unwrap();
+    let stored = &fixture_objects("mta-hook")[0];
+    let body = &op["value"]["hook-nta-inbound"];
+    for (k, v) in body.as_object().unwrap() {
+        match k.as_str() {
+            "url" | "enable" => assert!(stored.get(k).is_some(), "{k}"),
+            _ => assert_eq!(stored.get(k), Some(v), "{k}"),
+        }
+    }
+}

@@ -3,11 +3,11 @@
 use std::fmt::Write;
 
 use super::{
-    hook_enable, not_gateway_listener, notify_port_condition, service_account_condition,
-    webhook_events, StalwartVersion, LIMITERS,
+    hook_enable, inbound_enable, not_gateway_listener, notify_port_condition,
+    service_account_condition, webhook_events, StalwartVersion, LIMITERS,
 };
 use crate::deployment::side::{
-    GatewayListener, StalwartSide, HOOK_TOKEN_ENV, NOTIFY_STRATEGY, STRICT_STRATEGY,
+    GatewayListener, InboundSide, StalwartSide, HOOK_TOKEN_ENV, NOTIFY_STRATEGY, STRICT_STRATEGY,
     WEBHOOK_KEY_ENV,
 };
 
@@ -29,6 +29,10 @@ pub(super) fn render(side: &StalwartSide, source: &str) -> String {
     limiters(&mut out, side);
     webhook(&mut out, side);
     dkim(&mut out, side);
+    if let Some(inbound) = &side.inbound {
+        inbound_hook(&mut out, inbound);
+        sieve_redirects(&mut out);
+    }
     out
 }
 
@@ -48,11 +52,19 @@ fn header(out: &mut String, source: &str) {
 }
 
 fn hook(out: &mut String, side: &StalwartSide) {
+    out.push_str(
+        "\n# 1. The MTA hook at DATA, for authenticated submissions only, never for the gateway's own\n\
+         #    listeners. tempfail-on-error: while the gateway is down, clients get 451 4.3.5 (fail closed).\n",
+    );
+    hook_tables(out, "nta7516", &hook_enable(side), &side.hook_url);
+}
+
+/// One `[session.hook."<id>"]` with its options: DATA only, a bearer token from Stalwart's environment,
+/// tempfail on every error.
+fn hook_tables(out: &mut String, id: &str, enable: &str, url: &str) {
     let _ = write!(
         out,
-        "\n# 1. The MTA hook at DATA, for authenticated submissions only, never for the gateway's own\n\
-         #    listeners. tempfail-on-error: while the gateway is down, clients get 451 4.3.5 (fail closed).\n\
-         [session.hook.\"nta7516\"]                    # {SESSION} (hooks)\n\
+        "{head:<44}# {SESSION} (hooks)\n\
          enable = {}\n\
          url = {}\n\
          stages = [\"data\"]\n\
@@ -60,12 +72,14 @@ fn hook(out: &mut String, side: &StalwartSide) {
          allow-invalid-certs = false\n\
          headers = [{}]\n\
          \n\
-         [session.hook.\"nta7516\".options]            # {SESSION} (hooks)\n\
+         {options:<44}# {SESSION} (hooks)\n\
          tempfail-on-error = true\n\
          max-response-size = 52428800\n",
-        s(&hook_enable(side)),
-        s(&side.hook_url),
+        s(enable),
+        s(url),
         s(&format!("Authorization: Bearer %{{env:{HOOK_TOKEN_ENV}}}%")),
+        head = format!("[session.hook.{}]", s(id)),
+        options = format!("[session.hook.{}.options]", s(id)),
     );
 }
 
@@ -214,4 +228,31 @@ fn dkim(out: &mut String, side: &StalwartSide) {
             s(&format!("%{{file:/etc/stalwart/dkim/{domain}.rsa.pem}}%")),
         );
     }
+}
+
+fn inbound_hook(out: &mut String, inbound: &InboundSide) {
+    let _ = write!(
+        out,
+        "\n# 8. Inbound checks ([inbound] enabled): a second hook at DATA for mail from the internet, i.e.\n\
+         #    unauthenticated sessions on Stalwart's port-25 listener {listener:?} (rename it here if yours is\n\
+         #    called otherwise). The gateway verifies SPF, DKIM and DMARC itself and accepts, quarantines or\n\
+         #    rejects. tempfail-on-error: while the gateway is down, sending servers get 451 and retry.\n",
+        listener = inbound.listener,
+    );
+    hook_tables(
+        out,
+        "nta-inbound",
+        &inbound_enable(inbound),
+        &inbound.hook_url,
+    );
+}
+
+fn sieve_redirects(out: &mut String) {
+    out.push_str(
+        "\n# 9. Forwarding: a user's Sieve `redirect` re-sends received mail to any address, through no hook\n\
+         #    at all. With 0 redirects a user's redirect is ignored (silently) and the message stays in\n\
+         #    the INBOX; vacation replies still work (they count against outgoing-messages, not this).\n\
+         [sieve.untrusted.limits]                      # crates/common/src/config/scripts.rs (sieve.untrusted.limits.redirects)\n\
+         redirects = 0\n",
+    );
 }

@@ -9,21 +9,24 @@
 //! listeners or its strategies. Its first create of a gateway object (the strict strategy) fails with
 //! `primaryKeyViolation` on a server that has it, and the CLI stops there with everything in place.
 //! Registry writes take effect only at the next reload or restart, so Stalwart never runs with a
-//! half-applied plan.
+//! half-applied plan. The `[inbound]` lines (the second hook, the user-Sieve redirect limit) come
+//! last, each marked `[inbound]` in its citation, so a server set up before inbound checks were enabled
+//! gets them with `grep -F '[inbound]'` and an apply of just those lines.
 
 use serde_json::{json, Map, Value};
 
 use super::{
-    hook_enable, not_gateway_listener, notify_port_condition, service_account_condition,
-    webhook_events, StalwartVersion, LIMITERS,
+    hook_enable, inbound_enable, not_gateway_listener, notify_port_condition,
+    service_account_condition, webhook_events, StalwartVersion, LIMITERS,
 };
 use crate::deployment::side::{
-    GatewayListener, StalwartSide, HOOK_TOKEN_ENV, NOTIFY_STRATEGY, STRICT_STRATEGY,
+    GatewayListener, InboundSide, StalwartSide, HOOK_TOKEN_ENV, NOTIFY_STRATEGY, STRICT_STRATEGY,
     WEBHOOK_KEY_ENV,
 };
 
 const QUEUE: &str = "crates/common/src/config/smtp/queue.rs";
 const SESSION: &str = "crates/common/src/config/smtp/session.rs";
+const SIEVE: &str = "crates/common/src/config/mailstore/scripts.rs";
 
 pub(super) fn render(side: &StalwartSide) -> String {
     let lines = [
@@ -66,11 +69,28 @@ pub(super) fn render(side: &StalwartSide) -> String {
         ),
     ];
     let mut out = String::new();
-    for line in lines {
+    for line in lines
+        .into_iter()
+        .chain(side.inbound.iter().flat_map(inbound))
+    {
         out.push_str(&line.to_string());
         out.push('\n');
     }
     out
+}
+
+/// The `[inbound]` lines, last, each cited with an `[inbound]` mark: on a server that has the plan's
+/// earlier lines already (the CLI stops at the strict strategy's create), apply only these, e.g.
+/// `grep -F '[inbound]' plan.ndjson > inbound.ndjson`.
+fn inbound(i: &InboundSide) -> [Value; 2] {
+    [
+        create("MtaHook", inbound_hook(i), &format!("{SESSION} [inbound]")),
+        update(
+            "SieveUserInterpreter",
+            no_redirects(),
+            &format!("{SIEVE} [inbound]"),
+        ),
+    ]
 }
 
 fn op(kind: &str, object: &str, source: &str) -> Map<String, Value> {
@@ -190,9 +210,19 @@ fn listeners(side: &StalwartSide) -> Value {
 }
 
 fn hook(side: &StalwartSide) -> Value {
-    json!({"hook-nta": {
-        "url": side.hook_url,
-        "enable": expr(&[], &hook_enable(side)),
+    json!({"hook-nta": hook_body(&side.hook_url, &hook_enable(side))})
+}
+
+/// The second hook, for mail from the internet: unauthenticated sessions on the port-25 listener.
+fn inbound_hook(i: &InboundSide) -> Value {
+    json!({"hook-nta-inbound": hook_body(&i.hook_url, &inbound_enable(i))})
+}
+
+/// One `MtaHook`: DATA only, a bearer token from Stalwart's environment, tempfail on every error.
+fn hook_body(url: &str, enable: &str) -> Value {
+    json!({
+        "url": url,
+        "enable": expr(&[], enable),
         "stages": {"data": true},
         "timeout": 60000,
         "tempFailOnError": true,
@@ -200,7 +230,14 @@ fn hook(side: &StalwartSide) -> Value {
         "maxResponseSize": 52428800,
         "httpAuth": {"@type": "Bearer", "bearerToken": {"@type": "EnvironmentVariable", "variableName": HOOK_TOKEN_ENV}},
         "httpHeaders": {},
-    }})
+    })
+}
+
+/// Forwarding: a user's Sieve `redirect` re-sends received mail to any address through no hook. With
+/// `maxRedirects: 0` a user's redirect is ignored (silently) and the message stays in the INBOX;
+/// vacation replies still work (they count against `maxOutMessages`, left as it is).
+fn no_redirects() -> Value {
+    json!({"maxRedirects": 0})
 }
 
 fn webhook(side: &StalwartSide) -> Value {
