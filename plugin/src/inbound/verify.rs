@@ -24,6 +24,9 @@ use mail_auth::{
     ResolverCache, SpfResult, Txt, MX,
 };
 
+/// The shortest time a denial (no such name, no TXT record) is cached.
+const NEGATIVE_TTL_SECS: u64 = 60;
+
 /// mail-auth's parameters with the gateway's caches.
 macro_rules! cached {
     ($c:expr, $p:expr) => {
@@ -63,6 +66,10 @@ impl Verifier {
         opts.timeout = timeout;
         opts.attempts = 2;
         opts.ndots = 0;
+        // mail-auth caches records it parsed, never a missing one (a HELO name without SPF, a
+        // domain without DMARC): without a floor, hickory keeps a denial without SOA for 0 s and
+        // every message would ask again.
+        opts.negative_min_ttl = Some(Duration::from_secs(NEGATIVE_TTL_SECS));
         let auth = match resolver {
             Some(addr) => {
                 let mut udp = ConnectionConfig::udp();
