@@ -8,11 +8,14 @@ use std::{fmt::Write as _, net::IpAddr, path::Path, time::Duration};
 
 use stalwart_nta7516::{
     config::Config,
-    inbound::{facts::InboundFacts, policy_facts},
+    inbound::{
+        decide,
+        facts::{header_from_domain, peer_status, InboundFacts},
+        policy_facts, recipient_verdicts,
+    },
     policy::{
-        decide_inbound, smarttls::SmartTlsVerdicts, AuthResults, InboundDecision, InboundInput,
-        NoSmartTls, Peer, PeerRecord, PeerSource, Policy, PolicyFacts, PolicyVerdict, SessionTls,
-        SievePolicy, TlsVerdicts, TlsVersion,
+        smarttls::SmartTlsVerdicts, AuthResults, InboundDecision, NoSmartTls, Peer, PolicyVerdict,
+        SessionTls, SievePolicy, TlsVerdicts, TlsVersion,
     },
 };
 
@@ -64,35 +67,13 @@ pub async fn run(a: Args<'_>) -> Result<String, String> {
         now: stalwart_nta7516::time::now(),
         own_headers: Vec::new(),
     };
-    let verdicts = verdicts(&policy, &facts);
-    let decision = decide_inbound(
-        InboundInput {
-            tls: facts.tls.as_ref(),
-            auth: &facts.auth,
-            from_domain: &facts.from_domain,
-            peer: &facts.peer,
-        },
-        &config.inbound,
-        &verdicts,
-    );
+    let verdicts = recipient_verdicts(&policy, &facts);
+    let decision = decide(&config, &facts, &verdicts);
     Ok(report(&facts, &verdicts, &decision))
 }
 
 /// The `From` domain's peer status as the inbound hook finds it, minus the database list.
 async fn peer(config: &Config, domain: &str) -> Result<Peer, String> {
-    if domain.is_empty() {
-        return Ok(Peer::No);
-    }
-    if let Some(p) = config
-        .peers
-        .iter()
-        .find(|p| p.domain.eq_ignore_ascii_case(domain))
-    {
-        return Ok(Peer::Yes {
-            provider: p.provider.clone(),
-            source: PeerSource::ConfigList,
-        });
-    }
     let tls: Box<dyn TlsVerdicts> = match config.smarttls.enabled {
         true => Box::new(SmartTlsVerdicts(
             nta7516_smarttls::SmartTls::new(config.smarttls.probe.clone())
@@ -101,51 +82,7 @@ async fn peer(config: &Config, domain: &str) -> Result<Peer, String> {
         false => Box::new(NoSmartTls),
     };
     let budget = Duration::from_millis(config.hook.tls_budget_ms);
-    Ok(
-        match tokio::time::timeout(budget, tls.peer_record(domain)).await {
-            Ok(PeerRecord::Peer { provider, .. }) => Peer::Yes {
-                provider,
-                source: PeerSource::DnsRecord,
-            },
-            Ok(PeerRecord::None) => Peer::No,
-            Ok(PeerRecord::Unknown { reason }) => Peer::Unknown { reason },
-            Err(_) => Peer::Unknown {
-                reason: format!("no answer within {} ms", budget.as_millis()),
-            },
-        },
-    )
-}
-
-/// The policy once per recipient, with the received message's facts (as the inbound hook runs it).
-fn verdicts<'f>(policy: &SievePolicy, facts: &InboundFacts<'f>) -> Vec<(&'f str, PolicyVerdict)> {
-    let base = policy_facts(facts);
-    let recipients: Vec<(&str, PolicyFacts)> = facts
-        .recipients
-        .iter()
-        .map(|&r| {
-            let domain = r.rsplit_once('@').map_or("", |(_, d)| d);
-            let f = PolicyFacts {
-                recipient_domain: domain.to_ascii_lowercase(),
-                ..base.clone()
-            };
-            (r, f)
-        })
-        .collect();
-    let out = policy.evaluate(&facts.raw, facts.sender, &recipients);
-    facts.recipients.iter().copied().zip(out).collect()
-}
-
-/// The domain of the first `From` header (mail-auth gives none for a message it cannot parse).
-fn header_from_domain(raw: &[u8]) -> String {
-    mail_parser::MessageParser::new()
-        .parse_headers(raw)
-        .as_ref()
-        .and_then(|m| m.from())
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .and_then(|a| a.rsplit_once('@'))
-        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
-        .unwrap_or_default()
+    Ok(peer_status(config, None, tls.as_ref(), domain, budget).await)
 }
 
 fn report(

@@ -14,9 +14,10 @@ use super::{
     InboundError,
 };
 use crate::{
+    config::Config,
     policy::{
         AuthResult, AuthResults, DkimCheck, DmarcCheck, DmarcPolicy, Peer, PeerRecord, PeerSource,
-        SessionTls, TlsVersion,
+        SessionTls, TlsVerdicts, TlsVersion,
     },
     stalwart::hook::Request,
     time, Gateway,
@@ -120,39 +121,52 @@ async fn peer(gw: &Gateway, domain: &str, budget: Duration) -> Result<Peer, Inbo
     if domain.is_empty() {
         return Ok(Peer::No);
     }
-    if let Some(p) = gw
-        .config
+    let listed = gw.store.peer_provider(domain).await?;
+    Ok(peer_status(&gw.config, listed, gw.tls.as_ref(), domain, budget).await)
+}
+
+/// The peer status of `domain`: `[[peers]]`, then `listed` (the admin API's list, when read), then its
+/// `v=NTA7516-1` record within `budget`.
+pub async fn peer_status(
+    config: &Config,
+    listed: Option<String>,
+    tls: &dyn TlsVerdicts,
+    domain: &str,
+    budget: Duration,
+) -> Peer {
+    if domain.is_empty() {
+        return Peer::No;
+    }
+    let configured = config
         .peers
         .iter()
-        .find(|p| p.domain.eq_ignore_ascii_case(domain))
-    {
-        return Ok(Peer::Yes {
+        .find(|p| p.domain.eq_ignore_ascii_case(domain));
+    if let Some(p) = configured {
+        return Peer::Yes {
             provider: p.provider.clone(),
             source: PeerSource::ConfigList,
-        });
+        };
     }
-    if let Some(provider) = gw.store.peer_provider(domain).await? {
-        return Ok(Peer::Yes {
+    if let Some(provider) = listed {
+        return Peer::Yes {
             provider,
             source: PeerSource::DatabaseList,
-        });
+        };
     }
-    Ok(
-        match tokio::time::timeout(budget, gw.tls.peer_record(domain)).await {
-            Ok(PeerRecord::Peer { provider, .. }) => Peer::Yes {
-                provider,
-                source: PeerSource::DnsRecord,
-            },
-            Ok(PeerRecord::None) => Peer::No,
-            Ok(PeerRecord::Unknown { reason }) => Peer::Unknown { reason },
-            Err(_) => Peer::Unknown {
-                reason: format!(
-                    "NTA 7516 record lookup: no answer within {} ms",
-                    budget.as_millis()
-                ),
-            },
+    match tokio::time::timeout(budget, tls.peer_record(domain)).await {
+        Ok(PeerRecord::Peer { provider, .. }) => Peer::Yes {
+            provider,
+            source: PeerSource::DnsRecord,
         },
-    )
+        Ok(PeerRecord::None) => Peer::No,
+        Ok(PeerRecord::Unknown { reason }) => Peer::Unknown { reason },
+        Err(_) => Peer::Unknown {
+            reason: format!(
+                "NTA 7516 record lookup: no answer within {} ms",
+                budget.as_millis()
+            ),
+        },
+    }
 }
 
 /// The verification did not finish within the budget: every DNS-based result is a temporary error.
@@ -173,7 +187,7 @@ fn timed_out(body_altered: bool) -> AuthResults {
 }
 
 /// The domain of the first `From` header (when mail-auth gave none, e.g. after a timeout).
-fn header_from_domain(raw: &[u8]) -> String {
+pub fn header_from_domain(raw: &[u8]) -> String {
     let parsed = mail_parser::MessageParser::new().parse_headers(raw);
     parsed
         .as_ref()

@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use crate::{
     audit::{event::Receipt, Event},
+    config::Config,
     ids,
     policy::{
-        decide_inbound, Direction, InboundDecision, InboundInput, Peer, PolicyFacts, PolicyVerdict,
+        decide_inbound, Direction, InboundDecision, InboundInput, Peer, Policy, PolicyFacts,
+        PolicyVerdict,
     },
     stalwart::hook::{Request, Response, Stage},
     Gateway,
@@ -63,17 +65,8 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, InboundE
         });
     }
     let facts = facts::gather(gw, verifier, &req).await?;
-    let verdicts = policy_verdicts(gw, &facts);
-    let decision = decide_inbound(
-        InboundInput {
-            tls: facts.tls.as_ref(),
-            auth: &facts.auth,
-            from_domain: &facts.from_domain,
-            peer: &facts.peer,
-        },
-        &gw.config.inbound,
-        &verdicts,
-    );
+    let verdicts = recipient_verdicts(gw.policy().as_ref(), &facts);
+    let decision = decide(&gw.config, &facts, &verdicts);
     let message_ref = ids::new_id("r");
     gw.store
         .append_audit(&receipts(gw, &facts, &decision, &message_ref))
@@ -85,8 +78,26 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, InboundE
     })
 }
 
+/// The decision for the message from its facts, the `[inbound]` rules and the policy's verdicts.
+pub fn decide(
+    config: &Config,
+    facts: &InboundFacts<'_>,
+    verdicts: &[(&str, PolicyVerdict)],
+) -> InboundDecision {
+    let input = InboundInput {
+        tls: facts.tls.as_ref(),
+        auth: &facts.auth,
+        from_domain: &facts.from_domain,
+        peer: &facts.peer,
+    };
+    decide_inbound(input, &config.inbound, verdicts)
+}
+
 /// The admin's policy, once per recipient, with the received message's facts.
-fn policy_verdicts<'f>(gw: &Gateway, facts: &InboundFacts<'f>) -> Vec<(&'f str, PolicyVerdict)> {
+pub fn recipient_verdicts<'f>(
+    policy: &dyn Policy,
+    facts: &InboundFacts<'f>,
+) -> Vec<(&'f str, PolicyVerdict)> {
     let base = policy_facts(facts);
     let recipients: Vec<(&str, PolicyFacts)> = facts
         .recipients
@@ -100,7 +111,7 @@ fn policy_verdicts<'f>(gw: &Gateway, facts: &InboundFacts<'f>) -> Vec<(&'f str, 
             (r, f)
         })
         .collect();
-    let verdicts = gw.policy().evaluate(&facts.raw, facts.sender, &recipients);
+    let verdicts = policy.evaluate(&facts.raw, facts.sender, &recipients);
     facts.recipients.iter().copied().zip(verdicts).collect()
 }
 
