@@ -141,9 +141,10 @@ fn report(label: &str, mut lat: Vec<Duration>, cpu: Duration) {
 async fn breakdown(gw: &TestGateway, raw: &[u8], peer: &str, n: usize) {
     let verifier = gw.gw.inbound.as_ref().unwrap();
     let from = format!("bounce@{peer}");
+    let helo = format!("mx.{peer}");
     let env = stalwart_nta7516::inbound::verify::Envelope {
         ip: IP.parse().unwrap(),
-        helo: "mail.sender.test",
+        helo: &helo,
         mail_from: &from,
     };
     let mut lat = Vec::with_capacity(n);
@@ -204,6 +205,9 @@ async fn main() {
     );
     w.zone.txt(&format!("s1._domainkey.{peer}"), &record);
     w.zone.txt(&format!("_dmarc.{peer}"), "v=DMARC1; p=reject");
+    // The sending server's EHLO name: an address, no SPF record of its own (the usual case; the
+    // denial is cached like an answer).
+    w.zone.addr(&format!("mx.{peer}"), IP.parse().unwrap());
     let cfg = w.start_dns().await;
     let gw = Builder::new(backend)
         .config(&format!(
@@ -214,13 +218,14 @@ async fn main() {
         .tls(Arc::new(SmartTlsVerdicts(SmartTls::new(cfg).unwrap())))
         .start()
         .await;
-    let req = inbound_request(
+    let mut req = inbound_request(
         IP,
         Some(("TLSv1.3", "TLS13_AES_256_GCM_SHA384")),
         &format!("bounce@{peer}"),
         &["cardio@zorg.test"],
         &raw,
     );
+    req["context"]["client"]["helo"] = serde_json::json!(format!("mx.{peer}"));
     let body = serde_json::to_vec(&req).unwrap();
     for _ in 0..50 {
         call(&gw, &body).await;

@@ -458,6 +458,82 @@ async fn wrong_token_disabled_checks_and_submissions(b: Backend) {
     assert_eq!(off.count("audit_log").await, 0);
 }
 
+async fn a_bounce_is_judged_by_its_helo_and_its_signature(b: Backend) {
+    let Some(s) = setup(b, None).await else {
+        return;
+    };
+    // A DSN (null sender) signed by the unsigned-zone domain, from a server whose EHLO name is that
+    // domain: SPF is the EHLO identity's (RFC 7208 §2.4), DMARC passes through the DKIM signature.
+    let raw = signed(&s, &s.plain, "Delivery report.\r\n");
+    let mut req = inbound_request(GOOD_IP, TLS13, "", &["cardio@zorg.test"], &raw);
+    req["context"]["client"]["helo"] = json!(s.plain);
+    let (_, v) = post(&s.gw, &req).await;
+    assert_eq!(v["action"], "accept", "{v}");
+    let header = summary_header(&v);
+    assert!(
+        header.contains(&format!(
+            "spf=pass smtp.mailfrom=<>; dkim=pass header.d={p}; dmarc=pass header.from={p}",
+            p = s.plain
+        )),
+        "{header}"
+    );
+    let r = &receipts(&s.gw, &ref_of(&header)).await[0];
+    assert_eq!(r["auth"]["spf_helo"], "pass", "{r}");
+    assert_eq!(r["helo"], s.plain.as_str());
+}
+
+async fn a_peer_whose_dmarc_cannot_be_checked_is_tempfailed(b: Backend) {
+    let Some(s) = setup(b, None).await else {
+        return;
+    };
+    // Same world, but the verifier's resolver is down (the peer record still resolves through the
+    // prober): DMARC is a temporary error, so the peer's message is neither let in nor refused.
+    let dead = Builder::new(b)
+        .config(
+            "[organisation]\nlocal_domains = [\"zorg.test\"]\n[inbound]\nenabled = true\n\
+             [smarttls]\nresolver = \"127.0.0.1:9\"\ndns_timeout_ms = 300\n[hook]\ntls_budget_ms = 1500\n",
+        )
+        .tls(s.gw.gw.tls.clone())
+        .start()
+        .await;
+    let raw = signed(&s, &s.peer, "Geachte collega,\r\n");
+    let req = inbound_request(
+        GOOD_IP,
+        TLS13,
+        &format!("bounce@{}", s.peer),
+        &["cardio@zorg.test"],
+        &raw,
+    );
+    let (status, v) = post(&dead, &req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["action"], "reject", "{v}");
+    assert_eq!(v["response"]["status"], 451, "{v}");
+    assert_eq!(v["response"]["enhanced_status"], "4.7.0");
+    let text = v["response"]["message"].as_str().unwrap();
+    assert!(text.contains("dmarc=temperror"), "{text}");
+    let message_ref = text.rsplit("(ref ").next().unwrap().trim_end_matches(')');
+    let r = &receipts(&dead, message_ref).await[0];
+    assert_eq!(r["action"], "tempfail");
+    assert_eq!(r["peer"]["status"], "yes");
+}
+
+async fn an_altered_8bit_body_counts_no_signature(b: Backend) {
+    let Some(s) = setup(b, None).await else {
+        return;
+    };
+    // Stalwart's lossy UTF-8 conversion (a real payload): the body is not what was signed.
+    let mut req = crate::util::fixture("hook-data-latin1-8bit-lossy.json");
+    req["context"].as_object_mut().unwrap().remove("sasl");
+    req["envelope"]["to"] = json!([{"address": "cardio@zorg.test"}]);
+    let (_, v) = post(&s.gw, &req).await;
+    assert_eq!(v["action"], "accept", "{v}");
+    let header = summary_header(&v);
+    assert!(header.contains("dkim=none"), "{header}");
+    let r = &receipts(&s.gw, &ref_of(&header)).await[0];
+    assert_eq!(r["auth"]["body_altered"], true, "{r}");
+    assert_eq!(r["auth"]["dkim"], json!([]));
+}
+
 both_backends!(
     a_peer_over_tls_with_dmarc_pass_is_accepted_with_the_header,
     a_peer_without_tls_is_refused_with_5_7_10,
@@ -465,4 +541,7 @@ both_backends!(
     a_signature_made_by_dkimpy_verifies,
     the_policy_quarantines_into_the_quarantine_mailbox,
     wrong_token_disabled_checks_and_submissions,
+    a_bounce_is_judged_by_its_helo_and_its_signature,
+    a_peer_whose_dmarc_cannot_be_checked_is_tempfailed,
+    an_altered_8bit_body_counts_no_signature,
 );
