@@ -137,6 +137,28 @@ fn report(label: &str, mut lat: Vec<Duration>, cpu: Duration) {
     );
 }
 
+/// The hook's own work without HTTP: the request parsed, then `inbound::handle` (facts, policy,
+/// decision, the committed `received` record, the answer).
+async fn handle_only(gw: &TestGateway, req: &serde_json::Value, n: usize) {
+    let body = serde_json::to_vec(req).unwrap();
+    let mut lat = Vec::with_capacity(n);
+    let c0 = cpu();
+    for _ in 0..n {
+        let t = Instant::now();
+        let parsed: stalwart_nta7516::stalwart::hook::Request =
+            serde_json::from_slice(&body).unwrap();
+        let handled = stalwart_nta7516::inbound::handle(&gw.gw, parsed)
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+        assert_eq!(
+            handled.decision.unwrap().action,
+            stalwart_nta7516::policy::Action::Accept
+        );
+    }
+    report("  parse + inbound::handle, no HTTP", lat, cpu() - c0);
+}
+
 /// Where a call's time goes: the verification alone, the peer lookup alone, one audit append alone.
 async fn breakdown(gw: &TestGateway, raw: &[u8], peer: &str, n: usize) {
     let verifier = gw.gw.inbound.as_ref().unwrap();
@@ -242,6 +264,7 @@ async fn main() {
         cpu() - c0,
     );
     breakdown(&gw, &raw, &peer, n).await;
+    handle_only(&gw, &req, n).await;
     let gw = Arc::new(gw);
     let body = Arc::new(body);
     let c0 = cpu();

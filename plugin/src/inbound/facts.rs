@@ -75,15 +75,21 @@ pub async fn gather<'r>(
         helo,
         mail_from: sender,
     };
-    let auth = match tokio::time::timeout(budget, verifier.verify(&raw, body_altered, &env)).await {
-        Ok(auth) => auth,
-        Err(_) => timed_out(body_altered),
+    // The peer lookup (database, DNS) runs while mail-auth verifies.
+    let header_from = header_from_domain(&raw);
+    let verify = async {
+        match tokio::time::timeout(budget, verifier.verify(&raw, body_altered, &env)).await {
+            Ok(auth) => auth,
+            Err(_) => timed_out(body_altered),
+        }
     };
+    let (auth, peer) = tokio::join!(verify, peer(gw, &header_from, budget));
+    let peer = peer?;
+    // The domain DMARC judged, when mail-auth found one.
     let from_domain = match auth.dmarc.domain.as_str() {
-        "" => header_from_domain(&raw),
+        "" => header_from,
         d => d.to_string(),
     };
-    let peer = peer(gw, &from_domain, budget).await?;
     Ok(InboundFacts {
         sender,
         recipients,
