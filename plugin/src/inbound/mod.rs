@@ -69,7 +69,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, InboundE
     let decision = decide(&gw.config, &facts, &verdicts);
     let message_ref = ids::new_id("r");
     gw.store
-        .append_audit(&receipts(gw, &facts, &decision, &message_ref))
+        .append_audit_grouped(receipts(gw, &facts, &decision, &message_ref))
         .await?;
     Ok(Handled {
         response: respond::respond(&gw.config, &facts, &decision, &message_ref),

@@ -26,6 +26,7 @@ pub mod admin;
 pub mod audit;
 pub mod challenges;
 mod checkpoint;
+mod group;
 pub mod holds;
 pub mod hook;
 pub mod outbox;
@@ -163,6 +164,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite's writers, one at a time in arrival order (see [`Store::begin_write`]).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The group-commit writer of audit appends ([`Store::append_audit_grouped`]).
+    group: std::sync::Arc<group::Group>,
 }
 
 /// A write transaction. On SQLite it also holds this process's one writer turn until it commits or is
@@ -251,7 +254,19 @@ impl Store {
             pool,
             backend,
             writer: Default::default(),
+            group: Default::default(),
         })
+    }
+
+    /// The same database and writer turn without the group-commit queue (the group writer's own
+    /// handle: holding the queue would keep it open forever).
+    fn detached(&self) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            backend: self.backend,
+            writer: self.writer.clone(),
+            group: Default::default(),
+        }
     }
 
     /// The pool: for the store's own files, tests and doc examples. Code outside `store` does not

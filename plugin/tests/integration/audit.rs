@@ -202,6 +202,58 @@ async fn concurrent_appends_form_one_chain(b: Backend) {
     assert_eq!(v.head_seq, 230);
 }
 
+/// Group commit: 16 tasks appending at once share transactions, interleaved with ordinary appends;
+/// every caller gets its own sequence numbers, in order, and the chain stays one. A store whose
+/// database is gone answers each grouped caller with its own error.
+async fn grouped_appends_share_commits_and_keep_one_chain(b: Backend) {
+    let gw = gateway(b).await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = gw.gw.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0..20 {
+                let events: Vec<Event> = (0..2)
+                    .map(|k| Event::PortalViewed {
+                        message_ref: format!("h-{t}-{i}-{k}"),
+                        recipient: "bob@example.test".into(),
+                    })
+                    .collect();
+                let seqs = if i % 5 == 0 {
+                    store.append_audit(&events).await.unwrap()
+                } else {
+                    store.append_audit_grouped(events).await.unwrap()
+                };
+                assert_eq!(seqs.len(), 2);
+                assert_eq!(seqs[1], seqs[0] + 1, "one caller's events stay together");
+                mine.extend(seqs);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 16 * 20 * 2, "no sequence number given twice");
+    let v = gw.gw.store.verify_audit().await.unwrap();
+    assert!(v.ok(), "{:?}", v.findings);
+    assert_eq!(v.records, 640);
+    gw.gw.store.pool().close().await;
+    let err = gw
+        .gw
+        .store
+        .append_audit_grouped(vec![Event::PortalViewed {
+            message_ref: "h-after".into(),
+            recipient: "bob@example.test".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+}
+
 async fn every_decision_is_recorded_with_reasons_and_tls_evidence(b: Backend) {
     let gw = gateway(b).await;
     let req = hook_request(
@@ -253,6 +305,7 @@ both_backends!(
     chain_detects_an_inserted_record,
     chain_detects_a_deleted_record,
     concurrent_appends_form_one_chain,
+    grouped_appends_share_commits_and_keep_one_chain,
     every_decision_is_recorded_with_reasons_and_tls_evidence,
 );
 
