@@ -70,7 +70,6 @@ fn signed(domain: &str, rsa: bool) -> (Vec<u8>, String) {
         body_50k()
     );
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let headers = ["From", "To", "Subject", "Date", "Message-ID"];
     if rsa {
         let der = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -81,25 +80,24 @@ fn signed(domain: &str, rsa: bool) -> (Vec<u8>, String) {
         let key =
             RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(der)).unwrap();
         let record = format!("v=DKIM1; k=rsa; p={}", b64(&key.public_key()));
-        let sig = DkimSigner::from_key(key)
-            .domain(domain)
-            .selector("s1")
-            .headers(headers)
-            .sign(msg.as_bytes())
-            .unwrap();
-        (format!("{}{msg}", sig.to_header()).into_bytes(), record)
+        (sign_with(key, domain, &msg), record)
     } else {
         let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
         let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
         let record = format!("v=DKIM1; k=ed25519; p={}", b64(&key.public_key()));
-        let sig = DkimSigner::from_key(key)
-            .domain(domain)
-            .selector("s1")
-            .headers(headers)
-            .sign(msg.as_bytes())
-            .unwrap();
-        (format!("{}{msg}", sig.to_header()).into_bytes(), record)
+        (sign_with(key, domain, &msg), record)
     }
+}
+
+/// The message with its DKIM-Signature header (selector s1).
+fn sign_with(key: impl mail_auth::common::crypto::SigningKey, domain: &str, msg: &str) -> Vec<u8> {
+    let sig = DkimSigner::from_key(key)
+        .domain(domain)
+        .selector("s1")
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .sign(msg.as_bytes())
+        .unwrap();
+    format!("{}{msg}", sig.to_header()).into_bytes()
 }
 
 async fn call(gw: &TestGateway, body: &[u8]) -> Duration {

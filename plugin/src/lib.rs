@@ -199,15 +199,9 @@ impl Gateway {
 /// timeout; the summary header's host name as SPF's receiver. `policy test --inbound` uses the same.
 pub fn inbound_verifier(config: &Config) -> Result<inbound::Verifier, String> {
     let probe = &config.smarttls.probe;
-    let host = config
-        .inbound
-        .authserv_id
-        .clone()
-        .or_else(|| config.organisation.local_domains.first().cloned())
-        .unwrap_or_else(|| "localhost".into());
     inbound::Verifier::new(
         probe.resolver,
         std::time::Duration::from_millis(probe.dns_timeout_ms),
-        &host,
+        config.inbound_host(),
     )
 }

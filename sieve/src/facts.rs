@@ -216,6 +216,14 @@ impl Facts {
 mod tests {
     use super::*;
 
+    fn var(vars: &[(String, String)], k: &str) -> String {
+        vars.iter()
+            .find(|(n, _)| n == &format!("{PREFIX}{k}"))
+            .unwrap()
+            .1
+            .clone()
+    }
+
     #[test]
     fn set_and_render() {
         let mut f = Facts::default();
@@ -227,13 +235,7 @@ mod tests {
         assert!(f.set("sender", "x@y").is_err());
         assert!(f.set("bad key", "1").is_err());
         let vars = f.variables("a@b.nl", "c@D.nl", 42, 50);
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == &format!("{PREFIX}{k}"))
-                .unwrap()
-                .1
-                .clone()
-        };
+        let get = |k: &str| var(&vars, k);
         assert_eq!(get("tls"), "insecure");
         assert_eq!(get("peer"), "yes");
         assert_eq!(get("ward"), "cardiology");
@@ -247,13 +249,7 @@ mod tests {
         f.set("tls_version", "TLSv1.3").unwrap();
         assert!(f.set("direction", "sideways").is_err());
         let vars = f.variables("a@b.nl", "c@D.nl", 42, 50);
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == &format!("{PREFIX}{k}"))
-                .unwrap()
-                .1
-                .clone()
-        };
+        let get = |k: &str| var(&vars, k);
         assert_eq!(get("direction"), "inbound");
         assert_eq!(get("tls_version"), "TLSv1.3");
         let unknown = Facts {

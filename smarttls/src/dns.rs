@@ -151,14 +151,7 @@ impl Dns {
     /// Builds the resolver from the configuration.
     pub fn new(cfg: &SmartTlsConfig) -> Result<Self, Error> {
         let (servers, mut opts) = match cfg.resolver {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-                (vec![ns], ResolverOpts::default())
-            }
+            Some(addr) => (vec![name_server(addr)], ResolverOpts::default()),
             None => {
                 let (rc, o) = hickory_resolver::system_conf::read_system_conf()
                     .map_err(|e| Error::Config(format!("system resolver configuration: {e}")))?;
@@ -441,6 +434,16 @@ fn classify_error(qname: &Name, e: NetError) -> Result<Answer, DnsFailure> {
 }
 
 /// `name` with exactly one trailing dot, lower-cased.
+/// One recursive resolver at `addr`, asked over UDP and TCP on its port (a negative answer is trusted:
+/// it is the resolver's own).
+pub fn name_server(addr: SocketAddr) -> NameServerConfig {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = addr.port();
+    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+}
+
 pub fn fqdn(name: &str) -> String {
     let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
     format!("{n}.")

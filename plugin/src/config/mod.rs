@@ -282,6 +282,15 @@ impl Config {
         })
     }
 
+    /// The host name the inbound checks speak for: `inbound.authserv_id`, else the first local domain.
+    pub fn inbound_host(&self) -> &str {
+        self.inbound
+            .authserv_id
+            .as_deref()
+            .or(self.organisation.local_domains.first().map(String::as_str))
+            .unwrap_or("localhost")
+    }
+
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.organisation
             .local_domains

@@ -81,21 +81,28 @@ async fn inbound_answer(gw: &Arc<Gateway>, request: Request) -> Response {
             gw.metrics.answer(handled.response.action.into());
             Json(handled.response).into_response()
         }
-        Err(inbound::InboundError::BadRequest(detail)) => {
-            gw.metrics.answer(Answer::BadRequest);
-            Problem::new(StatusCode::BAD_REQUEST, "malformed-hook-request", detail).into_response()
-        }
+        Err(inbound::InboundError::BadRequest(detail)) => bad_request(gw, detail),
         Err(e) => {
-            gw.metrics.answer(Answer::Error);
             tracing::error!(error = %e, "inbound hook failed; Stalwart will answer 451 and the sender retries");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily-unavailable",
-                e.to_string(),
-            )
-            .into_response()
+            unavailable(gw, &e)
         }
     }
+}
+
+fn bad_request(gw: &Gateway, detail: String) -> Response {
+    gw.metrics.answer(Answer::BadRequest);
+    Problem::new(StatusCode::BAD_REQUEST, "malformed-hook-request", detail).into_response()
+}
+
+/// 503: Stalwart answers `451 4.3.5` and the client retries.
+fn unavailable(gw: &Gateway, e: &dyn std::fmt::Display) -> Response {
+    gw.metrics.answer(Answer::Error);
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily-unavailable",
+        e.to_string(),
+    )
+    .into_response()
 }
 
 async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -114,19 +121,10 @@ async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response
             gw.metrics.answer(handled.response.action.into());
             Json(handled.response).into_response()
         }
-        Err(submission::SubmissionError::BadRequest(detail)) => {
-            gw.metrics.answer(Answer::BadRequest);
-            Problem::new(StatusCode::BAD_REQUEST, "malformed-hook-request", detail).into_response()
-        }
+        Err(submission::SubmissionError::BadRequest(detail)) => bad_request(gw, detail),
         Err(e) => {
-            gw.metrics.answer(Answer::Error);
             tracing::error!(error = %e, "hook failed; Stalwart will answer 451 and the client retries");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily-unavailable",
-                e.to_string(),
-            )
-            .into_response()
+            unavailable(gw, &e)
         }
     }
 }

@@ -9,7 +9,6 @@ use std::{net::IpAddr, time::Duration};
 use ring::digest;
 
 use super::{
-    respond::{QUARANTINE_HEADER, SUMMARY_HEADER},
     verify::{Envelope, Verifier},
     InboundError,
 };
@@ -22,6 +21,12 @@ use crate::{
     stalwart::hook::Request,
     time, Gateway,
 };
+
+/// The header with the gateway's verdict (added by [`super::respond`]; a copy that came with the
+/// message is counted here and removed).
+pub const SUMMARY_HEADER: &str = "X-NTA7516-Inbound";
+/// The header naming the recipients of a quarantined message.
+pub const QUARANTINE_HEADER: &str = "X-NTA7516-Quarantine";
 
 /// Everything the decision and its record need about one received message.
 #[derive(Debug, Clone)]

@@ -9,17 +9,12 @@
 //! - **reject**: `550 5.7.10` (TLS required) or `550 5.7.1` with the reasons; the sending server bounces
 //!   it to its sender.
 
-use super::facts::InboundFacts;
+use super::facts::{InboundFacts, QUARANTINE_HEADER, SUMMARY_HEADER};
 use crate::{
     config::Config,
     policy::{Action, InboundCode, InboundDecision, Peer},
     stalwart::hook::{Modification, Response},
 };
-
-/// The header with the gateway's verdict.
-pub const SUMMARY_HEADER: &str = "X-NTA7516-Inbound";
-/// The header naming the recipients of a quarantined message.
-pub const QUARANTINE_HEADER: &str = "X-NTA7516-Quarantine";
 
 /// The longest SMTP text the gateway sends (the reply line stays far below RFC 5321's 512 octets).
 const MAX_TEXT: usize = 400;
@@ -100,12 +95,7 @@ pub fn summary(
     message_ref: &str,
 ) -> String {
     let auth = &facts.auth;
-    let host = config
-        .inbound
-        .authserv_id
-        .clone()
-        .or_else(|| config.organisation.local_domains.first().cloned())
-        .unwrap_or_else(|| "stalwart-nta7516".into());
+    let host = config.inbound_host();
     let tls = facts.tls.as_ref().map_or("none", |t| t.version.as_str());
     let dkim = match auth
         .dkim

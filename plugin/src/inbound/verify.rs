@@ -18,7 +18,7 @@ use std::{
 use crate::policy::{AuthResult, AuthResults, DkimCheck, DmarcCheck, DmarcPolicy};
 use mail_auth::{
     dmarc::{verify::DmarcParameters, Policy},
-    hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
+    hickory_resolver::config::{ResolverConfig, ResolverOpts},
     spf::verify::SpfParameters,
     AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, Parameters, RecordSet,
     ResolverCache, SpfResult, Txt, MX,
@@ -72,11 +72,7 @@ impl Verifier {
         opts.negative_min_ttl = Some(Duration::from_secs(NEGATIVE_TTL_SECS));
         let auth = match resolver {
             Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let ns = nta7516_smarttls::dns::name_server(addr);
                 MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], vec![ns]), opts)
             }
             None => {

@@ -155,15 +155,7 @@ impl Message {
         if len != self.size {
             return Err(len);
         }
-        let mut out = Vec::with_capacity(len);
-        for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.push(b':');
-            out.extend_from_slice(value.as_bytes());
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(self.contents.as_bytes());
-        Ok(out)
+        Ok(self.lossy())
     }
 
     /// The message as Stalwart sent it, whatever its length: for a body Stalwart converted lossily

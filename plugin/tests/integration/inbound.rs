@@ -100,6 +100,14 @@ fn fixture_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// Stalwart's request for a signed message from `domain` (MAIL FROM `bounce@domain`) to one local
+/// recipient, sent from `ip`.
+fn message(s: &Setup, domain: &str, ip: &str, tls: Option<(&str, &str)>, body: &str) -> Value {
+    let raw = signed(s, domain, body);
+    let from = format!("bounce@{domain}");
+    inbound_request(ip, tls, &from, &["cardio@zorg.test"], &raw)
+}
+
 /// A message from `from_domain`, DKIM-signed by mail-auth with the test key (selector s1).
 fn signed(s: &Setup, from_domain: &str, body: &str) -> Vec<u8> {
     let msg = format!(
@@ -176,14 +184,7 @@ async fn a_peer_over_tls_with_dmarc_pass_is_accepted_with_the_header(b: Backend)
     let Some(s) = setup(b, None).await else {
         return;
     };
-    let raw = signed(&s, &s.peer, "Geachte collega,\r\n");
-    let req = inbound_request(
-        GOOD_IP,
-        TLS13,
-        &format!("bounce@{}", s.peer),
-        &["cardio@zorg.test"],
-        &raw,
-    );
+    let req = message(&s, &s.peer, GOOD_IP, TLS13, "Geachte collega,\r\n");
     let (status, v) = post(&s.gw, &req).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["action"], "accept", "{v}");
@@ -223,14 +224,7 @@ async fn a_peer_without_tls_is_refused_with_5_7_10(b: Backend) {
     let Some(s) = setup(b, None).await else {
         return;
     };
-    let raw = signed(&s, &s.peer, "Geachte collega,\r\n");
-    let req = inbound_request(
-        GOOD_IP,
-        None,
-        &format!("bounce@{}", s.peer),
-        &["cardio@zorg.test"],
-        &raw,
-    );
+    let req = message(&s, &s.peer, GOOD_IP, None, "Geachte collega,\r\n");
     let (status, v) = post(&s.gw, &req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["action"], "reject", "{v}");
@@ -296,14 +290,7 @@ async fn a_modified_body_fails_dkim_and_dmarc_p_reject_refuses(b: Backend) {
     assert_eq!(r["auth"]["dmarc"]["result"], "fail");
     assert_eq!(r["peer"]["status"], "no");
     // The same message unaltered from the right server: accepted (the unsigned zone works as well).
-    let raw = signed(&s, &s.plain, "Originele tekst.\r\n");
-    let req = inbound_request(
-        GOOD_IP,
-        None,
-        &format!("bounce@{}", s.plain),
-        &["cardio@zorg.test"],
-        &raw,
-    );
+    let req = message(&s, &s.plain, GOOD_IP, None, "Originele tekst.\r\n");
     let (_, v) = post(&s.gw, &req).await;
     assert_eq!(v["action"], "accept", "{v}");
     assert!(summary_header(&v).contains("tls=none; spf=pass"), "{v}");
@@ -496,14 +483,7 @@ async fn a_peer_whose_dmarc_cannot_be_checked_is_tempfailed(b: Backend) {
         .tls(s.gw.gw.tls.clone())
         .start()
         .await;
-    let raw = signed(&s, &s.peer, "Geachte collega,\r\n");
-    let req = inbound_request(
-        GOOD_IP,
-        TLS13,
-        &format!("bounce@{}", s.peer),
-        &["cardio@zorg.test"],
-        &raw,
-    );
+    let req = message(&s, &s.peer, GOOD_IP, TLS13, "Geachte collega,\r\n");
     let (status, v) = post(&dead, &req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["action"], "reject", "{v}");

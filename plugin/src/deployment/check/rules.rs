@@ -183,21 +183,32 @@ fn hook_url(h: &Hook, want: &Expectations) -> RuleResult {
     let r = Rule::HookUrl;
     match url_match(&h.url, HOOK_PATH, want) {
         UrlMatch::Gateway => RuleResult::pass(r, format!("hook calls {}", h.url)),
+        other => not_the_gateway(r, "hook", &h.url, other, HOOK_PATH, want),
+    }
+}
+
+/// A hook URL that is not (or not visibly) this gateway's `path`: `what` names the hook.
+fn not_the_gateway(
+    r: Rule,
+    what: &str,
+    url: &str,
+    m: UrlMatch,
+    path: &str,
+    want: &Expectations,
+) -> RuleResult {
+    match m {
         UrlMatch::Macro(var) => RuleResult::warn(
             r,
-            format!(
-                "hook URL {} comes from Stalwart's environment: not comparable here",
-                h.url
-            ),
+            format!("{what} URL {url} comes from Stalwart's environment: not comparable here"),
             format!(
                 "make sure {var} in Stalwart's environment is the gateway ({})",
                 expected(want, "")
             ),
         ),
-        UrlMatch::Elsewhere => RuleResult::fail(
+        _ => RuleResult::fail(
             r,
-            format!("hook calls {}, not this gateway", h.url),
-            format!("set the hook's url to {}", expected(want, HOOK_PATH)),
+            format!("{what} calls {url}, not this gateway"),
+            format!("set the {what}'s url to {}", expected(want, path)),
         ),
     }
 }
@@ -487,25 +498,7 @@ fn inbound_hook_target(h: &Hook, count: usize, want: &Expectations) -> RuleResul
                 h.enable.display()
             ),
         ),
-        UrlMatch::Macro(var) => RuleResult::warn(
-            r,
-            format!(
-                "inbound hook URL {} comes from Stalwart's environment: not comparable here",
-                h.url
-            ),
-            format!(
-                "make sure {var} in Stalwart's environment is the gateway ({})",
-                expected(want, "")
-            ),
-        ),
-        UrlMatch::Elsewhere => RuleResult::fail(
-            r,
-            format!("inbound hook calls {}, not this gateway", h.url),
-            format!(
-                "set the inbound hook's url to {}",
-                expected(want, INBOUND_HOOK_PATH)
-            ),
-        ),
+        other => not_the_gateway(r, "inbound hook", &h.url, other, INBOUND_HOOK_PATH, want),
     }
 }
 
