@@ -73,12 +73,12 @@ fn signed(domain: &str, rsa: bool) -> (Vec<u8>, String) {
     if rsa {
         let der = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/inbound/bench-rsa2048.pk8"
+            "/../tests/fixtures/inbound/bench-rsa2048.pkcs1.der"
         ))
-        .expect("the bench's RSA key (tests/fixtures/inbound/bench-rsa2048.pk8)");
-        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
+        .expect("the bench's RSA key (tests/fixtures/inbound/bench-rsa2048.pkcs1.der)");
+        let der = rustls_pki_types::PrivatePkcs1KeyDer::from(der);
         let key =
-            RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(der)).unwrap();
+            RsaKey::<Sha256>::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs1(der)).unwrap();
         let record = format!("v=DKIM1; k=rsa; p={}", b64(&key.public_key()));
         (sign_with(key, domain, &msg), record)
     } else {
