@@ -514,6 +514,24 @@ async fn an_altered_8bit_body_counts_no_signature(b: Backend) {
     assert_eq!(r["auth"]["dkim"], json!([]));
 }
 
+async fn an_unavailable_database_tempfails_and_answers_nothing_else(b: Backend) {
+    let Some(s) = setup(b, None).await else {
+        return;
+    };
+    // The receipt cannot be recorded: 503, so Stalwart answers 451 and the sending server retries.
+    // No accept (the message would be received without its record), no reject (it was never judged).
+    s.gw.gw.store.close().await;
+    for req in [
+        message(&s, &s.peer, GOOD_IP, TLS13, "Geachte collega,\r\n"),
+        message(&s, &s.plain, BAD_IP, None, "Hallo.\r\n"),
+    ] {
+        let (status, v) = post(&s.gw, &req).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["type"], "urn:nta7516:problem:temporarily-unavailable");
+        assert!(!v.to_string().contains("\"accept\""), "{v}");
+    }
+}
+
 both_backends!(
     a_peer_over_tls_with_dmarc_pass_is_accepted_with_the_header,
     a_peer_without_tls_is_refused_with_5_7_10,
@@ -524,4 +542,5 @@ both_backends!(
     a_bounce_is_judged_by_its_helo_and_its_signature,
     a_peer_whose_dmarc_cannot_be_checked_is_tempfailed,
     an_altered_8bit_body_counts_no_signature,
+    an_unavailable_database_tempfails_and_answers_nothing_else,
 );
