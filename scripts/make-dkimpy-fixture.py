@@ -3,8 +3,8 @@
 Python library behind many milters), so the gateway's verification is checked against a signature it
 did not make itself.
 
-    python3 -m venv /tmp/dkimpy && /tmp/dkimpy/bin/pip install dkimpy
-    /tmp/dkimpy/bin/python scripts/make-dkimpy-fixture.py tests/fixtures/inbound
+    python3 -m venv .venv-dkimpy && .venv-dkimpy/bin/pip install dkimpy
+    .venv-dkimpy/bin/python scripts/make-dkimpy-fixture.py tests/fixtures/inbound
 
 Writes `dkimpy-signed.eml` (relaxed/relaxed, rsa-sha256, d=dkimpy.test, s=py) and
 `dkimpy-py._domainkey.txt` (the TXT record the test DNS serves). The key is made for the fixture

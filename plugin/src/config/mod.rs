@@ -291,6 +291,13 @@ impl Config {
             .unwrap_or("localhost")
     }
 
+    /// The `[[peers]]` entry for `domain`, if any.
+    pub fn configured_peer(&self, domain: &str) -> Option<&PeerConfig> {
+        self.peers
+            .iter()
+            .find(|p| p.domain.eq_ignore_ascii_case(domain))
+    }
+
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.organisation
             .local_domains

@@ -15,8 +15,7 @@ use super::{
 use crate::{
     config::Config,
     policy::{
-        AuthResult, AuthResults, DkimCheck, DmarcCheck, DmarcPolicy, Peer, PeerRecord, PeerSource,
-        SessionTls, TlsVerdicts, TlsVersion,
+        AuthResult, AuthResults, Peer, PeerRecord, PeerSource, SessionTls, TlsVerdicts, TlsVersion,
     },
     stalwart::hook::Request,
     time, Gateway,
@@ -132,7 +131,11 @@ async fn peer(gw: &Gateway, domain: &str, budget: Duration) -> Result<Peer, Inbo
     if domain.is_empty() {
         return Ok(Peer::No);
     }
-    let listed = gw.store.peer_provider(domain).await?;
+    // The database list only when the configuration does not name the domain already.
+    let listed = match gw.config.configured_peer(domain) {
+        Some(_) => None,
+        None => gw.store.peer_provider(domain).await?,
+    };
     Ok(peer_status(&gw.config, listed, gw.tls.as_ref(), domain, budget).await)
 }
 
@@ -148,11 +151,7 @@ pub async fn peer_status(
     if domain.is_empty() {
         return Peer::No;
     }
-    let configured = config
-        .peers
-        .iter()
-        .find(|p| p.domain.eq_ignore_ascii_case(domain));
-    if let Some(p) = configured {
+    if let Some(p) = config.configured_peer(domain) {
         return Peer::Yes {
             provider: p.provider.clone(),
             source: PeerSource::ConfigList,
@@ -182,19 +181,9 @@ pub async fn peer_status(
 
 /// The verification did not finish within the budget: every DNS-based result is a temporary error.
 fn timed_out(body_altered: bool) -> AuthResults {
-    AuthResults {
-        spf_mail_from: AuthResult::TempError,
-        spf_helo: AuthResult::TempError,
-        dkim: Vec::<DkimCheck>::new(),
-        dmarc: DmarcCheck {
-            result: AuthResult::TempError,
-            domain: String::new(),
-            policy: DmarcPolicy::None,
-            detail: Some("verification did not finish within the hook's time budget".into()),
-        },
-        arc: AuthResult::None,
-        body_altered,
-    }
+    let t = AuthResult::TempError;
+    let why = "verification did not finish within the hook's time budget";
+    AuthResults::unjudged(t, t, t, why, body_altered)
 }
 
 /// The domain of the first `From` header (when mail-auth gave none, e.g. after a timeout).

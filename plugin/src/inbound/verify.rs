@@ -113,7 +113,14 @@ impl Verifier {
         };
         let spf_results = (spf(spf_mail_from.result()), spf(spf_helo.result()));
         let Some(msg) = AuthenticatedMessage::parse(raw) else {
-            return unparsable(spf_results.0, spf_results.1);
+            let why = "the message's header cannot be parsed";
+            return AuthResults::unjudged(
+                spf_results.0,
+                spf_results.1,
+                AuthResult::PermError,
+                why,
+                false,
+            );
         };
         let dkim_out = match body_altered {
             true => Vec::new(),
@@ -168,23 +175,6 @@ fn dmarc_check(o: &mail_auth::DmarcOutput) -> DmarcCheck {
             Policy::None | Policy::Unspecified => DmarcPolicy::None,
         },
         detail,
-    }
-}
-
-/// A message mail-auth cannot parse: no signature or From to judge, DMARC cannot pass.
-fn unparsable(spf_mail_from: AuthResult, spf_helo: AuthResult) -> AuthResults {
-    AuthResults {
-        spf_mail_from,
-        spf_helo,
-        dkim: Vec::new(),
-        dmarc: DmarcCheck {
-            result: AuthResult::PermError,
-            domain: String::new(),
-            policy: DmarcPolicy::None,
-            detail: Some("the message's header cannot be parsed".into()),
-        },
-        arc: AuthResult::None,
-        body_altered: false,
     }
 }
 

@@ -79,6 +79,30 @@ pub struct AuthResults {
 }
 
 impl AuthResults {
+    /// Results without a judged message (header unparsable, verification out of time): no
+    /// signature, DMARC `dmarc` with the reason, SPF as far as it got.
+    pub fn unjudged(
+        spf_mail_from: AuthResult,
+        spf_helo: AuthResult,
+        dmarc: AuthResult,
+        why: &str,
+        body_altered: bool,
+    ) -> AuthResults {
+        AuthResults {
+            spf_mail_from,
+            spf_helo,
+            dkim: Vec::new(),
+            dmarc: DmarcCheck {
+                result: dmarc,
+                domain: String::new(),
+                policy: DmarcPolicy::None,
+                detail: Some(why.into()),
+            },
+            arc: AuthResult::None,
+            body_altered,
+        }
+    }
+
     /// The SPF result that counts: MAIL FROM's, or EHLO's for a null sender (RFC 7208 §2.4).
     pub fn spf(&self, null_sender: bool) -> AuthResult {
         if null_sender {

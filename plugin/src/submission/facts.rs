@@ -226,9 +226,7 @@ fn peers(
 ) {
     let config = gw
         .config
-        .peers
-        .iter()
-        .find(|p| p.domain.eq_ignore_ascii_case(domain))
+        .configured_peer(domain)
         .map(|p| (p.provider.clone(), PeerSource::ConfigList));
     let database = stored
         .peers
