@@ -333,6 +333,56 @@ async fn receipt_on_first_portal_open(b: Backend) {
     );
 }
 
+/// A portal message withdrawn before its recipient opened it: the message page answers 410 "withdrawn",
+/// its content is gone, and no receipt follows.
+async fn unopened_portal_message_withdrawn(b: Backend) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let env = Env::new(b, Some(moto.url.clone()), &admin_toml()).await;
+    env.tls.set("insecure.test", TlsStatus::Insecure);
+    let gw = env.start().await;
+    let phone = "+31644440004";
+    gw.set_phone(EVA, phone).await;
+    notices(&gw, None, Some(true)).await;
+    let id = util::held_ref(
+        &gw.hook(&msg(&[EVA], "Niet geopend", "<w6@zorg.test>"))
+            .await,
+    );
+    let rlink = link_in(wait_mails(&env, EVA, "/p/", 1).await[0].as_bytes(), "p");
+    let mut eva = Browser::new(&gw, "nl");
+    verify(&mut eva, &moto, &rlink, phone).await;
+    gw.wait_hold(&id, EVA, "portal", 10).await;
+    let (status, answer) = admin(&gw, &format!("/v1/admin/held/{id}/withdraw"), "").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["withdrawn"], serde_json::json!([EVA]));
+    let page = eva.get(&format!("{rlink}/m/{id}")).await;
+    assert_eq!(page.status, StatusCode::GONE);
+    assert!(
+        page.body.contains("Ingetrokken door de afzender"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Vertrouwelijke"));
+    assert_eq!(
+        eva.get(&format!("{rlink}/m/{id}/eml")).await.status,
+        StatusCode::GONE
+    );
+    assert!(!gw.content_held(&id).await);
+    let w = gw
+        .audit(&id)
+        .await
+        .into_iter()
+        .find(|(k, _, _)| k == "withdrawn")
+        .unwrap();
+    assert_eq!(w.2["from"], "portal");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        mails_to(&env, SENDER).is_empty(),
+        "no receipt for a withdrawn message"
+    );
+}
+
 /// The admin API and the CLI withdraw for the sender: one recipient, then the rest; audited with the
 /// actor; bad input and unknown ids changed nothing.
 async fn admin_api_and_cli(b: Backend) {
@@ -534,6 +584,7 @@ both_backends!(
     withdraw_by_link,
     receipt_and_refusal_after_release,
     receipt_on_first_portal_open,
+    unopened_portal_message_withdrawn,
     admin_api_and_cli,
     settings_off_no_mails,
     races_are_decided_once,
