@@ -26,8 +26,9 @@ use crate::{
     audit::{export, Kind},
     http::problem::Problem,
     store::{
-        admin::{RecipientIn, Resolved},
+        admin::{RecipientIn, Resolved, SettingsIn},
         audit::AuditQuery,
+        withdraw::WithdrawOutcome,
         StoreError,
     },
     time,
@@ -425,6 +426,71 @@ pub async fn delete_held(State(s): St, Path(id): Path<String>) -> Answer {
     }
 }
 
+/// Withdraws a message for its sender (all recipients not yet delivered or read, or `recipient`):
+/// 200 with what became of each; 409 when none could be withdrawn (already delivered, read, …).
+pub async fn withdraw_held(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
+    let id = validate::id("held message", "h", &id).map_err(bad)?;
+    let input: ReleaseBody = if b.iter().all(u8::is_ascii_whitespace) {
+        ReleaseBody::default()
+    } else {
+        body(&b)?
+    };
+    let recipient = input
+        .recipient
+        .as_deref()
+        .map(validate::address)
+        .transpose()
+        .map_err(bad)?;
+    let by = crate::audit::WithdrawnBy::Admin {
+        actor: s.actor.clone(),
+    };
+    let Some(outcomes) = s
+        .store
+        .withdraw(&id, recipient.as_deref(), &by, time::now())
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(not_found(format!("no held message with id {id:?}")));
+    };
+    if outcomes.is_empty() {
+        let r = recipient.unwrap_or_default();
+        return Err(not_found(format!("{id} has no hold for {r}")));
+    }
+    let withdrawn: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == WithdrawOutcome::Withdrawn)
+        .map(|(r, _)| r.as_str())
+        .collect();
+    let refused: Vec<serde_json::Value> = outcomes
+        .iter()
+        .filter(|(_, o)| *o != WithdrawOutcome::Withdrawn)
+        .map(|(r, o)| json!({ "recipient": r, "reason": o.as_str() }))
+        .collect();
+    if withdrawn.is_empty() {
+        let why: Vec<String> = outcomes
+            .iter()
+            .map(|(r, o)| format!("{r}: {}", withdraw_refusal(*o)))
+            .collect();
+        return Err(conflict(format!(
+            "{id} cannot be withdrawn ({})",
+            why.join("; ")
+        )));
+    }
+    ok(json!({ "id": id, "withdrawn": withdrawn, "refused": refused }))
+}
+
+/// Why a hold was not withdrawn, for the 409 problem.
+fn withdraw_refusal(o: WithdrawOutcome) -> &'static str {
+    match o {
+        WithdrawOutcome::Delivered => "cannot be withdrawn, it was already delivered",
+        WithdrawOutcome::BeingDelivered => "cannot be withdrawn, it is being delivered",
+        WithdrawOutcome::Read => "cannot be withdrawn, it was already read on the portal",
+        WithdrawOutcome::AlreadyWithdrawn => "already withdrawn",
+        WithdrawOutcome::Gone => "no longer held (expired or deleted)",
+        WithdrawOutcome::Withdrawn => "withdrawn",
+    }
+}
+
 // ---- settings per sender domain ----
 
 pub async fn list_settings(State(s): St) -> Answer {
@@ -446,6 +512,8 @@ pub struct SettingsBody {
     pub retention_days: Option<serde_json::Number>,
     #[serde(default)]
     pub groups: Vec<String>,
+    pub hold_confirmation: Option<bool>,
+    pub collection_receipt: Option<bool>,
 }
 
 pub async fn put_settings(State(s): St, Path(domain): Path<String>, b: Bytes) -> Answer {
@@ -469,8 +537,14 @@ pub async fn put_settings(State(s): St, Path(domain): Path<String>, b: Bytes) ->
         .map(|g| validate::text("group", g, 64))
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
+    let settings = SettingsIn {
+        retention_days,
+        groups,
+        hold_confirmation: input.hold_confirmation,
+        collection_receipt: input.collection_receipt,
+    };
     s.store
-        .put_settings(&s.actor, &domain, retention_days, &groups, time::now())
+        .put_settings_with(&s.actor, &domain, &settings, time::now())
         .await
         .map_err(unavailable)?;
     ok(s.store.get_settings(&domain).await.map_err(unavailable)?)

@@ -160,6 +160,13 @@ pub enum HeldCmd {
     },
     /// Erase the held content now.
     Delete { id: String },
+    /// Withdraw a message for the sender (every recipient not yet delivered or read, or one): its
+    /// content is erased, the recipient's link says it was withdrawn.
+    Withdraw {
+        id: String,
+        #[arg(long)]
+        recipient: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +182,13 @@ pub enum SettingsCmd {
         /// Repeat for several groups.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Mail the sender a hold confirmation with a withdraw link (unset: the [portal] default).
+        #[arg(long)]
+        hold_confirmation: Option<bool>,
+        /// Mail the sender one receipt when the recipient collected the message (unset: the
+        /// [portal] default).
+        #[arg(long)]
+        collection_receipt: Option<bool>,
     },
     Delete {
         domain: String,
@@ -412,6 +426,11 @@ impl HeldCmd {
                 serde_json::json!({ "recipient": recipient, "delivered": outcome.delivered() }),
             ),
             HeldCmd::Delete { id } => delete(one(id)),
+            HeldCmd::Withdraw { id, recipient } => with_json(
+                Method::POST,
+                format!("{}/withdraw", one(id)),
+                serde_json::json!({ "recipient": recipient }),
+            ),
         }
     }
 }
@@ -426,10 +445,15 @@ impl SettingsCmd {
                 domain,
                 retention_days,
                 groups,
+                hold_confirmation,
+                collection_receipt,
             } => with_json(
                 Method::PUT,
                 one(domain),
-                serde_json::json!({ "retention_days": retention_days, "groups": groups }),
+                serde_json::json!({
+                    "retention_days": retention_days, "groups": groups,
+                    "hold_confirmation": hold_confirmation, "collection_receipt": collection_receipt,
+                }),
             ),
             SettingsCmd::Delete { domain } => delete(one(domain)),
         }

@@ -61,6 +61,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/admin/held/{id}/release-to-portal"),
     (Method::POST, "/v1/admin/held/{id}/resolve"),
     (Method::DELETE, "/v1/admin/held/{id}"),
+    (Method::POST, "/v1/admin/held/{id}/withdraw"),
     (Method::GET, "/v1/admin/settings"),
     (Method::GET, "/v1/admin/settings/{domain}"),
     (Method::PUT, "/v1/admin/settings/{domain}"),
@@ -134,6 +135,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<AdminState>) -> Route
         )
         .route("/v1/admin/held/{id}/resolve", post(resolve_held))
         .route("/v1/admin/held/{id}", axum::routing::delete(delete_held))
+        .route("/v1/admin/held/{id}/withdraw", post(withdraw_held))
         .route("/v1/admin/settings", get(list_settings))
         .route(
             "/v1/admin/settings/{domain}",

@@ -76,6 +76,11 @@ pub enum Notice {
     SenderPhoneRequest,
     /// To the sender: the message was not collected before its hold expired.
     SenderNotCollected,
+    /// To the sender: the message is held for secure delivery, with the withdraw link.
+    SenderHoldConfirmation,
+    /// To the sender: the recipient verified and the message reached their inbox or was first opened
+    /// on the portal.
+    SenderCollectionReceipt,
 }
 
 impl Notice {
@@ -84,6 +89,8 @@ impl Notice {
             Notice::RecipientNotice => "recipient_notice",
             Notice::SenderPhoneRequest => "sender_phone_request",
             Notice::SenderNotCollected => "sender_not_collected",
+            Notice::SenderHoldConfirmation => "sender_hold_confirmation",
+            Notice::SenderCollectionReceipt => "sender_collection_receipt",
         }
     }
 }
@@ -120,6 +127,26 @@ pub enum PhoneOutcome {
     Invalid,
     /// Not stored: a subject tag on a message held for several recipients (whose number is it?).
     Ambiguous,
+}
+
+/// Who withdrew a held message (NTA 7516 6.4.2: withdrawing a sent message is logged, by whom).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WithdrawnBy {
+    /// The sender, through the withdraw link of the hold confirmation.
+    Sender { address: String },
+    /// An administrator (admin API or CLI) for the sender.
+    Admin { actor: String },
+}
+
+impl WithdrawnBy {
+    /// `sender a@b` / `admin cli:root`, for reports.
+    pub fn text(&self) -> String {
+        match self {
+            WithdrawnBy::Sender { address } => format!("sender {address}"),
+            WithdrawnBy::Admin { actor } => format!("admin {actor}"),
+        }
+    }
 }
 
 /// One auditable event. Every variant names the message (where there is one) and the recipient; the
@@ -263,6 +290,16 @@ pub enum Event {
     },
     /// A message received from the internet passed the inbound hook (accepted, quarantined or refused).
     Received(Box<Receipt>),
+    /// A hold was withdrawn before it was delivered or read; its content is erased once no other
+    /// recipient needs it.
+    Withdrawn {
+        message_ref: String,
+        recipient: String,
+        sender: String,
+        by: WithdrawnBy,
+        /// The hold's state before (`held`, `releasing` or `portal`).
+        from: &'static str,
+    },
 }
 
 /// The columns of an audit record before chaining.
@@ -299,11 +336,12 @@ pub enum Kind {
     Delivery,
     Admin,
     Received,
+    Withdrawn,
 }
 
 impl Kind {
     /// Every kind, in the order of [`Event`].
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Decision,
         Kind::Held,
         Kind::NotificationSent,
@@ -321,6 +359,7 @@ impl Kind {
         Kind::Delivery,
         Kind::Admin,
         Kind::Received,
+        Kind::Withdrawn,
     ];
 
     /// The stable name stored with the record (never change one: exports and reports read it).
@@ -343,6 +382,7 @@ impl Kind {
             Kind::Expired => "expired",
             Kind::Delivery => "delivery",
             Kind::Admin => "admin",
+            Kind::Withdrawn => "withdrawn",
         }
     }
 
@@ -376,6 +416,7 @@ impl Event {
             Event::Expired { .. } => Kind::Expired,
             Event::Delivery { .. } => Kind::Delivery,
             Event::Admin { .. } => Kind::Admin,
+            Event::Withdrawn { .. } => Kind::Withdrawn,
         }
     }
 
@@ -507,6 +548,15 @@ impl Event {
                 message_ref: message_ref.clone(),
                 ..Subject::default()
             },
+            Event::Withdrawn {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            } => Subject {
+                sender: Some(sender.clone()),
+                ..Subject::recipient(Some(message_ref), recipient)
+            },
         }
     }
 
@@ -611,6 +661,7 @@ impl Event {
                 details,
                 ..
             } => json!({ "actor": actor, "action": action, "target": target, "details": details }),
+            Event::Withdrawn { by, from, .. } => json!({ "by": by, "from": from }),
         }
     }
 }
@@ -676,6 +727,7 @@ mod tests {
                 Kind::Delivery => 14,
                 Kind::Admin => 15,
                 Kind::Received => 16,
+                Kind::Withdrawn => 17,
             };
             assert_eq!(Kind::ALL[at], k);
         }

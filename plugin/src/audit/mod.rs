@@ -53,6 +53,7 @@ pub mod verify;
 
 pub use event::{
     Entry, Event, Kind, MaskedPhone, Notice, PhoneOutcome, PhoneSource, ReleaseTarget, SmsFailure,
+    WithdrawnBy,
 };
 pub use record::{Record, GENESIS};
 pub use report::Report;

@@ -40,6 +40,9 @@ pub struct RecipientReport {
     /// Verification steps (SMS sent, code results), in order.
     pub verification: Vec<String>,
     pub released: Option<String>,
+    /// "withdrawn by sender a@b at …", when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<String>,
     /// Where the delivery stands: delivered / deferred (next retry) / failed (remote answer).
     pub standing: Standing,
     pub deliveries: Vec<Delivery>,
@@ -147,6 +150,17 @@ fn summarise(r: &Record, d: &Value) -> String {
             s(&d["target"]).unwrap_or_default(),
             s(&d["actor"]).unwrap_or_default()
         ),
+        Kind::Withdrawn => format!("withdrawn by {}", withdrawn_by(d)),
+    }
+}
+
+/// `sender a@b` / `admin api` from a withdrawal's details.
+fn withdrawn_by(d: &Value) -> String {
+    let by = &d["by"];
+    match by["kind"].as_str() {
+        Some("sender") => format!("sender {}", s(&by["address"]).unwrap_or_default()),
+        Some("admin") => format!("admin {}", s(&by["actor"]).unwrap_or_default()),
+        _ => "-".into(),
     }
 }
 
@@ -194,6 +208,10 @@ fn notification_summary(d: &Value) -> String {
         Some("recipient_notice") => "recipient notified".to_string(),
         Some("sender_phone_request") => "sender asked for the mobile number".to_string(),
         Some("sender_not_collected") => "sender told the message was not collected".to_string(),
+        Some("sender_hold_confirmation") => {
+            "hold confirmation (with withdraw link) sent".to_string()
+        }
+        Some("sender_collection_receipt") => "collection receipt sent".to_string(),
         _ => "notification sent".to_string(),
     };
     format!(
@@ -286,6 +304,9 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
                 | Kind::PhoneNumber,
             ) => e.verification.push(summary),
             Some(Kind::Released) => e.released = Some(summary),
+            Some(Kind::Withdrawn) => {
+                e.withdrawn = Some(format!("{summary} at {}", rfc3339(r.at)));
+            }
             Some(Kind::Delivery) => {
                 let event = d["event"].as_str().unwrap_or_default();
                 if let Some(status) = delivery_status(event) {
@@ -299,7 +320,10 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
     }
     for r in by_rcpt.values_mut() {
         r.deliveries = attach_dsns(std::mem::take(&mut r.deliveries));
-        r.standing = standing(&r.recipient, &r.deliveries, &queue);
+        r.standing = match &r.withdrawn {
+            Some(how) => Standing::Withdrawn { how: how.clone() },
+            None => standing(&r.recipient, &r.deliveries, &queue),
+        };
     }
     let first = |f: fn(&Record) -> Option<&String>| records.iter().find_map(|r| f(r).cloned());
     Report {
@@ -423,6 +447,9 @@ impl Report {
             if let Some(rel) = &r.released {
                 o.push_str(&format!("  {rel}\n"));
             }
+            if let Some(w) = &r.withdrawn {
+                o.push_str(&format!("  {w}\n"));
+            }
             o.push_str(&format!("  standing: {}\n", r.standing.text()));
             for d in &r.deliveries {
                 o.push_str(&format!(
@@ -488,7 +515,7 @@ impl Report {
                     e(&tls.to_string())
                 ));
             }
-            for v in r.verification.iter().chain(r.released.iter()) {
+            for v in r.verification.iter().chain(&r.released).chain(&r.withdrawn) {
                 o.push_str(&format!("<p>{}</p>", e(v)));
             }
             o.push_str(&format!("<p>Standing: {}</p>", e(&r.standing.text())));

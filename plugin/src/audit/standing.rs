@@ -31,6 +31,8 @@ pub enum Standing {
     /// No delivery outcome reported (held, not released yet, or Stalwart has not reported).
     #[default]
     NotReported,
+    /// Withdrawn by the sender before delivery: it never reached the recipient (`how`: by whom, when).
+    Withdrawn { how: String },
 }
 
 /// A `queue.rescheduled` event: its span, when it retries and who is still pending.
@@ -163,6 +165,7 @@ impl Standing {
                 or_dash(reply)
             ),
             Standing::NotReported => "no delivery reported".into(),
+            Standing::Withdrawn { how } => how.clone(),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod code;
 pub mod notify;
 pub mod phone;
+pub mod sender_notices;
 pub mod sms;
 pub mod worker;
 
@@ -55,10 +56,17 @@ impl Keys {
 
     /// The link token of a challenge for a purpose: 256 bits, URL-safe base64.
     pub fn link_token(&self, purpose: Purpose, challenge_id: &str) -> String {
-        let tag = hmac::sign(
-            &self.link,
-            format!("{}\0{challenge_id}", label(purpose)).as_bytes(),
-        );
+        self.sign_link(label(purpose), challenge_id)
+    }
+
+    /// The sender's withdraw link token of a held message (a purpose of its own, about a message
+    /// rather than a challenge): 256 bits, URL-safe base64.
+    pub fn withdraw_token(&self, message_id: &str) -> String {
+        self.sign_link("sender-withdraw", message_id)
+    }
+
+    fn sign_link(&self, label: &str, id: &str) -> String {
+        let tag = hmac::sign(&self.link, format!("{label}\0{id}").as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
@@ -93,6 +101,21 @@ pub async fn by_token(
         return Ok(None);
     };
     Ok(crate::secrets::equal(stored.as_bytes(), hash.as_bytes()).then_some(c))
+}
+
+/// The held message a presented withdraw link token opens, or `None` (looked up like [`by_token`]).
+pub async fn by_withdraw_token(
+    store: &Store,
+    token: &str,
+) -> Result<Option<crate::store::withdraw::WithdrawLink>, StoreError> {
+    if token.len() > 64 {
+        return Ok(None);
+    }
+    let hash = token_hash(token);
+    let Some(link) = store.withdraw_link(&hash).await? else {
+        return Ok(None);
+    };
+    Ok(crate::secrets::equal(link.token_hash.as_bytes(), hash.as_bytes()).then_some(link))
 }
 
 /// The recipient a portal session cookie belongs to, while it is valid.
@@ -135,6 +158,8 @@ mod tests {
         assert_eq!(a, k.link_token(Purpose::Recipient, "c-1"));
         assert_ne!(a, k.link_token(Purpose::SenderPhone, "c-1"));
         assert_ne!(a, k.link_token(Purpose::Recipient, "c-2"));
+        assert_ne!(a, k.withdraw_token("c-1"));
+        assert_eq!(k.withdraw_token("h-1").len(), 43);
         assert_eq!(a.len(), 43); // 256 bits
         let other = Keys::derive(&"cd".repeat(32));
         assert_ne!(a, other.link_token(Purpose::Recipient, "c-1"));

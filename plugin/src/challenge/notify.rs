@@ -8,6 +8,8 @@
 //! hook, and a restart loses nothing: both steps start again from the database.
 //!
 //! Mails carry no message content and no subject: only the sender, that a secure message waits, the link.
+//! The sender's own notices ([`super::sender_notices`]: hold confirmation, collection receipt) also name
+//! the subject the sender wrote, never the content or a code.
 //! Calls `store` (planning, the outbox, the facts a mail needs) and `smtp`.
 
 use super::{token_hash, Purpose};
@@ -52,6 +54,7 @@ pub async fn plan(gw: &Gateway, now: i64) -> Result<usize, StoreError> {
         gw.store.plan_expiry_notice(&id, &sender, now).await?;
         planned += 1;
     }
+    planned += super::sender_notices::plan(gw, BATCH, now).await?;
     Ok(planned)
 }
 
@@ -237,6 +240,8 @@ async fn render(
                 ),
             )
         }
+        Kind::SenderHoldConfirmation => super::sender_notices::confirmation(gw, ref_id).await?,
+        Kind::SenderCollectionReceipt => super::sender_notices::receipt(gw, ref_id).await?,
     };
     let conf = gw.config.stalwart.as_ref();
     let from_addr = conf.map_or("", |c| c.notify_from.as_str());

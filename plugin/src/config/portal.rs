@@ -1,5 +1,6 @@
 //! `[portal]`: recipient verification — code lifetime and tries, SMS rate limits, the portal session,
-//! the background worker's interval and the reverse proxies trusted for the client address.
+//! the background worker's interval, the reverse proxies trusted for the client address, and the
+//! defaults of the sender's notices (hold confirmation, collection receipt).
 
 use serde::Deserialize;
 
@@ -35,6 +36,14 @@ pub struct PortalConfig {
     /// right-most entry that is not itself a trusted proxy); from anyone else the header is ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Whether a sender gets a short "held for secure delivery" mail with a withdraw link when a message
+    /// is held, where the sender domain's settings (admin API) do not say.
+    #[serde(default)]
+    pub hold_confirmation: bool,
+    /// Whether a sender gets one short mail when the recipient collected the message (released to the
+    /// inbox, or first opened on the portal), where the sender domain's settings do not say.
+    #[serde(default)]
+    pub collection_receipt: bool,
 }
 
 fn default_code_lifetime() -> i64 {

@@ -312,6 +312,7 @@ async fn record(
         error,
         queue_id,
         event,
+        receipt_default: gw.config.portal.collection_receipt,
     };
     if !gw.store.finish_release(&step, now).await? {
         // Someone else moved the hold meanwhile (an operator, or a recovery after the lease): theirs.

@@ -4,7 +4,7 @@
 //! the same page — for every unknown or wrong link token.
 //!
 //! Files: [`recipient`] (before verification), [`view`] (after: messages, reading, downloads),
-//! [`sender`] (the phone-number page), [`session`] (the request context and the portal session),
+//! [`sender`] (the phone-number page), [`withdraw`] (the sender's withdraw page), [`session`] (the request context and the portal session),
 //! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
 
 pub mod csrf;
@@ -13,6 +13,7 @@ pub mod recipient;
 pub mod sender;
 pub mod session;
 pub mod view;
+pub mod withdraw;
 
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route(
             "/s/{token}",
             get(sender::sender_form).post(sender::sender_submit),
+        )
+        .route(
+            "/s/w/{token}",
+            get(withdraw::withdraw_form).post(withdraw::withdraw_submit),
         )
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -67,6 +67,11 @@ pub async fn landing(
     if let Some(r) = closed(&ctx, &path, c.state) {
         return r;
     }
+    match gw.store.challenge_withdrawn(&c.id).await {
+        Ok(true) => return super::withdraw::withdrawn_page(&ctx, &path),
+        Ok(false) => {}
+        Err(_) => return ctx.unavailable(&path),
+    }
     let lang = ctx.lang;
     let senders = gw.store.senders(&c.id).await.unwrap_or_default();
     let phone = match gw.store.phone(&c.recipient).await {

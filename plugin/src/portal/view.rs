@@ -17,13 +17,24 @@ use super::{
     html::{esc, page},
     session::{authorised, Ctx},
 };
-use crate::{audit::Event, store::HoldState, Gateway};
+use crate::{
+    audit::Event,
+    store::{withdraw::PortalOpen, HoldState},
+    Gateway,
+};
 
 /// The decrypted message when `recipient` may read it on the portal.
 async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
-    match gw.store.portal_hold(id, recipient).await {
-        Ok(true) => {}
-        Ok(false) => return Err(ctx.not_found()),
+    // Opening marks the hold read (no longer withdrawable) and may queue the sender's receipt.
+    let receipt = gw.config.portal.collection_receipt;
+    match gw
+        .store
+        .portal_open(id, recipient, receipt, crate::time::now())
+        .await
+    {
+        Ok(PortalOpen::Readable) => {}
+        Ok(PortalOpen::Withdrawn) => return Err(super::withdraw::withdrawn_page(ctx, "/p/")),
+        Ok(PortalOpen::NotReadable) => return Err(ctx.not_found()),
         Err(_) => return Err(ctx.unavailable("/p/")),
     }
     let sealed = match gw.store.held(id).await {
@@ -88,6 +99,7 @@ pub async fn messages(
             HoldState::Expired | HoldState::Deleted => lang
                 .t("Niet meer beschikbaar", "No longer available")
                 .into(),
+            HoldState::Withdrawn => super::withdraw::withdrawn_status(lang).into(),
         };
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{status}</td></tr>\n",

@@ -76,8 +76,24 @@ pub struct SettingsOut {
     pub domain: String,
     pub retention_days: Option<i64>,
     pub groups: Vec<String>,
+    /// The sender's hold confirmation with a withdraw link (`None`: the `[portal]` default).
+    pub hold_confirmation: Option<bool>,
+    /// The sender's collection receipt (`None`: the `[portal]` default).
+    pub collection_receipt: Option<bool>,
     pub updated_at: String,
 }
+
+/// A sender domain's settings to store (`None` notices: the `[portal]` defaults apply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsIn {
+    pub retention_days: Option<i64>,
+    pub groups: Vec<String>,
+    pub hold_confirmation: Option<bool>,
+    pub collection_receipt: Option<bool>,
+}
+
+const SETTINGS_COLS: &str =
+    "domain, retention_days, groups, updated_at, hold_confirmation, collection_receipt";
 
 fn admin(
     actor: Actor<'_>,
@@ -613,9 +629,9 @@ impl Store {
     }
 
     pub async fn list_settings(&self) -> Result<Vec<SettingsOut>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT domain, retention_days, groups, updated_at FROM domain_settings ORDER BY domain",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SETTINGS_COLS} FROM domain_settings ORDER BY domain"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -628,6 +644,7 @@ impl Store {
         get_settings_on(&mut *self.pool.acquire().await?, domain).await
     }
 
+    /// Stores retention and groups (the notices left to the `[portal]` defaults).
     pub async fn put_settings(
         &self,
         actor: Actor<'_>,
@@ -636,29 +653,54 @@ impl Store {
         groups: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
+        let settings = SettingsIn {
+            retention_days,
+            groups: groups.to_vec(),
+            ..SettingsIn::default()
+        };
+        self.put_settings_with(actor, domain, &settings, now).await
+    }
+
+    /// Stores a sender domain's settings (all of them: a PUT), audited.
+    pub async fn put_settings_with(
+        &self,
+        actor: Actor<'_>,
+        domain: &str,
+        settings: &SettingsIn,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let SettingsIn {
+            retention_days,
+            groups,
+            hold_confirmation,
+            collection_receipt,
+        } = settings;
         let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let flag = |b: &Option<bool>| b.map(i64::from);
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO domain_settings (domain, retention_days, groups, updated_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO domain_settings (domain, retention_days, groups, updated_at, hold_confirmation, \
+             collection_receipt) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (domain) DO UPDATE SET retention_days = excluded.retention_days, \
-             groups = excluded.groups, updated_at = excluded.updated_at",
+             groups = excluded.groups, updated_at = excluded.updated_at, \
+             hold_confirmation = excluded.hold_confirmation, collection_receipt = excluded.collection_receipt",
         )
         .bind(domain)
         .bind(retention_days)
         .bind(&groups_json)
         .bind(now)
+        .bind(flag(hold_confirmation))
+        .bind(flag(collection_receipt))
         .execute(&mut **tx)
         .await?;
+        let details = json!({
+            "retention_days": retention_days, "groups": groups,
+            "hold_confirmation": hold_confirmation, "collection_receipt": collection_receipt,
+        });
         append(
             &mut tx,
             now,
-            &[admin(
-                actor,
-                "settings.put",
-                domain,
-                None,
-                json!({ "retention_days": retention_days, "groups": groups }),
-            )],
+            &[admin(actor, "settings.put", domain, None, details)],
         )
         .await?;
         tx.commit().await?;
@@ -686,9 +728,9 @@ pub(super) async fn get_settings_on(
     conn: &mut sqlx::AnyConnection,
     domain: &str,
 ) -> Result<Option<SettingsOut>, StoreError> {
-    let row = sqlx::query(
-        "SELECT domain, retention_days, groups, updated_at FROM domain_settings WHERE domain = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {SETTINGS_COLS} FROM domain_settings WHERE domain = $1"
+    ))
     .bind(domain)
     .fetch_optional(&mut *conn)
     .await?;
@@ -701,6 +743,8 @@ fn settings_out(r: &sqlx::any::AnyRow) -> Result<SettingsOut, sqlx::Error> {
         domain: r.try_get(0)?,
         retention_days: r.try_get(1)?,
         groups: serde_json::from_str(&groups).unwrap_or_default(),
+        hold_confirmation: r.try_get::<Option<i64>, _>(4)?.map(|v| v != 0),
+        collection_receipt: r.try_get::<Option<i64>, _>(5)?.map(|v| v != 0),
         updated_at: rfc3339(r.try_get(3)?),
     })
 }

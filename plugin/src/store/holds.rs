@@ -26,10 +26,13 @@ use crate::{audit::Event, policy::Outcome};
 ///    │ │ └─ verified (portal outcome) ─► portal ◄┘ │  TLS not secure at release
 ///    │ └─── retention passed ─────────► expired ◄──┘  content gone at release
 ///    └───── admin delete ─────────────► deleted
+///
+///   held, releasing, portal (never opened) ── the sender withdraws ──► withdrawn
 /// ```
 ///
-/// `released`, `expired`, `deleted` and `portal` are final. Content is needed while a hold is in any
-/// other state, and by `portal` (see [`HoldState::needs_content`]).
+/// `released`, `expired`, `deleted` and `withdrawn` are final; `portal` only goes on to `withdrawn`,
+/// and only while the recipient has not opened it (the withdrawal selects [`Holds::Unread`]). Content
+/// is needed while a hold is in any other state, and by `portal` (see [`HoldState::needs_content`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HoldState {
     /// Waiting for the recipient's verification.
@@ -50,10 +53,12 @@ pub enum HoldState {
     Uncertain,
     /// Deleted by an administrator.
     Deleted,
+    /// Withdrawn by the sender (or an administrator for them) before it was delivered or read.
+    Withdrawn,
 }
 
 impl HoldState {
-    pub const ALL: [HoldState; 9] = [
+    pub const ALL: [HoldState; 10] = [
         HoldState::Held,
         HoldState::Releasing,
         HoldState::Sending,
@@ -63,6 +68,7 @@ impl HoldState {
         HoldState::Expired,
         HoldState::Uncertain,
         HoldState::Deleted,
+        HoldState::Withdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,7 @@ impl HoldState {
             HoldState::Expired => "expired",
             HoldState::Uncertain => "uncertain",
             HoldState::Deleted => "deleted",
+            HoldState::Withdrawn => "withdrawn",
         }
     }
 
@@ -107,12 +114,19 @@ impl HoldState {
             | (Committing, Released) | (Committing, Releasing) | (Committing, Uncertain)
             // The operator checked Stalwart: delivered, or send again.
             | (Uncertain, Released) | (Uncertain, Releasing)
+            // The sender withdrew it: not yet claimed for a release, or on the portal and never
+            // opened (never once its data may have left: sending, committing, uncertain, released).
+            | (Held, Withdrawn) | (Releasing, Withdrawn) | (Portal, Withdrawn)
         )
     }
 
     /// The states in which a hold no longer needs the sealed content.
-    pub const CONTENT_DONE: [HoldState; 3] =
-        [HoldState::Released, HoldState::Expired, HoldState::Deleted];
+    pub const CONTENT_DONE: [HoldState; 4] = [
+        HoldState::Released,
+        HoldState::Expired,
+        HoldState::Deleted,
+        HoldState::Withdrawn,
+    ];
 
     /// Whether a hold in this state still needs the sealed content.
     pub fn needs_content(self) -> bool {
@@ -149,6 +163,11 @@ pub enum Holds<'a> {
     UnchangedSince(i64),
     /// Holds of messages whose retention ended by this time, content not yet erased.
     OfExpiredMessages(i64),
+    /// One hold, while its recipient has not opened it on the portal (`viewed_at` unset).
+    Unread {
+        message_id: &'a str,
+        recipient: &'a str,
+    },
 }
 
 /// Columns a [`transition`] sets besides the state and `updated_at`.
@@ -242,6 +261,16 @@ pub async fn transition<'c, E: Executor<'c, Database = Any>>(
             format!("challenge_id = {a} AND outcome {op} {b}")
         }
         Holds::UnchangedSince(t) => format!("updated_at <= {}", q.arg(Arg::Int(t))),
+        Holds::Unread {
+            message_id,
+            recipient,
+        } => {
+            let (a, b) = (
+                q.arg(Arg::Text(Some(message_id))),
+                q.arg(Arg::Text(Some(recipient))),
+            );
+            format!("message_id = {a} AND recipient = {b} AND viewed_at IS NULL")
+        }
         Holds::OfExpiredMessages(t) => format!(
             "message_id IN (SELECT id FROM held_messages WHERE expires_at <= {} AND purged_at IS NULL)",
             q.arg(Arg::Int(t))
@@ -288,6 +317,8 @@ pub struct ReleaseStep<'a> {
     /// Stalwart's queue id, when it accepted the message.
     pub queue_id: Option<&'a str>,
     pub event: Event,
+    /// `[portal] collection_receipt`: whether the sender gets a receipt when its domain does not say.
+    pub receipt_default: bool,
 }
 
 /// A held message as the portal lists it for one recipient.
@@ -317,17 +348,18 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let [a, b, c] = HoldState::CONTENT_DONE;
+        let [a, b, c, d] = HoldState::CONTENT_DONE;
         sqlx::query(
             "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
              WHERE id = $2 AND purged_at IS NULL AND NOT EXISTS (SELECT 1 FROM holds WHERE message_id = $2 \
-             AND state NOT IN ($3, $4, $5))",
+             AND state NOT IN ($3, $4, $5, $6))",
         )
         .bind(now)
         .bind(id)
         .bind(a.as_str())
         .bind(b.as_str())
         .bind(c.as_str())
+        .bind(d.as_str())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -396,6 +428,15 @@ impl Store {
         let done = sqlx::query(
             "UPDATE held_messages SET wrapped_key = NULL, nonce = NULL, ciphertext = NULL, purged_at = $1 \
              WHERE expires_at <= $1 AND purged_at IS NULL",
+        )
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        // The sealed subject (kept for the sender's notices) goes with the retention too.
+        sqlx::query(
+            "UPDATE held_messages SET subject_key_id = NULL, subject_wrapped_key = NULL, \
+             subject_nonce = NULL, subject_ciphertext = NULL \
+             WHERE expires_at <= $1 AND subject_ciphertext IS NOT NULL",
         )
         .bind(now)
         .execute(&mut **tx)
@@ -533,6 +574,8 @@ impl Store {
         }
         if step.to == HoldState::Released {
             Store::erase_if_unneeded(&mut tx, step.message_id, now).await?;
+            let hold = (step.message_id, step.recipient);
+            super::withdraw::queue_receipt(&mut tx, hold, step.receipt_default, now).await?;
         }
         audit::append(&mut tx, now, std::slice::from_ref(&step.event)).await?;
         tx.commit().await?;
@@ -737,6 +780,9 @@ mod tests {
         (Committing, Uncertain),
         (Uncertain, Released),
         (Uncertain, Releasing),
+        (Held, Withdrawn),
+        (Releasing, Withdrawn),
+        (Portal, Withdrawn),
     ];
 
     #[test]
@@ -767,11 +813,23 @@ mod tests {
             (Expired, Releasing),
             (Deleted, Held),
             (Held, Held),
+            // Once its data may have left, or it is over, nothing is withdrawn.
+            (Sending, Withdrawn),
+            (Committing, Withdrawn),
+            (Uncertain, Withdrawn),
+            (Released, Withdrawn),
+            (Expired, Withdrawn),
+            (Deleted, Withdrawn),
+            (Withdrawn, Releasing),
+            (Withdrawn, Portal),
         ] {
             assert!(!HoldState::can_transition(from, to), "{from} → {to}");
         }
-        // Final states go nowhere.
-        for from in [Released, Portal, Expired, Deleted] {
+        // A portal hold can only be withdrawn; final states go nowhere.
+        assert!(HoldState::ALL
+            .iter()
+            .all(|to| HoldState::can_transition(Portal, *to) == (*to == Withdrawn)));
+        for from in [Released, Expired, Deleted, Withdrawn] {
             assert!(HoldState::ALL
                 .iter()
                 .all(|to| !HoldState::can_transition(from, *to)));
@@ -786,6 +844,7 @@ mod tests {
         assert!(HoldState::parse("bogus").is_err());
         assert!(Held.needs_content() && Uncertain.needs_content() && Portal.needs_content());
         assert!(!Released.needs_content() && !Expired.needs_content() && !Deleted.needs_content());
+        assert!(!Withdrawn.needs_content());
     }
 
     async fn store_with_hold(state: HoldState) -> (tempfile::TempDir, Store) {

@@ -8,7 +8,8 @@
 //! - [`recipients`]: recipients, exemptions, peers;
 //! - [`outbox`]: notification mails; [`ratelimit`]: SMS limits;
 //! - [`audit`]: the hash-chained log and the webhook intake; [`admin`]: operator changes;
-//! - [`sealed`]: the stored form of encrypted content; `checkpoint`: SQLite WAL checkpoints.
+//! - [`sealed`]: the stored form of encrypted content; `checkpoint`: SQLite WAL checkpoints;
+//! - [`withdraw`]: withdrawal by the sender, the portal's first opening, the sender's notices.
 //!
 //! State columns are enums here; strings exist only at the SQL boundary. The store is the lowest
 //! layer with I/O: it may use `audit` (event types), `policy` (decision values), `stalwart` (wire
@@ -33,6 +34,7 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod recipients;
 pub mod sealed;
+pub mod withdraw;
 
 pub use challenges::{Challenge, ChallengeState, Purpose};
 pub use holds::{HeldFor, HeldRow, HoldState};

@@ -12,7 +12,8 @@ use super::{
 };
 use crate::audit::{Event, Notice};
 
-/// What a notification is; `ref_id` is a challenge id for the first two, a message id for the third.
+/// What a notification is; `ref_id` is a challenge id for the first two, a message id for the third
+/// and fourth, a hold (`<message id> <recipient>`, [`super::withdraw::receipt_ref`]) for the fifth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {
     /// To the recipient: the portal link.
@@ -21,6 +22,10 @@ pub enum OutboxKind {
     SenderPhone,
     /// To the sender: the message was not collected before it expired.
     SenderExpired,
+    /// To the sender: the message is held for secure delivery; the withdraw link.
+    SenderHoldConfirmation,
+    /// To the sender: the recipient collected it (released to the inbox or first opened on the portal).
+    SenderCollectionReceipt,
 }
 
 impl OutboxKind {
@@ -29,6 +34,8 @@ impl OutboxKind {
             OutboxKind::RecipientNotice => "recipient_notice",
             OutboxKind::SenderPhone => "sender_phone",
             OutboxKind::SenderExpired => "sender_expired",
+            OutboxKind::SenderHoldConfirmation => "sender_hold_confirmation",
+            OutboxKind::SenderCollectionReceipt => "sender_collection_receipt",
         }
     }
 
@@ -37,6 +44,8 @@ impl OutboxKind {
             "recipient_notice" => OutboxKind::RecipientNotice,
             "sender_phone" => OutboxKind::SenderPhone,
             "sender_expired" => OutboxKind::SenderExpired,
+            "sender_hold_confirmation" => OutboxKind::SenderHoldConfirmation,
+            "sender_collection_receipt" => OutboxKind::SenderCollectionReceipt,
             _ => return None,
         })
     }
@@ -68,7 +77,7 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
-async fn enqueue(
+pub(super) async fn enqueue(
     tx: &mut Transaction<'_, Any>,
     kind: OutboxKind,
     ref_id: &str,
@@ -105,9 +114,11 @@ impl Store {
         let flag = match kind {
             OutboxKind::RecipientNotice => "notice_queued",
             OutboxKind::SenderPhone => "sender_asked",
-            OutboxKind::SenderExpired => {
+            OutboxKind::SenderExpired
+            | OutboxKind::SenderHoldConfirmation
+            | OutboxKind::SenderCollectionReceipt => {
                 return Err(StoreError::Db(sqlx::Error::Protocol(
-                    "a sender_expired mail is about a message, not a challenge".into(),
+                    "this mail is about a message, not a challenge".into(),
                 )))
             }
         };
@@ -289,5 +300,28 @@ async fn sent_events(
             .into_iter()
             .map(|h| event(h, Notice::SenderNotCollected))
             .collect(),
+        // ref_id: the message; rcpt: its sender; one event per recipient it is held for.
+        OutboxKind::SenderHoldConfirmation => sqlx::query(
+            "SELECT message_id, recipient FROM holds WHERE message_id = $1 ORDER BY recipient",
+        )
+        .bind(&row.ref_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(event(
+                (r.try_get(0)?, r.try_get(1)?),
+                Notice::SenderHoldConfirmation,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?,
+        // ref_id: the hold; rcpt: its sender.
+        OutboxKind::SenderCollectionReceipt => {
+            let (m, r) = super::withdraw::parse_receipt_ref(&row.ref_id);
+            vec![event(
+                (m.to_string(), r.to_string()),
+                Notice::SenderCollectionReceipt,
+            )]
+        }
     })
 }

@@ -30,3 +30,4 @@ mod stalwart_check;
 mod stalwart_trust;
 mod tidy;
 mod webhook;
+mod withdraw;
