@@ -14,10 +14,10 @@ use axum::{
 use mail_parser::{MessageParser, MimeHeaders};
 
 use super::{
-    html::{esc, page},
-    session::{authorised, Ctx},
+    html::esc,
+    session::{authorised, token_brand, Ctx},
 };
-use crate::{audit::Event, store::HoldState, Gateway};
+use crate::{audit::Event, challenge::Purpose, store::HoldState, Gateway};
 
 /// The decrypted message when `recipient` may read it on the portal.
 async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
@@ -53,6 +53,7 @@ pub async fn messages(
     ctx: Ctx,
     Path(token): Path<String>,
 ) -> Response {
+    let ctx = ctx.with_brand(token_brand(&gw, Purpose::Recipient, &token).await);
     let recipient = match authorised(&gw, &ctx, &token).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -113,7 +114,7 @@ pub async fn messages(
     let path = format!("/p/{token}/messages");
     ctx.html(
         StatusCode::OK,
-        page(lang, &path, lang.t("Uw berichten", "Your messages"), &body),
+        ctx.page(&path, lang.t("Uw berichten", "Your messages"), &body),
         &[],
     )
 }
@@ -123,6 +124,7 @@ pub async fn message(
     ctx: Ctx,
     Path((token, id)): Path<(String, String)>,
 ) -> Response {
+    let ctx = ctx.with_brand(token_brand(&gw, Purpose::Recipient, &token).await);
     let recipient = match authorised(&gw, &ctx, &token).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -207,7 +209,7 @@ pub async fn message(
     let path = format!("/p/{token}/m/{id}");
     ctx.html(
         StatusCode::OK,
-        page(lang, &path, lang.t("Bericht", "Message"), &body),
+        ctx.page(&path, lang.t("Bericht", "Message"), &body),
         &[],
     )
 }
