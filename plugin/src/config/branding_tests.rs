@@ -164,8 +164,10 @@ fn logo_files_are_checked_by_type_and_size() {
         p
     };
     let load = |path: &Path| {
-        let mut c = BrandingConfig::default();
-        c.logo = Some(path.to_path_buf());
+        let c = BrandingConfig {
+            logo: Some(path.to_path_buf()),
+            ..Default::default()
+        };
         Brands::load(&c).map_err(|e| e.to_string())
     };
     let png = write("logo.png", PNG);
