@@ -16,7 +16,7 @@ use std::{fmt::Write as _, path::PathBuf};
 use serde_json::{json, Value};
 
 use crate::portal_brand::{branded_env, send, KLINIEK, KLINIEK_NAME};
-use crate::util::{self, link_in, webdriver::Chrome, Moto, Running, SENDER};
+use crate::util::{self, link_in, webdriver::Chrome, Moto, SENDER};
 
 const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
@@ -146,7 +146,6 @@ async fn walk(
     chrome: &Chrome,
     checks: &mut Checks,
     moto: &Moto,
-    gw: &Running,
     look: &str,
     links: (&str, &str),
     phone: &str,
@@ -196,7 +195,6 @@ async fn walk(
     checks.page(chrome, look, "message").await;
     chrome.goto(sender_link).await;
     checks.page(chrome, look, "sender-phone").await;
-    let _ = gw;
 }
 
 async fn pages_pass_axe(lang: &'static str) {
@@ -243,7 +241,6 @@ async fn pages_pass_axe(lang: &'static str) {
             &chrome,
             &mut checks,
             &moto,
-            &gw,
             look,
             (&links.0, &links.1),
             phone,
