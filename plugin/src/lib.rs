@@ -82,6 +82,8 @@ pub struct Gateway {
     /// Verifies received mail (SPF, DKIM, DMARC, ARC) for the inbound hook, with its DNS caches; none
     /// while `[inbound] enabled = false`.
     pub inbound: Option<inbound::Verifier>,
+    /// The organisation's looks (`[branding]`, logos read and checked at start), per sender domain.
+    pub brands: config::Brands,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,8 @@ pub enum StartError {
     Sms(String),
     #[error("inbound checks: {0}")]
     Inbound(String),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 impl Gateway {
@@ -162,7 +166,9 @@ impl Gateway {
             true => Some(inbound_verifier(&config).map_err(StartError::Inbound)?),
             false => None,
         };
+        let brands = config::Brands::load(&config.branding)?;
         Ok(Arc::new(Gateway {
+            brands,
             inbound,
             stalwart_check: Arc::new(deployment::check::monitor::Monitor::new(&config)),
             keys,

@@ -1,5 +1,6 @@
 //! Recipient 2FA: link tokens, SMS codes ([`code`]: sending one, checking one), phone numbers
-//! ([`phone`]), the SMS senders ([`sms`]), the notification mails ([`notify`]) and the background
+//! ([`phone`]), the SMS senders ([`sms`]), the notification mails ([`notify`], in the sender domain's
+//! brand: [`brand_mail`]) and the background
 //! [`worker`] that sends them and releases verified holds. All state is in the database, reached
 //! through `store` only; may call `store`, `hold`, `smtp`, `audit`, `config`, `secrets` and the
 //! `Gateway`; never `portal`, `admin` or `http`.
@@ -9,6 +10,7 @@
 //! to be stored; the database keeps only their SHA-256 (looked up by hash, compared in constant time).
 //! SMS codes are 6 random digits stored as an HMAC bound to the challenge id.
 
+pub mod brand_mail;
 pub mod code;
 pub mod notify;
 pub mod phone;

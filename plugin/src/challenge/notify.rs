@@ -7,12 +7,13 @@
 //! outbox rows to Stalwart's `nta-notify` listener and retries with backoff. Nothing here runs inside the
 //! hook, and a restart loses nothing: both steps start again from the database.
 //!
-//! Mails carry no message content and no subject: only the sender, that a secure message waits, the link.
+//! Mails carry no message content and no subject: only the sender, that a secure message waits, the link,
+//! and the sender domain's brand (name, support contact, privacy statement).
 //! The sender's own notices ([`super::sender_notices`]: hold confirmation, collection receipt) also name
 //! the subject the sender wrote, never the content or a code.
 //! Calls `store` (planning, the outbox, the facts a mail needs) and `smtp`.
 
-use super::{token_hash, Purpose};
+use super::{brand_mail, token_hash, Purpose};
 use crate::{
     stalwart_submit::{Envelope, SendError, Session, Target},
     store::{
@@ -178,7 +179,8 @@ pub fn backoff(gw: &Gateway, attempts: i64) -> i64 {
     base.saturating_mul(1u64 << exp).min(max) as i64
 }
 
-/// The mail for one outbox row: RFC 5322 with CRLF line ends, ASCII only (no transfer encoding needed).
+/// The mail for one outbox row: RFC 5322 with CRLF line ends, in the sender domain's brand; a non-ASCII
+/// name or contact is encoded ([`brand_mail`]).
 async fn render(
     gw: &Gateway,
     kind: Kind,
@@ -187,6 +189,14 @@ async fn render(
     now: i64,
 ) -> Result<Vec<u8>, StoreError> {
     let base = gw.config.server.public_url.trim_end_matches('/');
+    // The sender domain's brand: the message's first sender's, or the sender this mail goes to.
+    let brand = match kind {
+        Kind::RecipientNotice => match gw.store.senders(ref_id).await?.first() {
+            Some(s) => gw.brands.for_sender(s).clone(),
+            None => gw.brands.default_brand().clone(),
+        },
+        _ => gw.brands.for_sender(rcpt).clone(),
+    };
     let (subject, body) = match kind {
         Kind::RecipientNotice => {
             let senders = gw.store.senders(ref_id).await?;
@@ -245,13 +255,16 @@ async fn render(
     };
     let conf = gw.config.stalwart.as_ref();
     let from_addr = conf.map_or("", |c| c.notify_from.as_str());
-    let from_name = conf.map_or("", |c| c.notify_name.as_str());
+    let from_name = brand_mail::from_name(&brand, conf.map_or("", |c| c.notify_name.as_str()));
     let domain = from_addr.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    let subject = brand_mail::header_text(&brand_mail::subject(&brand, &subject));
+    let (encoding, body) = brand_mail::body(&format!("{body}{}", brand_mail::signature(&brand)));
     let mail = format!(
-        "Date: {}\r\nFrom: \"{from_name}\" <{from_addr}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\
+        "Date: {}\r\nFrom: {}\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\
          Message-ID: <{}@{domain}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n{body}",
         rfc5322_date(now),
+        brand_mail::from_header(from_name, from_addr),
         crate::ids::new_id("n"),
     );
     Ok(mail.into_bytes())

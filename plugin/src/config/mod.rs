@@ -6,13 +6,14 @@
 //! types, defaults and own checks live in a file of their own:
 //! `http.rs` (`[server]`, `[hook]`, `[webhook]`, `[admin]`), `storage.rs` (`[storage]`, `[hold]`),
 //! `policy.rs` (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), `sms.rs`, `portal.rs`,
-//! `smarttls.rs`, `stalwart.rs`, `inbound.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
+//! `smarttls.rs`, `stalwart.rs`, `inbound.rs`, `branding.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
 //! import only serde, this module's error type and the policy's `Requirement`.
 //!
 //! Relative paths in a configuration file — the SQLite file of `storage.url` (also the default
 //! `data/gateway.db`), every `*_file` key (`hook.token_file`, `hold.master_key_file`,
 //! `webhook.hmac_key_file`, `admin.token_file`, `stalwart.password_file`, `stalwart.ca_file`,
-//! `sms.secret_access_key_file`, `smarttls.ca_file`, `smarttls.trust_anchor_file`) and `policy.file` —
+//! `sms.secret_access_key_file`, `smarttls.ca_file`, `smarttls.trust_anchor_file`), `policy.file` and
+//! the `branding` logos —
 //! are resolved against the folder of that file, not the working directory, also when they come from an
 //! environment override ([`Config::load`]). Paths on the command line (`--data-dir`, `--ca-file`, …) are
 //! relative to the working directory, as usual.
@@ -23,6 +24,7 @@
 //! Environment overrides: `NTA7516__<SECTION>__<KEY>=value` sets `[section] key = value` (the value is
 //! read as TOML when it parses, as a string otherwise), e.g. `NTA7516__STORAGE__URL=postgres://…`.
 
+mod branding;
 mod doctor;
 mod env;
 mod http;
@@ -40,6 +42,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::policy::Requirement;
+pub use branding::{
+    Accent, Brand, BrandingConfig, Brands, DomainBranding, HttpsUrl, Logo, LogoKind, OrgName,
+    Support,
+};
 pub use doctor::DoctorConfig;
 pub use http::{AdminConfig, HookConfig, ServerConfig, WebhookConfig};
 pub use inbound::{InboundAction, InboundConfig};
@@ -96,6 +102,9 @@ pub struct Config {
     /// `[inbound]`: checks on mail received from the internet.
     #[serde(default)]
     pub inbound: InboundConfig,
+    /// `[branding]`: the organisation's name, logo, colour and contacts on the portal and in its mails.
+    #[serde(default)]
+    pub branding: BrandingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +135,8 @@ impl Config {
         if let Some(base) = absolute.parent() {
             config.resolve_relative(base);
         }
+        // The files read at start are checked now, so that `check-config` finds a bad one.
+        Brands::load(&config.branding)?;
         Ok(config)
     }
 
@@ -145,6 +156,7 @@ impl Config {
         fix(&mut self.sms.secret_access_key_file);
         fix(&mut self.smarttls.probe.ca_file);
         fix(&mut self.smarttls.probe.trust_anchor_file);
+        self.branding.resolve_relative(base);
         if let Some(s) = &mut self.stalwart {
             fix(&mut s.password_file);
             fix(&mut s.ca_file);
@@ -266,6 +278,7 @@ impl Config {
         }
         self.portal.validate()?;
         self.inbound.validate(&self.organisation.local_domains)?;
+        self.branding.validate(&self.organisation.local_domains)?;
         self.hold.validate()
     }
 

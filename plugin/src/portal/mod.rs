@@ -3,10 +3,12 @@
 //! CSRF-protected forms (double-submit cookie + HMAC), strict security headers, and one answer — 404 with
 //! the same page — for every unknown or wrong link token.
 //!
-//! Files: [`recipient`] (before verification), [`view`] (after: messages, reading, downloads),
-//! [`sender`] (the phone-number page), [`withdraw`] (the sender's withdraw page), [`session`] (the request context and the portal session),
+//! Files: [`brand`] (a brand's logo and colour), [`recipient`] (before verification), [`view`] (after:
+//! messages, reading, downloads), [`sender`] (the phone-number page), [`withdraw`] (the sender's withdraw
+//! page), [`session`] (the request context and the portal session),
 //! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
 
+pub mod brand;
 pub mod csrf;
 pub mod html;
 pub mod recipient;
@@ -29,6 +31,8 @@ use crate::Gateway;
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/p/static/portal.css", get(css))
+        .route("/p/brand/{key}/logo", get(brand::logo))
+        .route("/p/brand/{key}/brand.css", get(brand::css))
         .route("/p/{token}", get(recipient::landing))
         .route("/p/{token}/sms", post(recipient::send_code))
         .route(
@@ -50,12 +54,17 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// The same headers on every portal answer. A handler's own `content-security-policy` and
+/// `cache-control` (the brand files: stricter, and cacheable) are kept.
 async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(
+    let keep = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    keep(
         h,
         "content-security-policy",
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -63,7 +72,7 @@ async fn security_headers(mut r: Response) -> Response {
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
-    set(h, "cache-control", "no-store");
+    keep(h, "cache-control", "no-store");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(
         h,

@@ -13,8 +13,8 @@ use axum::{
 
 use super::{
     csrf::{self, CsrfScope},
-    html::{esc, page},
-    session::{challenge_for, Ctx},
+    html::esc,
+    session::{brand_of, challenge_for, token_brand, Ctx},
 };
 use crate::{
     challenge::{self, phone::Phone, Challenge, ChallengeState, CodeCheck, CodeSent, Purpose},
@@ -63,6 +63,7 @@ pub async fn landing(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(brand_of(&gw, &c.id).await);
     let path = format!("/p/{token}");
     if let Some(r) = closed(&ctx, &path, c.state) {
         return r;
@@ -119,7 +120,7 @@ pub async fn landing(
     let title = lang.t("Beveiligd bericht", "Secure message");
     ctx.html(
         StatusCode::OK,
-        page(lang, &path, title, &body),
+        ctx.page(&path, title, &body),
         &cookie.into_iter().collect::<Vec<_>>(),
     )
 }
@@ -149,7 +150,8 @@ pub async fn send_code(
     Path(token): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = ctx.with_gw(&gw);
+    let brand = token_brand(&gw, Purpose::Recipient, &token).await;
+    let ctx = ctx.with_gw(&gw).with_brand(brand);
     let path = format!("/p/{token}");
     let c = match open_form(&gw, &ctx, &token, &path, &form).await {
         Ok(c) => c,
@@ -209,12 +211,7 @@ fn code_page(
     );
     ctx.html(
         status,
-        page(
-            lang,
-            &path,
-            lang.t("Code invullen", "Enter your code"),
-            &body,
-        ),
+        ctx.page(&path, lang.t("Code invullen", "Enter your code"), &body),
         &cookie.into_iter().collect::<Vec<_>>(),
     )
 }
@@ -229,6 +226,7 @@ pub async fn code_form(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(brand_of(&gw, &c.id).await);
     if let Some(r) = closed(&ctx, &format!("/p/{token}/code"), c.state) {
         return r;
     }
@@ -241,7 +239,8 @@ pub async fn check_code(
     Path(token): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let ctx = ctx.with_gw(&gw);
+    let brand = token_brand(&gw, Purpose::Recipient, &token).await;
+    let ctx = ctx.with_gw(&gw).with_brand(brand);
     let path = format!("/p/{token}/code");
     let c = match open_form(&gw, &ctx, &token, &path, &form).await {
         Ok(c) => c,

@@ -13,8 +13,8 @@ use axum::{
 
 use super::{
     csrf::{self, CsrfScope},
-    html::{esc, page},
-    session::{challenge_for, Ctx},
+    html::esc,
+    session::{brand_of, challenge_for, Ctx},
 };
 use crate::{
     challenge::{phone::Phone, Challenge, ChallengeState, Purpose},
@@ -38,6 +38,7 @@ pub async fn sender_form(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(brand_of(&gw, &c.id).await);
     sender_page(&gw, &ctx, &token, &c, None, StatusCode::OK).await
 }
 
@@ -105,8 +106,7 @@ async fn sender_page(
     );
     ctx.html(
         status,
-        page(
-            lang,
+        ctx.page(
             &path,
             lang.t(
                 "Mobiel nummer van de ontvanger",
@@ -129,6 +129,7 @@ pub async fn sender_submit(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(brand_of(&gw, &c.id).await);
     let path = format!("/s/{token}");
     if c.state != ChallengeState::Pending {
         return sender_page(&gw, &ctx, &token, &c, None, StatusCode::GONE).await;

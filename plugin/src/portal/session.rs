@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
 };
 
 use axum::{
@@ -13,13 +14,14 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::html::{esc, page, Lang};
+use super::html::{branded_page, esc, Lang};
 use crate::{
     challenge::{self, Challenge, Purpose},
+    config::Brand,
     Gateway,
 };
 
-/// Request facts every page needs: language, cookies, client IP.
+/// Request facts every page needs: language, cookies, client IP, the brand pages are drawn in.
 pub struct Ctx {
     pub lang: Lang,
     pub cookies: HashMap<String, String>,
@@ -30,6 +32,9 @@ pub struct Ctx {
     /// A language chosen with `?lang=` (remembered in a cookie).
     lang_chosen: Option<Lang>,
     secure: bool,
+    /// The look of the pages: the global brand, or the sender domain's once a handler knows the
+    /// challenge ([`Ctx::with_brand`]).
+    brand: Arc<Brand>,
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the right-most
@@ -53,9 +58,12 @@ pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[I
     ip.to_string()
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+impl FromRequestParts<Arc<Gateway>> for Ctx {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Ctx, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gw: &Arc<Gateway>,
+    ) -> Result<Ctx, Self::Rejection> {
         let cookies: HashMap<String, String> = parts
             .headers
             .get_all(header::COOKIE)
@@ -99,7 +107,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             forwarded_for: (!forwarded_for.is_empty()).then(|| forwarded_for.join(",")),
             lang_chosen,
             secure: false,
-        })
+            brand: gw.brands.default_brand().clone(),
+        }
+        .with_gw(gw))
     }
 }
 
@@ -107,6 +117,22 @@ impl Ctx {
     pub fn with_gw(mut self, gw: &Gateway) -> Ctx {
         self.secure = gw.config.server.public_url.starts_with("https://");
         self
+    }
+
+    /// Draws this request's pages in `brand` (the sender domain's, from [`brand_of`]).
+    pub fn with_brand(mut self, brand: Arc<Brand>) -> Ctx {
+        self.brand = brand;
+        self
+    }
+
+    /// The brand this request's pages are drawn in.
+    pub fn brand(&self) -> &Brand {
+        &self.brand
+    }
+
+    /// A whole page in this request's language and brand (see [`super::html::branded_page`]).
+    pub fn page(&self, path: &str, title: &str, body: &str) -> String {
+        branded_page(self.lang, Some(&self.brand), path, title, body)
     }
 
     /// The client's address for the SMS limit per IP (see [`client_ip`]).
@@ -152,7 +178,7 @@ impl Ctx {
 
     /// The message page (status + text) in this language.
     pub fn notice(&self, status: StatusCode, path: &str, title: &str, text: &str) -> Response {
-        let body = page(self.lang, path, title, &format!("<p>{}</p>", esc(text)));
+        let body = self.page(path, title, &format!("<p>{}</p>", esc(text)));
         self.html(status, body, &[])
     }
 
@@ -183,6 +209,29 @@ impl Ctx {
 
     pub fn cookie(&self, name: &str, value: &str) -> String {
         format!("{name}={value}{}", self.cookie_attrs())
+    }
+}
+
+/// The brand of a challenge: its first sender's domain's (the global one when it has no sender or the
+/// store cannot say: the look is never a reason to refuse a page).
+pub async fn brand_of(gw: &Gateway, challenge_id: &str) -> Arc<Brand> {
+    match gw.store.senders(challenge_id).await {
+        Ok(senders) => match senders.first() {
+            Some(s) => gw.brands.for_sender(s).clone(),
+            None => gw.brands.default_brand().clone(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "portal: sender unknown; the page shows the global brand");
+            gw.brands.default_brand().clone()
+        }
+    }
+}
+
+/// The brand of a link's challenge (the global one for an unknown link).
+pub async fn token_brand(gw: &Gateway, purpose: Purpose, token: &str) -> Arc<Brand> {
+    match challenge::by_token(&gw.store, purpose, token).await {
+        Ok(Some(c)) => brand_of(gw, &c.id).await,
+        _ => gw.brands.default_brand().clone(),
     }
 }
 

@@ -14,11 +14,12 @@ use axum::{
 use mail_parser::{MessageParser, MimeHeaders};
 
 use super::{
-    html::{esc, page},
-    session::{authorised, Ctx},
+    html::esc,
+    session::{authorised, token_brand, Ctx},
 };
 use crate::{
     audit::Event,
+    challenge::Purpose,
     store::{withdraw::PortalOpen, HoldState},
     Gateway,
 };
@@ -64,6 +65,7 @@ pub async fn messages(
     ctx: Ctx,
     Path(token): Path<String>,
 ) -> Response {
+    let ctx = ctx.with_brand(token_brand(&gw, Purpose::Recipient, &token).await);
     let recipient = match authorised(&gw, &ctx, &token).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -125,7 +127,7 @@ pub async fn messages(
     let path = format!("/p/{token}/messages");
     ctx.html(
         StatusCode::OK,
-        page(lang, &path, lang.t("Uw berichten", "Your messages"), &body),
+        ctx.page(&path, lang.t("Uw berichten", "Your messages"), &body),
         &[],
     )
 }
@@ -135,6 +137,7 @@ pub async fn message(
     ctx: Ctx,
     Path((token, id)): Path<(String, String)>,
 ) -> Response {
+    let ctx = ctx.with_brand(token_brand(&gw, Purpose::Recipient, &token).await);
     let recipient = match authorised(&gw, &ctx, &token).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -219,7 +222,7 @@ pub async fn message(
     let path = format!("/p/{token}/m/{id}");
     ctx.html(
         StatusCode::OK,
-        page(lang, &path, lang.t("Bericht", "Message"), &body),
+        ctx.page(&path, lang.t("Bericht", "Message"), &body),
         &[],
     )
 }

@@ -15,7 +15,7 @@ use axum::{
 
 use super::{
     csrf::{self, CsrfScope},
-    html::{esc, page, Lang},
+    html::{esc, Lang},
     session::Ctx,
 };
 use crate::{
@@ -128,6 +128,7 @@ pub async fn withdraw_form(
         Ok(l) => l,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(gw.brands.for_sender(&link.sender).clone());
     let path = format!("/s/w/{token}");
     let views: Vec<HoldView> = match gw.store.hold_views(&link.message_id).await {
         Ok(v) => v,
@@ -157,7 +158,7 @@ pub async fn withdraw_form(
         ));
     }
     let title = lang.t("Bericht intrekken", "Withdraw a message");
-    ctx.html(StatusCode::OK, page(lang, &path, title, &body), &cookies)
+    ctx.html(StatusCode::OK, ctx.page(&path, title, &body), &cookies)
 }
 
 pub async fn withdraw_submit(
@@ -171,6 +172,7 @@ pub async fn withdraw_submit(
         Ok(l) => l,
         Err(r) => return r,
     };
+    let ctx = ctx.with_brand(gw.brands.for_sender(&link.sender).clone());
     let path = format!("/s/w/{token}");
     let scope = CsrfScope::SenderWithdraw {
         message_id: &link.message_id,
@@ -221,5 +223,5 @@ pub async fn withdraw_submit(
         esc(lead),
         summary(&gw, lang, &link, &rows).await
     );
-    ctx.html(status, page(lang, &path, title, &body), &[])
+    ctx.html(status, ctx.page(&path, title, &body), &[])
 }

@@ -20,6 +20,8 @@ mod hook;
 mod inbound;
 mod outage;
 mod policy_cli;
+mod portal_a11y;
+mod portal_brand;
 mod portal_browser;
 mod recipient_abuse;
 mod recipient_flow;

@@ -189,6 +189,60 @@ impl Chrome {
         std::fs::write(path, &png).unwrap();
         png
     }
+
+    /// Runs `script` (a function body) in the page through WebDriver — not subject to the page's CSP —
+    /// and returns its value.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Like [`Chrome::execute`] for a script that calls its last argument when done.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(Method::POST, "/timeouts", Some(json!({"script": 60_000})))
+            .await;
+        self.call(
+            Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Presses and releases each key of `keys` (WebDriver key codes, e.g. `"\u{E004}"` for Tab) on the
+    /// keyboard, wherever the focus is: no element is clicked or targeted.
+    pub async fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                let k = k.to_string();
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            Method::POST,
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await;
+    }
+
+    /// Sets the browser window's size in CSS pixels.
+    pub async fn window_size(&self, width: u32, height: u32) {
+        self.call(
+            Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
 }
 
 impl Drop for Chrome {
