@@ -322,6 +322,12 @@ impl Session {
     /// One transaction. Returns Stalwart's queue id (from `250 … queued with id <id>`), or the whole reply
     /// text when it names none.
     pub async fn send(&mut self, env: &Envelope<'_>) -> Result<String, SendError> {
+        self.send_reply(env).await.map(|text| queue_id(&text))
+    }
+
+    /// One transaction; returns the text of the `250` reply to the data (what the MTA hook answered
+    /// shows there: `bulk send` tells a held message from one queued for delivery by it).
+    pub async fn send_reply(&mut self, env: &Envelope<'_>) -> Result<String, SendError> {
         self.sent += 1;
         let f = SendError::Failed;
         self.command("MAIL", &format!("MAIL FROM:<{}>", env.from), 250)
@@ -351,7 +357,7 @@ impl Session {
                 text,
             }));
         }
-        Ok(queue_id(&text))
+        Ok(text)
     }
 
     pub async fn quit(mut self) {
