@@ -54,10 +54,19 @@ pub fn parse(bytes: &[u8]) -> Result<Table, String> {
         .map(|c| c.to_lowercase())
         .collect::<Vec<_>>();
     let columns = columns(header)?;
+    // The reader's own line count misses blank lines (and CRLF): count line ends up to each record.
+    let (mut line, mut counted) = (1u64, 0usize);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| error_at(&e))?;
-        let line = record.position().map_or(0, ::csv::Position::line);
+        let mut start = record.position().map_or(counted, |p| p.byte() as usize);
+        // The offset is where the reader stood: before the line end of the line before, or the blank
+        // lines it skipped.
+        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        line += bytes[counted..start].iter().filter(|b| **b == b'\n').count() as u64;
+        counted = start;
         rows.push(Record {
             line,
             fields: record.iter().map(str::to_string).collect(),
@@ -151,6 +160,9 @@ mod tests {
         assert_eq!(t.rows[0].line, 2);
         assert_eq!(t.rows[0].fields[1], "Dorpsstraat 1\n1234 AB Dorp");
         assert_eq!(t.rows[1].line, 5);
+        let t = parse(b"email;a\r\nx@y.test;\"1\r\n2\"\r\n\r\nz@y.test;3\r\n").unwrap();
+        let lines: Vec<u64> = t.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 5]);
     }
 
     #[test]

@@ -554,3 +554,113 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out.copy_from_slice(d.as_ref());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const ENV: Envelope<'static> = Envelope {
+        from: "arts@zorg.test",
+        to: "jan@example.test",
+        date: "Tue, 01 Dec 2026 21:44:38 +0000",
+        message_id: "abc.bulk@zorg.test",
+    };
+
+    const LETTER: &str = "From: Dr. Arts <arts@zorg.test>\nTo: placeholder@x\nSubject: Correctie voor {{ Naam }}\n\
+        Message-ID: <old@x>\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"b1\"\n\n\
+        --b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n\
+        Beste {{naam}},=0Auw uitslag: {{uitslag}}\n--b1\nContent-Type: text/html; charset=utf-8\n\n\
+        <p>Beste {{naam}}</p>\n--b1--\n";
+
+    #[test]
+    fn placeholders_are_filled_text_and_html() {
+        let t = Template::parse(LETTER.as_bytes()).unwrap();
+        assert_eq!(
+            t.placeholders().iter().collect::<Vec<_>>(),
+            ["naam", "uitslag"]
+        );
+        assert_eq!(t.from_address(), Some("arts@zorg.test"));
+        let out = t.render(&values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]), &ENV);
+        let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
+        assert_eq!(parsed.subject(), Some("Correctie voor <Jan> & Zoë"));
+        assert_eq!(
+            parsed.body_text(0).unwrap(),
+            "Beste <Jan> & Zoë,\r\nuw uitslag: goed"
+        );
+        assert_eq!(
+            parsed.body_html(0).unwrap(),
+            "<p>Beste &lt;Jan&gt; &amp; Zoë</p>"
+        );
+        assert_eq!(parsed.message_id(), Some("abc.bulk@zorg.test"));
+        let text = String::from_utf8(out.clone()).unwrap();
+        // Envelope headers once each, the template's own dropped; the display name kept.
+        assert!(text.starts_with("From: Dr. Arts <arts@zorg.test>\r\nTo: <jan@example.test>\r\n"));
+        assert_eq!(text.matches("Message-ID:").count(), 1);
+        assert!(!text.contains("placeholder@x"));
+        assert!(text.contains("Subject: =?utf-8?B?"), "{text}");
+        assert!(out.is_ascii(), "7bit / quoted-printable only");
+        assert!(!text.contains("\n\n") && !text.replace("\r\n", "").contains('\n'));
+        // Deterministic: the same input gives the same bytes.
+        assert_eq!(
+            out,
+            t.render(&values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]), &ENV)
+        );
+    }
+
+    #[test]
+    fn a_single_part_base64_template_and_an_attachment() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let raw = format!(
+            "Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\
+             Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--zz\r\n\
+             Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n\
+             {{{{naam}}}} stays\r\n--zz--\r\n",
+            b64.encode("Dag {{naam}}")
+        );
+        let t = Template::parse(raw.as_bytes()).unwrap();
+        let out = t.render(&values(&[("naam", "Piet")]), &ENV);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\n\r\nDag Piet\r\n--zz"), "{text}");
+        assert!(text.contains("{{naam}} stays"), "attachments are left as they are");
+        assert!(text.contains("From: <arts@zorg.test>"));
+    }
+
+    #[test]
+    fn refusals() {
+        let e = Template::parse(b"To: {{email}}\nSubject: x\n\nhi").unwrap_err();
+        assert!(e.contains("placeholder in the To header"), "{e}");
+        let e = Template::parse(b"Subject: x\nContent-Type: text/plain; charset=iso-8859-1\n\nhi")
+            .unwrap_err();
+        assert!(e.contains("save the template as UTF-8"), "{e}");
+        assert!(Template::parse(b"From: a@b\n\nno subject").unwrap_err().contains("no Subject"));
+        let e = Template::parse(b"Subject: x\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nx\n")
+            .unwrap_err();
+        assert!(e.contains("no closing --q--"), "{e}");
+    }
+
+    #[test]
+    fn quoted_printable_round_trip() {
+        let line = "é".repeat(60) + " ";
+        let (cte, body) = encode_text(&line);
+        assert_eq!(cte, "quoted-printable");
+        assert!(body.split(|b| *b == b'\n').all(|l| l.len() <= 77));
+        let decoded = qp_decode(&body);
+        assert_eq!(String::from_utf8(decoded).unwrap(), line);
+        assert_eq!(encode_text("plain\nascii").1, b"plain\r\nascii");
+    }
+
+    #[test]
+    fn names_and_fill() {
+        assert_eq!(names("{{a}} {{ B_c.d }} {{no way}} {{}} {{x"), ["a", "b_c.d"]);
+        assert_eq!(fill("{{a}}{{b}}", &values(&[("a", "1")]), false), "1{{b}}");
+        assert_eq!(mail_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(mail_date(1_796_161_478), "Tue, 01 Dec 2026 21:44:38 +0000");
+    }
+}

@@ -117,3 +117,53 @@ pub fn check(template: &Template, table: &Table) -> Result<Checked, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(letter: &str, csv: &str) -> Result<Checked, String> {
+        let t = Template::parse(letter.as_bytes()).unwrap();
+        validate_table(&t, csv)
+    }
+
+    fn validate_table(t: &Template, csv: &str) -> Result<Checked, String> {
+        check(t, &super::super::csv::parse(csv.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn every_bad_row_with_its_line_and_reasons() {
+        let csv = "email;phone;naam\n\
+                   a@x.test;+31612345678;Jan\n\
+                   not-an-address;+31612345679;Piet\n\
+                   b@x.test;0612345678;\"Klaas\n(tweede regel)\"\n\
+                   c@x.test;+31612345670;\n\
+                   A@X.test;+31612345671;Anna\n\
+                   d@x.test;+31612345672\n";
+        let c = run("Subject: Dag {{naam}}\n\nhi", csv).unwrap();
+        assert_eq!(c.good.len(), 1);
+        assert_eq!(c.good[0].email, "a@x.test");
+        assert_eq!(c.good[0].phone.as_ref().unwrap().as_str(), "+31612345678");
+        let lines: Vec<u64> = c.bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [3, 4, 6, 7, 8]);
+        assert!(c.bad[0].reasons[0].contains("invalid address"), "{:?}", c.bad[0]);
+        assert!(c.bad[1].reasons[0].starts_with("phone \"0612345678\""), "{:?}", c.bad[1]);
+        assert_eq!(c.bad[2].reasons, ["{{naam}} is empty"]);
+        assert_eq!(c.bad[3].reasons, ["a@x.test is also on line 2"]);
+        assert!(c.bad[4].to_string().starts_with("line 8: 2 fields, the header has 3"), "{}", c.bad[4]);
+    }
+
+    #[test]
+    fn a_placeholder_without_a_column_refuses_the_file() {
+        let e = run("Subject: Dag {{naam}} {{datum}}\n\nhi", "email,naam\na@x.test,Jan\n").unwrap_err();
+        assert!(e.contains("{{datum}}") && e.contains("no such column"), "{e}");
+    }
+
+    #[test]
+    fn no_phone_column_is_allowed_an_empty_phone_is_not() {
+        let c = run("Subject: x\n\nhi", "email\na@x.test\n").unwrap();
+        assert!(c.bad.is_empty() && c.good[0].phone.is_none());
+        let c = run("Subject: x\n\nhi", "email,phone\na@x.test,\n").unwrap();
+        assert_eq!(c.bad[0].reasons, ["no phone number"]);
+    }
+}
