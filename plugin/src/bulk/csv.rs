@@ -35,7 +35,11 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub fn parse(bytes: &[u8]) -> Result<Table, String> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
-        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
         return Err(format!(
             "line {line}: not UTF-8 (save the file as \"CSV UTF-8\")"
         ));
@@ -65,7 +69,10 @@ pub fn parse(bytes: &[u8]) -> Result<Table, String> {
         while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
             start += 1;
         }
-        line += bytes[counted..start].iter().filter(|b| **b == b'\n').count() as u64;
+        line += bytes[counted..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
         counted = start;
         rows.push(Record {
             line,
@@ -82,7 +89,10 @@ pub fn parse(bytes: &[u8]) -> Result<Table, String> {
 /// The header's column names: present, unique, not empty.
 fn columns(header: Vec<String>) -> Result<Vec<String>, String> {
     if header.iter().all(String::is_empty) {
-        return Err("line 1: no header line (the first line names the columns, e.g. email;phone;name)".into());
+        return Err(
+            "line 1: no header line (the first line names the columns, e.g. email;phone;name)"
+                .into(),
+        );
     }
     for (i, name) in header.iter().enumerate() {
         if name.is_empty() {
@@ -133,7 +143,8 @@ mod tests {
 
     #[test]
     fn semicolons_bom_and_case() {
-        let t = parse(b"\xEF\xBB\xBFEmail; Phone ;Naam\r\na@x.test;+31612345678; Jan \r\n").unwrap();
+        let t =
+            parse(b"\xEF\xBB\xBFEmail; Phone ;Naam\r\na@x.test;+31612345678; Jan \r\n").unwrap();
         assert_eq!(t.delimiter, b';');
         assert_eq!(t.columns, ["email", "phone", "naam"]);
         assert_eq!(t.rows.len(), 1);
@@ -171,9 +182,15 @@ mod tests {
             parse(b"email\nok@x.test\n\xff\n").unwrap_err(),
             "line 3: not UTF-8 (save the file as \"CSV UTF-8\")"
         );
-        assert!(parse(b"name;phone\nx;y\n").unwrap_err().contains("no \"email\" column"));
-        assert!(parse(b"email;email\n").unwrap_err().contains("appears twice"));
-        assert!(parse(b"email;;x\n").unwrap_err().contains("column 2 has no name"));
+        assert!(parse(b"name;phone\nx;y\n")
+            .unwrap_err()
+            .contains("no \"email\" column"));
+        assert!(parse(b"email;email\n")
+            .unwrap_err()
+            .contains("appears twice"));
+        assert!(parse(b"email;;x\n")
+            .unwrap_err()
+            .contains("column 2 has no name"));
         assert!(parse(b"").unwrap_err().contains("no header line"));
     }
 

@@ -109,7 +109,11 @@ pub async fn run(cmd: BulkCommand) -> Result<(), String> {
         BulkCommand::Check { template, csv } => {
             let (_, checked) = load(&template, &csv)?;
             if checked.bad.is_empty() {
-                println!("{}: {} rows, every one may be sent", csv.display(), checked.good.len());
+                println!(
+                    "{}: {} rows, every one may be sent",
+                    csv.display(),
+                    checked.good.len()
+                );
                 return Ok(());
             }
             Err(refusal(&checked))
@@ -121,7 +125,8 @@ pub async fn run(cmd: BulkCommand) -> Result<(), String> {
 /// Reads and checks the template and the CSV; the bad rows are printed to stderr.
 fn load(template: &Path, csv: &Path) -> Result<(Template, Checked), String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let t = Template::parse(&read(template)?).map_err(|e| format!("{}: {e}", template.display()))?;
+    let t =
+        Template::parse(&read(template)?).map_err(|e| format!("{}: {e}", template.display()))?;
     let table = csv::parse(&read(csv)?).map_err(|e| format!("{}: {e}", csv.display()))?;
     let checked = validate::check(&t, &table).map_err(|e| format!("{}: {e}", csv.display()))?;
     for bad in &checked.bad {
@@ -165,16 +170,30 @@ async fn send(args: SendArgs) -> Result<(), String> {
         .ok_or("bulk send needs --config (the gateway's configuration with a [bulk] section)")?;
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     let bulk = config.bulk.as_ref().ok_or_else(|| {
-        format!("{}: no [bulk] section (bulk.submission = \"host:587\", …)", config_path.display())
+        format!(
+            "{}: no [bulk] section (bulk.submission = \"host:587\", …)",
+            config_path.display()
+        )
     })?;
-    let journal_path = args.journal.clone().unwrap_or_else(|| journal::default_path(&args.csv));
+    let journal_path = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(&args.csv));
     let mut journal = Journal::open(&journal_path)?;
     let mut summary = Summary {
         bad: checked.bad.len(),
         ..Summary::default()
     };
-    let plan = plan(&template, &checked.good, &journal, args.resend_uncertain, &mut summary);
-    let store = Store::connect(&config.storage.url, 2).await.map_err(|e| e.to_string())?;
+    let plan = plan(
+        &template,
+        &checked.good,
+        &journal,
+        args.resend_uncertain,
+        &mut summary,
+    );
+    let store = Store::connect(&config.storage.url, 2)
+        .await
+        .map_err(|e| e.to_string())?;
     record_phones(&store, &sender, &plan, args.update_phones).await?;
     let mut submitter = Submitter::new(bulk, &sender)?;
     let run = Run {
@@ -182,7 +201,8 @@ async fn send(args: SendArgs) -> Result<(), String> {
         sender: &sender,
         rate: args.rate,
     };
-    run.deliver(&plan, &mut journal, &mut submitter, &mut summary).await?;
+    run.deliver(&plan, &mut journal, &mut submitter, &mut summary)
+        .await?;
     submitter.close().await;
     summary.print(&journal_path);
     summary.outcome()
@@ -294,7 +314,10 @@ impl Summary {
             println!("  line {line}: {code} {}", text.replace('\n', " "));
         }
         if self.earlier > 0 {
-            println!("already sent:   {} (by an earlier run; skipped)", self.earlier);
+            println!(
+                "already sent:   {} (by an earlier run; skipped)",
+                self.earlier
+            );
         }
         if !self.uncertain.is_empty() {
             let lines: Vec<String> = self.uncertain.iter().map(u64::to_string).collect();
@@ -309,7 +332,10 @@ impl Summary {
             println!("bad rows:       {} (left out)", self.bad);
         }
         if self.left > 0 {
-            println!("not sent yet:   {} (run the same command again to go on)", self.left);
+            println!(
+                "not sent yet:   {} (run the same command again to go on)",
+                self.left
+            );
         }
         println!("journal:        {}", journal.display());
     }

@@ -68,9 +68,11 @@ impl Submitter {
                 .trim()
                 .to_string(),
             (None, None) => {
-                return Err("[bulk] has no password: set bulk.password_file, or bulk.password \
+                return Err(
+                    "[bulk] has no password: set bulk.password_file, or bulk.password \
                             (e.g. through the NTA7516__BULK__PASSWORD environment variable)"
-                    .into())
+                        .into(),
+                )
             }
         };
         let host = c
@@ -184,7 +186,10 @@ mod tests {
         };
         let answer = crate::submission::respond(&[d], "h-7f3a");
         let text = answer.response.expect("a response").message;
-        assert_eq!(classify(&format!("2.0.0 {text}")), Reply::Held("h-7f3a".into()));
+        assert_eq!(
+            classify(&format!("2.0.0 {text}")),
+            Reply::Held("h-7f3a".into())
+        );
         assert_eq!(
             classify("2.0.0 Message queued with id 4bedcdc36e006bf."),
             Reply::Accepted

@@ -85,7 +85,10 @@ impl Template {
     pub fn parse(raw: &[u8]) -> Result<Template, String> {
         let bytes = crlf(raw);
         let (headers, body) = split_node(&bytes)?;
-        if !headers.iter().any(|h| h.name.eq_ignore_ascii_case("subject")) {
+        if !headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("subject"))
+        {
             return Err("the template has no Subject".into());
         }
         let root = node(headers, body, 0)?;
@@ -147,7 +150,12 @@ impl Template {
         line("Subject", &encode_header(&subject));
         line("Date", &format!(" {}", env.date));
         line("Message-ID", &format!(" <{}>", env.message_id));
-        if !self.root.headers.iter().any(|h| h.name.eq_ignore_ascii_case("mime-version")) {
+        if !self
+            .root
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("mime-version"))
+        {
             line("MIME-Version", " 1.0");
         }
         render_node(&self.root, values, true, &mut out);
@@ -227,10 +235,8 @@ fn node(headers: Vec<Header>, body: &[u8], depth: usize) -> Result<Node, String>
     if depth > MAX_DEPTH {
         return Err(format!("parts nested deeper than {MAX_DEPTH}"));
     }
-    let (kind, params) = header(&headers, "content-type").map_or_else(
-        || ("text/plain".to_string(), HashMap::new()),
-        media_type,
-    );
+    let (kind, params) = header(&headers, "content-type")
+        .map_or_else(|| ("text/plain".to_string(), HashMap::new()), media_type);
     let attachment = header(&headers, "content-disposition")
         .is_some_and(|d| d.trim().to_ascii_lowercase().starts_with("attachment"));
     let content = if kind.starts_with("multipart/") {
@@ -286,7 +292,10 @@ fn text_part(
     body: &[u8],
 ) -> Result<Content, String> {
     let charset = params.get("charset").map(|c| c.to_ascii_lowercase());
-    if !matches!(charset.as_deref(), None | Some("utf-8" | "us-ascii" | "utf8")) {
+    if !matches!(
+        charset.as_deref(),
+        None | Some("utf-8" | "us-ascii" | "utf8")
+    ) {
         return Err(format!(
             "a {kind} part in charset {}: save the template as UTF-8",
             charset.unwrap_or_default()
@@ -299,7 +308,11 @@ fn text_part(
         "" | "7bit" | "8bit" | "binary" => body.to_vec(),
         "quoted-printable" => qp_decode(body),
         "base64" => {
-            let compact: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let compact: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             base64::engine::general_purpose::STANDARD
                 .decode(compact)
                 .map_err(|e| format!("a {kind} part is not valid base64: {e}"))?
@@ -490,7 +503,9 @@ fn qp_decode(body: &[u8]) -> Vec<u8> {
                 i += 3;
                 continue;
             }
-            let hex = body.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = body
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 3;
@@ -587,7 +602,10 @@ mod tests {
             ["naam", "uitslag"]
         );
         assert_eq!(t.from_address(), Some("arts@zorg.test"));
-        let out = t.render(&values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]), &ENV);
+        let out = t.render(
+            &values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]),
+            &ENV,
+        );
         let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
         assert_eq!(parsed.subject(), Some("Correctie voor <Jan> & Zoë"));
         assert_eq!(
@@ -610,7 +628,10 @@ mod tests {
         // Deterministic: the same input gives the same bytes.
         assert_eq!(
             out,
-            t.render(&values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]), &ENV)
+            t.render(
+                &values(&[("naam", "<Jan> & Zoë"), ("uitslag", "goed")]),
+                &ENV
+            )
         );
     }
 
@@ -628,7 +649,10 @@ mod tests {
         let out = t.render(&values(&[("naam", "Piet")]), &ENV);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\r\n\r\nDag Piet\r\n--zz"), "{text}");
-        assert!(text.contains("{{naam}} stays"), "attachments are left as they are");
+        assert!(
+            text.contains("{{naam}} stays"),
+            "attachments are left as they are"
+        );
         assert!(text.contains("From: <arts@zorg.test>"));
     }
 
@@ -639,9 +663,12 @@ mod tests {
         let e = Template::parse(b"Subject: x\nContent-Type: text/plain; charset=iso-8859-1\n\nhi")
             .unwrap_err();
         assert!(e.contains("save the template as UTF-8"), "{e}");
-        assert!(Template::parse(b"From: a@b\n\nno subject").unwrap_err().contains("no Subject"));
-        let e = Template::parse(b"Subject: x\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nx\n")
-            .unwrap_err();
+        assert!(Template::parse(b"From: a@b\n\nno subject")
+            .unwrap_err()
+            .contains("no Subject"));
+        let e =
+            Template::parse(b"Subject: x\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nx\n")
+                .unwrap_err();
         assert!(e.contains("no closing --q--"), "{e}");
     }
 
@@ -658,7 +685,10 @@ mod tests {
 
     #[test]
     fn names_and_fill() {
-        assert_eq!(names("{{a}} {{ B_c.d }} {{no way}} {{}} {{x"), ["a", "b_c.d"]);
+        assert_eq!(
+            names("{{a}} {{ B_c.d }} {{no way}} {{}} {{x"),
+            ["a", "b_c.d"]
+        );
         assert_eq!(fill("{{a}}{{b}}", &values(&[("a", "1")]), false), "1{{b}}");
         assert_eq!(mail_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(mail_date(1_796_161_478), "Tue, 01 Dec 2026 21:44:38 +0000");

@@ -57,7 +57,9 @@ pub fn check(template: &Template, table: &Table) -> Result<Checked, String> {
             table.columns.join(", ")
         ));
     }
-    let email = table.column("email").ok_or("the CSV has no \"email\" column")?;
+    let email = table
+        .column("email")
+        .ok_or("the CSV has no \"email\" column")?;
     let phone = table.column("phone");
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut out = Checked::default();
@@ -146,17 +148,38 @@ mod tests {
         assert_eq!(c.good[0].phone.as_ref().unwrap().as_str(), "+31612345678");
         let lines: Vec<u64> = c.bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, [3, 4, 6, 7, 8]);
-        assert!(c.bad[0].reasons[0].contains("invalid address"), "{:?}", c.bad[0]);
-        assert!(c.bad[1].reasons[0].starts_with("phone \"0612345678\""), "{:?}", c.bad[1]);
+        assert!(
+            c.bad[0].reasons[0].contains("invalid address"),
+            "{:?}",
+            c.bad[0]
+        );
+        assert!(
+            c.bad[1].reasons[0].starts_with("phone \"0612345678\""),
+            "{:?}",
+            c.bad[1]
+        );
         assert_eq!(c.bad[2].reasons, ["{{naam}} is empty"]);
         assert_eq!(c.bad[3].reasons, ["a@x.test is also on line 2"]);
-        assert!(c.bad[4].to_string().starts_with("line 8: 2 fields, the header has 3"), "{}", c.bad[4]);
+        assert!(
+            c.bad[4]
+                .to_string()
+                .starts_with("line 8: 2 fields, the header has 3"),
+            "{}",
+            c.bad[4]
+        );
     }
 
     #[test]
     fn a_placeholder_without_a_column_refuses_the_file() {
-        let e = run("Subject: Dag {{naam}} {{datum}}\n\nhi", "email,naam\na@x.test,Jan\n").unwrap_err();
-        assert!(e.contains("{{datum}}") && e.contains("no such column"), "{e}");
+        let e = run(
+            "Subject: Dag {{naam}} {{datum}}\n\nhi",
+            "email,naam\na@x.test,Jan\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("{{datum}}") && e.contains("no such column"),
+            "{e}"
+        );
     }
 
     #[test]

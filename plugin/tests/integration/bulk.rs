@@ -170,7 +170,11 @@ fn people() -> (String, Vec<(String, String)>) {
         } else {
             format!("+3161000{i:04}")
         };
-        let naam = if i == 150 { String::new() } else { format!("Deelnemer {i}") };
+        let naam = if i == 150 {
+            String::new()
+        } else {
+            format!("Deelnemer {i}")
+        };
         let adres = if i == 10 {
             "\"Dorpsstraat 10\r\n1234 AB Dorp\"".to_string()
         } else {
@@ -204,17 +208,33 @@ async fn two_hundred_rows(b: Backend) {
         .await;
     assert!(!checked.ok, "{}", checked.stderr);
     assert!(
-        checked.stderr.contains("3 of 200 rows are bad (lines 19, 90, 152)"),
+        checked
+            .stderr
+            .contains("3 of 200 rows are bad (lines 19, 90, 152)"),
         "{}",
         checked.stderr
     );
-    assert!(checked.stderr.contains("line 19: invalid address"), "{}", checked.stderr);
-    assert!(checked.stderr.contains("line 90: phone \"0612345678\""), "{}", checked.stderr);
-    assert!(checked.stderr.contains("line 152: {{naam}} is empty"), "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains("line 19: invalid address"),
+        "{}",
+        checked.stderr
+    );
+    assert!(
+        checked.stderr.contains("line 90: phone \"0612345678\""),
+        "{}",
+        checked.stderr
+    );
+    assert!(
+        checked.stderr.contains("line 152: {{naam}} is empty"),
+        "{}",
+        checked.stderr
+    );
     let refused = w.run(w.send_args(&template, &csv, SENDER, &[])).await;
     assert!(!refused.ok);
     assert!(
-        refused.stderr.contains("lines 19, 90, 152): nothing was sent"),
+        refused
+            .stderr
+            .contains("lines 19, 90, 152): nothing was sent"),
         "{}",
         refused.stderr
     );
@@ -246,18 +266,43 @@ async fn two_hundred_rows(b: Backend) {
         .run(w.send_args(&template, &csv, SENDER, &["--skip-bad"]))
         .await;
     assert!(!second.ok, "an uncertain row is not a clean run");
-    assert!(second.stdout.contains("already sent:   99"), "{}", second.stdout);
-    assert!(second.stdout.contains("uncertain:      1 (lines 104)"), "{}", second.stdout);
-    assert!(second.stdout.contains("held for 2FA:   97"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("already sent:   99"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("uncertain:      1 (lines 104)"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("held for 2FA:   97"),
+        "{}",
+        second.stdout
+    );
     assert_eq!(w.hooked().len(), 196);
 
     // The operator sees row 100 is not held, and sends it after all: 197 in all, each once.
     let third = w
-        .run(w.send_args(&template, &csv, SENDER, &["--skip-bad", "--resend-uncertain"]))
+        .run(w.send_args(
+            &template,
+            &csv,
+            SENDER,
+            &["--skip-bad", "--resend-uncertain"],
+        ))
         .await;
     assert!(third.ok, "{}\n{}", third.stdout, third.stderr);
-    assert!(third.stdout.contains("held for 2FA:   1\n"), "{}", third.stdout);
-    assert!(third.stdout.contains("already sent:   196"), "{}", third.stdout);
+    assert!(
+        third.stdout.contains("held for 2FA:   1\n"),
+        "{}",
+        third.stdout
+    );
+    assert!(
+        third.stdout.contains("already sent:   196"),
+        "{}",
+        third.stdout
+    );
     let hooked = w.hooked();
     assert_eq!(hooked.len(), 197);
     let ids: HashSet<String> = hooked.iter().map(|h| h.message_id()).collect();
@@ -267,12 +312,23 @@ async fn two_hundred_rows(b: Backend) {
     assert_eq!(rcpts, wanted);
     for h in &hooked {
         assert_eq!((h.login.as_str(), h.mail_from.as_str()), (SENDER, SENDER));
-        assert!(h.reply.starts_with("250 2.0.0 Held for secure delivery (id h-"), "{}", h.reply);
+        assert!(
+            h.reply
+                .starts_with("250 2.0.0 Held for secure delivery (id h-"),
+            "{}",
+            h.reply
+        );
     }
     // The letter was filled in per row (text and HTML, the Subject encoded words-free here).
-    let p001 = hooked.iter().find(|h| h.rcpt_to[0] == "p001@example.test").unwrap();
+    let p001 = hooked
+        .iter()
+        .find(|h| h.rcpt_to[0] == "p001@example.test")
+        .unwrap();
     let text = String::from_utf8_lossy(&p001.data);
-    assert!(text.contains("Subject: Correctie onderzoek voor Deelnemer 1\r\n"), "{text}");
+    assert!(
+        text.contains("Subject: Correctie onderzoek voor Deelnemer 1\r\n"),
+        "{text}"
+    );
     assert!(text.contains("Uw adres: Laan 1; Stad."), "{text}");
     assert!(text.contains("From: Dr. A. Arts <arts@zorg.test>\r\nTo: <p001@example.test>"));
     assert_held_with_phones(&w, &good).await;
@@ -283,7 +339,11 @@ async fn two_hundred_rows(b: Backend) {
 /// the code goes to.
 async fn assert_held_with_phones(w: &World, good: &[(String, String)]) {
     for (email, phone) in good {
-        assert_eq!(w.gw.phone(email).await.as_deref(), Some(phone.as_str()), "{email}");
+        assert_eq!(
+            w.gw.phone(email).await.as_deref(),
+            Some(phone.as_str()),
+            "{email}"
+        );
     }
     let store = &w.gw.gw.store;
     assert_eq!(store.count("held_messages").await.unwrap(), 197);
@@ -334,7 +394,12 @@ async fn known_numbers_and_the_sender(b: Backend) {
     // A recipient who verified with their own number, and one whose number is known.
     let store = &w.gw.gw.store;
     store
-        .upsert_recipient("keep@example.test", Some("+31611111111"), Some(now + 86_400), now)
+        .upsert_recipient(
+            "keep@example.test",
+            Some("+31611111111"),
+            Some(now + 86_400),
+            now,
+        )
         .await
         .unwrap();
     let csv = w.path("twee.csv");
@@ -347,40 +412,93 @@ async fn known_numbers_and_the_sender(b: Backend) {
     std::fs::write(&template, SECOND_LETTER).unwrap();
     let first = w.run(w.send_args(&template, &csv, SENDER, &[])).await;
     assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
-    assert!(first.stderr.contains("1 recorded, 0 already known, 0 replaced, 1 kept"), "{}", first.stderr);
-    assert_eq!(w.gw.phone("keep@example.test").await.as_deref(), Some("+31611111111"));
-    assert_eq!(w.gw.phone("new@example.test").await.as_deref(), Some("+31633333333"));
+    assert!(
+        first
+            .stderr
+            .contains("1 recorded, 0 already known, 0 replaced, 1 kept"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        w.gw.phone("keep@example.test").await.as_deref(),
+        Some("+31611111111")
+    );
+    assert_eq!(
+        w.gw.phone("new@example.test").await.as_deref(),
+        Some("+31633333333")
+    );
     // The verified recipient's message goes out now; the new one is held.
-    assert!(first.stdout.contains("held for 2FA:   1\nsent:           1\n"), "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains("held for 2FA:   1\nsent:           1\n"),
+        "{}",
+        first.stdout
+    );
 
     // A second letter with --update-phones replaces the known number (audited as replaced).
     let template2 = w.path("brief2.eml");
-    std::fs::write(&template2, SECOND_LETTER.replace("Herinnering", "Tweede herinnering")).unwrap();
-    let second = w.run(w.send_args(&template2, &csv, SENDER, &["--update-phones"])).await;
+    std::fs::write(
+        &template2,
+        SECOND_LETTER.replace("Herinnering", "Tweede herinnering"),
+    )
+    .unwrap();
+    let second = w
+        .run(w.send_args(&template2, &csv, SENDER, &["--update-phones"]))
+        .await;
     assert!(second.ok, "{}\n{}", second.stdout, second.stderr);
-    assert!(second.stderr.contains("0 recorded, 1 already known, 1 replaced, 0 kept"), "{}", second.stderr);
-    assert_eq!(w.gw.phone("keep@example.test").await.as_deref(), Some("+31622222222"));
-    assert!(w.gw.whole_audit_log().await.contains("\"outcome\":\"replaced\""));
+    assert!(
+        second
+            .stderr
+            .contains("0 recorded, 1 already known, 1 replaced, 0 kept"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        w.gw.phone("keep@example.test").await.as_deref(),
+        Some("+31622222222")
+    );
+    assert!(w
+        .gw
+        .whole_audit_log()
+        .await
+        .contains("\"outcome\":\"replaced\""));
 
     // Sending as someone the account may not send as: Stalwart's must-match-sender, explained.
     let before = w.hooked().len();
     let template3 = w.path("brief3.eml");
     std::fs::write(&template3, SECOND_LETTER.replace("Herinnering", "Derde")).unwrap();
-    let other = w.run(w.send_args(&template3, &csv, "secretariaat@zorg.test", &[])).await;
+    let other = w
+        .run(w.send_args(&template3, &csv, "secretariaat@zorg.test", &[]))
+        .await;
     assert!(!other.ok);
     assert!(
-        other.stderr.contains("501 5.5.4 You are not allowed to send from this address.")
+        other
+            .stderr
+            .contains("501 5.5.4 You are not allowed to send from this address.")
             && other.stderr.contains("must-match-sender")
-            && other.stderr.contains(&format!("the account {SENDER} may not send as <secretariaat@zorg.test>")),
+            && other.stderr.contains(&format!(
+                "the account {SENDER} may not send as <secretariaat@zorg.test>"
+            )),
         "{}",
         other.stderr
     );
-    assert!(other.stdout.contains("not sent yet:   2"), "{}", other.stdout);
+    assert!(
+        other.stdout.contains("not sent yet:   2"),
+        "{}",
+        other.stdout
+    );
     assert_eq!(w.hooked().len(), before, "nothing reached the hook");
     // A dry run shows one message and sends nothing.
-    let dry = w.run(w.send_args(&template3, &csv, SENDER, &["--dry-run"])).await;
+    let dry = w
+        .run(w.send_args(&template3, &csv, SENDER, &["--dry-run"]))
+        .await;
     assert!(dry.ok, "{}", dry.stderr);
-    assert!(dry.stdout.contains("Subject: Derde\r\n") && dry.stdout.contains("Beste Kees"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("Subject: Derde\r\n") && dry.stdout.contains("Beste Kees"),
+        "{}",
+        dry.stdout
+    );
     assert_eq!(w.hooked().len(), before);
     let _ = Ordering::SeqCst;
 }

@@ -20,8 +20,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use base64::Engine;
 use super::stalwart_smtp::{HookTarget, Hooked, Verdict};
+use base64::Engine;
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::TcpListener,
@@ -470,7 +470,11 @@ async fn session(
                 match creds {
                     Some((u, p))
                         if (u == USER && p == PASS)
-                            || flags.accounts.lock().unwrap().contains(&(u.clone(), p.clone())) =>
+                            || flags
+                                .accounts
+                                .lock()
+                                .unwrap()
+                                .contains(&(u.clone(), p.clone())) =>
                     {
                         auth = u;
                         "235 2.7.0 Authentication succeeded\r\n".into()

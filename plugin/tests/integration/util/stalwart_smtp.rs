@@ -137,7 +137,10 @@ fn apply(answer: &serde_json::Value, to: &[String]) -> (Verdict, String) {
     let r = &answer["response"];
     let line = |default: &str| match (r["status"].as_u64(), r["message"].as_str()) {
         (Some(status), Some(message)) => {
-            let enhanced = r["enhanced_status"].as_str().map(|e| format!("{e} ")).unwrap_or_default();
+            let enhanced = r["enhanced_status"]
+                .as_str()
+                .map(|e| format!("{e} "))
+                .unwrap_or_default();
             format!("{status} {enhanced}{message}")
         }
         _ => default.to_string(),
