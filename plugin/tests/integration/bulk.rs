@@ -10,7 +10,6 @@ use std::{
     collections::HashSet,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -500,7 +499,116 @@ async fn known_numbers_and_the_sender(b: Backend) {
         dry.stdout
     );
     assert_eq!(w.hooked().len(), before);
-    let _ = Ordering::SeqCst;
 }
 
-both_backends!(two_hundred_rows, known_numbers_and_the_sender);
+/// Killed after a message's data but before Stalwart's reply: the row is uncertain, not sent again by
+/// itself; sent again on request it is the same submission (same Message-ID and Date), and the gateway
+/// answers with the hold it already has instead of holding a second copy.
+async fn an_uncertain_row_lands_on_the_same_hold(b: Backend) {
+    let Some(w) = world(b).await else { return };
+    let csv = w.path("drie.csv");
+    std::fs::write(
+        &csv,
+        "email;phone;naam\na@example.test;+31644444441;A\nb@example.test;+31644444442;B\nc@example.test;+31644444443;C\n",
+    )
+    .unwrap();
+    let template = w.path("brief.eml");
+    std::fs::write(&template, SECOND_LETTER).unwrap();
+    w.submission.stall.next_after(Phase::AfterDot, 1, 1);
+    let args = w.send_args(&template, &csv, SENDER, &[]);
+    let mut child = w
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.submission.stall.waiting() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "row 2 never reached its final dot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    w.submission.stall.resume();
+    let again = w.run(w.send_args(&template, &csv, SENDER, &[])).await;
+    assert!(!again.ok);
+    assert!(
+        again.stdout.contains("uncertain:      1 (lines 3)"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(w.hooked().len(), 3, "row 2 is not sent again by itself");
+    let resent = w
+        .run(w.send_args(&template, &csv, SENDER, &["--resend-uncertain"]))
+        .await;
+    assert!(resent.ok, "{}\n{}", resent.stdout, resent.stderr);
+    let hooked = w.hooked();
+    let twice: Vec<_> = hooked
+        .iter()
+        .filter(|h| h.rcpt_to[0] == "b@example.test")
+        .collect();
+    assert_eq!(twice.len(), 2);
+    assert_eq!(twice[0].data, twice[1].data, "the same bytes");
+    assert_eq!(twice[0].reply, twice[1].reply, "the same hold");
+    assert_eq!(w.gw.gw.store.count("held_messages").await.unwrap(), 3);
+}
+
+/// Ctrl-C (SIGINT) while a message is being submitted: that message finishes and is journaled, the
+/// run stops before the next row and says how to go on; the next run sends the rest.
+async fn an_interrupt_finishes_the_current_row(b: Backend) {
+    let Some(w) = world(b).await else { return };
+    let csv = w.path("drie.csv");
+    std::fs::write(
+        &csv,
+        "email,phone,naam
+a@example.test,+31655555551,A
+b@example.test,+31655555552,B
+c@example.test,+31655555553,C
+",
+    )
+    .unwrap();
+    let template = w.path("brief.eml");
+    std::fs::write(&template, SECOND_LETTER).unwrap();
+    w.submission.stall.next_after(Phase::BeforeData, 1, 1);
+    let args = w.send_args(&template, &csv, SENDER, &[]);
+    let child = w
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.submission.stall.waiting() == 0 {
+        assert!(Instant::now() < deadline, "row 2 never reached DATA");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.submission.stall.resume();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stdout.contains("held for 2FA:   2\n"), "{stdout}");
+    assert!(stdout.contains("not sent yet:   1"), "{stdout}");
+    assert_eq!(w.hooked().len(), 2);
+    let rest = w.run(w.send_args(&template, &csv, SENDER, &[])).await;
+    assert!(rest.ok, "{}\n{}", rest.stdout, rest.stderr);
+    assert!(rest.stdout.contains("already sent:   2"), "{}", rest.stdout);
+    assert_eq!(w.hooked().len(), 3);
+}
+
+both_backends!(
+    two_hundred_rows,
+    an_interrupt_finishes_the_current_row,
+    known_numbers_and_the_sender,
+    an_uncertain_row_lands_on_the_same_hold
+);
