@@ -1,6 +1,7 @@
 //! The SMTP client that submits the gateway's own mail to Stalwart: released messages to the
 //! `nta-release` listener ([`crate::hold::release`]) and notification mails to `nta-notify`
-//! ([`crate::challenge::notify`]). EHLO, STARTTLS with a verified certificate (rustls, configurable CA
+//! ([`crate::challenge::notify`]), and `bulk send`'s letters to Stalwart's submission listener as their
+//! sender ([`crate::bulk::send`]). EHLO, STARTTLS with a verified certificate (rustls, configurable CA
 //! file), AUTH PLAIN/LOGIN as the service account, then up to [`MAX_PER_SESSION`] transactions per
 //! connection (Stalwart's per-session limit), each MAIL FROM / RCPT TO / DATA with dot-stuffing.
 //!
