@@ -4,7 +4,7 @@
 //! held) or `refused` after Stalwart's reply. A row whose last state is `sending` was cut off between
 //! the two: Stalwart may have it (uncertain). Rows are named by a key, the SHA-256 of the template, the
 //! address and the row's fields — never by their content: the journal holds no address, number or
-//! value. The file is private (0600). A last line cut off by a crash is ignored.
+//! value. The file is private (0600). A last line cut off by a crash is removed.
 
 use std::{
     collections::HashMap,
@@ -124,9 +124,11 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(err)?;
-        if complete.len() + usize::from(!complete.is_empty()) != text.len() {
-            // A line cut off by a crash: end it, so the next record starts on a line of its own.
-            (&file).write_all(b"\n").map_err(err)?;
+        let whole = complete.len() + usize::from(!complete.is_empty());
+        if whole != text.len() {
+            // A line cut off by a crash (its state change never happened as far as we know): gone.
+            file.set_len(whole as u64).map_err(err)?;
+            file.sync_data().map_err(err)?;
         }
         Ok(Journal {
             path: path.to_path_buf(),
@@ -165,4 +167,71 @@ pub fn default_path(csv: &Path) -> PathBuf {
     let mut name = csv.as_os_str().to_owned();
     name.push(".journal");
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_survive_a_reopen_and_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv.journal");
+        let (a, b) = (Key("a".repeat(64)), Key("b".repeat(64)));
+        let mut j = Journal::open(&path).unwrap();
+        j.record(
+            &a,
+            State::Sending {
+                date: 1_700_000_000,
+            },
+        )
+        .unwrap();
+        j.record(&a, State::Held).unwrap();
+        j.record(
+            &b,
+            State::Sending {
+                date: 1_700_000_001,
+            },
+        )
+        .unwrap();
+        drop(j);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A crash in the middle of a line: that line is ignored, the file goes on after it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(format!("sent {} acc", b.0).as_bytes()).unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        assert_eq!(j.state(&a), Some(State::Held));
+        assert_eq!(
+            j.state(&b),
+            Some(State::Sending {
+                date: 1_700_000_001
+            })
+        );
+        j.record(&b, State::Refused { code: 550 }).unwrap();
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.state(&b), Some(State::Refused { code: 550 }));
+        assert!(State::Held.is_sent() && State::Accepted.is_sent());
+        assert!(!State::Refused { code: 451 }.is_sent());
+    }
+
+    #[test]
+    fn another_file_is_not_taken_for_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        std::fs::write(&path, "email;phone\na@x.test;+31612345678\n").unwrap();
+        let e = Journal::open(&path).err().unwrap();
+        assert!(e.contains("line 1: not a journal line"), "{e}");
+        assert_eq!(
+            default_path(Path::new("/tmp/people.csv")),
+            Path::new("/tmp/people.csv.journal")
+        );
+    }
 }

@@ -76,3 +76,42 @@ impl BulkConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, StalwartTrust};
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::parse(text, Path::new("t.toml"), env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_section_its_password_override_and_its_refusals() {
+        let c = parse(
+            "[bulk]\nsubmission = \"mail.zorg.test:587\"\nca_file = \"ca.pem\"\n",
+            &[("NTA7516__BULK__PASSWORD", "s3cret")],
+        )
+        .unwrap();
+        let b = c.bulk.unwrap();
+        assert_eq!(b.password.as_deref(), Some("s3cret"));
+        assert!(b.starttls && b.username.is_none());
+        assert_eq!(b.trust(), StalwartTrust::CaFile("ca.pem".into()));
+        assert!(parse("", &[]).unwrap().bulk.is_none());
+        let e = parse("[bulk]\nsubmission = \"mail.zorg.test\"\n", &[]).unwrap_err();
+        assert!(e.contains("host:port"), "{e}");
+        let pin = "sha256/".to_string() + &"A".repeat(43) + "=";
+        let e = parse(
+            &format!(
+                "[bulk]\nsubmission = \"m:587\"\nca_file = \"x\"\npin_spki_sha256 = \"{pin}\"\n"
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("exclude each other"), "{e}");
+        let e = parse("[bulk]\nsubmission = \"m:587\"\npasword = \"x\"\n", &[]).unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}
