@@ -311,7 +311,12 @@ impl Summary {
         println!("sent:           {}", self.accepted);
         println!("refused:        {}", self.refused.len());
         for (line, code, text) in &self.refused {
-            println!("  line {line}: {code} {}", text.replace('\n', " "));
+            let again = if (400..500).contains(code) {
+                " (temporary: run again later)"
+            } else {
+                ""
+            };
+            println!("  line {line}: {code} {}{again}", text.replace('\n', " "));
         }
         if self.earlier > 0 {
             println!(

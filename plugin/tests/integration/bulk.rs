@@ -488,6 +488,22 @@ async fn known_numbers_and_the_sender(b: Backend) {
         other.stdout
     );
     assert_eq!(w.hooked().len(), before, "nothing reached the hook");
+    // Refused by Stalwart (here at RCPT): each row with its line and the reply, kept for a next run.
+    *w.submission.fail_at.lock().unwrap() = Some(("RCPT", "550 5.1.1 Mailbox unknown"));
+    let refused = w.run(w.send_args(&template3, &csv, SENDER, &[])).await;
+    *w.submission.fail_at.lock().unwrap() = None;
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .stdout
+            .contains("refused:        2\n  line 2: 550 5.1.1 Mailbox unknown\n  line 3: 550"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(w.hooked().len(), before);
+    let later = w.run(w.send_args(&template3, &csv, SENDER, &[])).await;
+    assert!(later.ok, "{}\n{}", later.stdout, later.stderr);
+    assert_eq!(w.hooked().len(), before + 2, "refused rows are tried again");
     // A dry run shows one message and sends nothing.
     let dry = w
         .run(w.send_args(&template3, &csv, SENDER, &["--dry-run"]))
@@ -498,7 +514,7 @@ async fn known_numbers_and_the_sender(b: Backend) {
         "{}",
         dry.stdout
     );
-    assert_eq!(w.hooked().len(), before);
+    assert_eq!(w.hooked().len(), before + 2);
 }
 
 /// Killed after a message's data but before Stalwart's reply: the row is uncertain, not sent again by
