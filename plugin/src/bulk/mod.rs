@@ -17,10 +17,6 @@ pub mod validate;
 use std::{
     io::IsTerminal,
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
     time::Duration,
 };
 
@@ -147,7 +143,7 @@ fn refusal(checked: &Checked) -> String {
 
 async fn send(args: SendArgs) -> Result<(), String> {
     let (template, checked) = load(&args.template, &args.csv)?;
-    if !checked.bad.is_empty() && !args.skip_bad {
+    if !checked.bad.is_empty() && !args.skip_bad && !args.dry_run {
         return Err(refusal(&checked));
     }
     let sender = crate::admin::validate::address(&args.sender).map_err(|e| format!("--as: {e}"))?;
@@ -373,16 +369,20 @@ impl Run<'_> {
         submitter: &mut Submitter,
         summary: &mut Summary,
     ) -> Result<(), String> {
-        let interrupted = interrupt_flag();
+        let mut interrupted = interrupt_signal();
         let progress = Progress::new(plan.len());
         let mut next = tokio::time::Instant::now();
         for (i, p) in plan.iter().enumerate() {
-            if interrupted.load(Ordering::SeqCst) {
+            // The pause between messages ends early for an interrupt.
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = interrupted.wait_for(|set| *set) => {}
+            }
+            if *interrupted.borrow() {
                 summary.left = plan.len() - i;
                 summary.stopped = Some("interrupted; run the same command again to go on".into());
                 break;
             }
-            tokio::time::sleep_until(next).await;
             next += self.rate.period();
             let date = p.date.unwrap_or_else(crate::time::now);
             let message = render(self.template, p.row, self.sender, &p.key, date);
@@ -429,29 +429,41 @@ fn record(
     }
 }
 
-/// Set once SIGINT or SIGTERM arrives: the run stops before the next row (the current one finishes
+/// True once SIGINT or SIGTERM arrives: the run stops before the next row (the current one finishes
 /// and is journaled).
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
+fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (set, flag) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt().await;
         eprintln!("\ninterrupted: stopping after the current message");
-        set.store(true, Ordering::SeqCst);
+        let _ = set.send(true);
+        // Keep the sender: a dropped one would end `wait_for` at once, for nothing.
+        std::future::pending::<()>().await;
     });
     flag
+}
+
+/// Returns at SIGINT or SIGTERM; never when they cannot be caught (they then end the process, which
+/// the journal makes safe as well).
+async fn interrupt() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
 }
 
 /// A progress line on stderr when it is a terminal.
