@@ -46,8 +46,10 @@ pub enum BulkCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SendArgs {
+    /// The letter: a saved message (.eml) with {{column}} placeholders in Subject and text.
     #[arg(long, value_name = "EML")]
     pub template: PathBuf,
+    /// The recipients: UTF-8 CSV (`;` or `,`) with an `email` column, usually `phone` (E.164).
     #[arg(long, value_name = "CSV")]
     pub csv: PathBuf,
     /// The sender (envelope and From); the submission account must be allowed to send as it.
@@ -112,7 +114,10 @@ pub async fn run(cmd: BulkCommand) -> Result<(), String> {
                 );
                 return Ok(());
             }
-            Err(refusal(&checked))
+            Err(refusal(
+                &checked,
+                "fix them, or leave them out with bulk send --skip-bad",
+            ))
         }
         BulkCommand::Send(args) => send(args).await,
     }
@@ -131,20 +136,30 @@ fn load(template: &Path, csv: &Path) -> Result<(Template, Checked), String> {
     Ok((t, checked))
 }
 
-fn refusal(checked: &Checked) -> String {
-    let lines: Vec<String> = checked.bad.iter().map(|b| b.line.to_string()).collect();
+fn refusal(checked: &Checked, then: &str) -> String {
+    let lines: Vec<u64> = checked.bad.iter().map(|b| b.line).collect();
     format!(
-        "{} of {} rows are bad (lines {}): nothing was sent; fix them, or send the others with --skip-bad",
+        "{} of {} rows are bad ({}): {then}",
         checked.bad.len(),
         checked.bad.len() + checked.good.len(),
-        lines.join(", ")
+        line_list(&lines)
     )
+}
+
+/// `line 3` or `lines 3, 9`.
+fn line_list(lines: &[u64]) -> String {
+    let list: Vec<String> = lines.iter().map(u64::to_string).collect();
+    let word = if list.len() == 1 { "line" } else { "lines" };
+    format!("{word} {}", list.join(", "))
 }
 
 async fn send(args: SendArgs) -> Result<(), String> {
     let (template, checked) = load(&args.template, &args.csv)?;
     if !checked.bad.is_empty() && !args.skip_bad && !args.dry_run {
-        return Err(refusal(&checked));
+        return Err(refusal(
+            &checked,
+            "nothing was sent; fix them, or send the others with --skip-bad",
+        ));
     }
     let sender = crate::admin::validate::address(&args.sender).map_err(|e| format!("--as: {e}"))?;
     if let Some(from) = template.from_address().filter(|f| *f != sender) {
@@ -321,12 +336,11 @@ impl Summary {
             );
         }
         if !self.uncertain.is_empty() {
-            let lines: Vec<String> = self.uncertain.iter().map(u64::to_string).collect();
             println!(
-                "uncertain:      {} (lines {}): cut off before Stalwart answered, not sent again; check \
+                "uncertain:      {} ({}): cut off before Stalwart answered, not sent again; check \
                  the held messages, then run again with --resend-uncertain if they are missing",
                 self.uncertain.len(),
-                lines.join(", ")
+                line_list(&self.uncertain)
             );
         }
         if self.bad > 0 {

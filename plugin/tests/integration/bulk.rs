@@ -271,7 +271,7 @@ async fn two_hundred_rows(b: Backend) {
         second.stdout
     );
     assert!(
-        second.stdout.contains("uncertain:      1 (lines 104)"),
+        second.stdout.contains("uncertain:      1 (line 104)"),
         "{}",
         second.stdout
     );
@@ -550,7 +550,7 @@ async fn an_uncertain_row_lands_on_the_same_hold(b: Backend) {
     let again = w.run(w.send_args(&template, &csv, SENDER, &[])).await;
     assert!(!again.ok);
     assert!(
-        again.stdout.contains("uncertain:      1 (lines 3)"),
+        again.stdout.contains("uncertain:      1 (line 3)"),
         "{}",
         again.stdout
     );
