@@ -66,6 +66,9 @@ pub enum Command {
     Admin(stalwart_nta7516::admin::client::AdminArgs),
     /// The audit log: verify the hash chain, proof-of-delivery reports, exports.
     Audit(stalwart_nta7516::admin::client::AuditArgs),
+    /// Personalised secure mail from a CSV: check a template and a CSV, or send them through Stalwart.
+    #[command(subcommand)]
+    Bulk(stalwart_nta7516::bulk::BulkCommand),
     /// Sieve policies (`vnd.nta7516`): check one before deploying it, or dry-run it on a message.
     #[command(subcommand)]
     Policy(PolicyCommand),

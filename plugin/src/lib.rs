@@ -23,10 +23,12 @@
 //! - [`audit`]: the hash-chained audit log, delivery evidence and proof-of-delivery reports;
 //! - [`admin`]: the admin REST API (recipients, exemptions, peers, holds, settings, audit) and its CLI;
 //! - [`doctor`]: the readiness check of the organisation's own domain;
+//! - [`bulk`]: personalised secure mail from a CSV, submitted through Stalwart (`bulk check`, `bulk send`);
 //! - [`fsperm`]: the private modes of the data directory, the database and the secret files.
 
 pub mod admin;
 pub mod audit;
+pub mod bulk;
 pub mod challenge;
 pub mod config;
 pub mod deployment;

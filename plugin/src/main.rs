@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Admin(args) => stalwart_nta7516::admin::client::run_admin(args).await,
             Command::Audit(args) => stalwart_nta7516::admin::client::run_audit(args).await,
+            Command::Bulk(cmd) => stalwart_nta7516::bulk::run(cmd).await,
             Command::Policy(PolicyCommand::Reload { url, token }) => {
                 stalwart_nta7516::admin::client::reload_policy(url, token).await
             }

@@ -1,6 +1,7 @@
 //! The SMTP client that submits the gateway's own mail to Stalwart: released messages to the
 //! `nta-release` listener ([`crate::hold::release`]) and notification mails to `nta-notify`
-//! ([`crate::challenge::notify`]). EHLO, STARTTLS with a verified certificate (rustls, configurable CA
+//! ([`crate::challenge::notify`]), and `bulk send`'s letters to Stalwart's submission listener as their
+//! sender ([`crate::bulk::send`]). EHLO, STARTTLS with a verified certificate (rustls, configurable CA
 //! file), AUTH PLAIN/LOGIN as the service account, then up to [`MAX_PER_SESSION`] transactions per
 //! connection (Stalwart's per-session limit), each MAIL FROM / RCPT TO / DATA with dot-stuffing.
 //!
@@ -322,6 +323,12 @@ impl Session {
     /// One transaction. Returns Stalwart's queue id (from `250 … queued with id <id>`), or the whole reply
     /// text when it names none.
     pub async fn send(&mut self, env: &Envelope<'_>) -> Result<String, SendError> {
+        self.send_reply(env).await.map(|text| queue_id(&text))
+    }
+
+    /// One transaction; returns the text of the `250` reply to the data (what the MTA hook answered
+    /// shows there: `bulk send` tells a held message from one queued for delivery by it).
+    pub async fn send_reply(&mut self, env: &Envelope<'_>) -> Result<String, SendError> {
         self.sent += 1;
         let f = SendError::Failed;
         self.command("MAIL", &format!("MAIL FROM:<{}>", env.from), 250)
@@ -351,7 +358,7 @@ impl Session {
                 text,
             }));
         }
-        Ok(queue_id(&text))
+        Ok(text)
     }
 
     pub async fn quit(mut self) {

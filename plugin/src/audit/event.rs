@@ -113,6 +113,8 @@ pub enum PhoneSource {
     SenderLink,
     /// A `[sms:+…]` tag in the subject of the held message.
     SubjectTag,
+    /// The `phone` column of a `stalwart-nta7516 bulk send` CSV, recorded before the messages went out.
+    Bulk,
 }
 
 /// What became of a number the sender gave.
@@ -127,6 +129,8 @@ pub enum PhoneOutcome {
     Invalid,
     /// Not stored: a subject tag on a message held for several recipients (whose number is it?).
     Ambiguous,
+    /// Stored in place of the recipient's earlier, different number (`bulk send --update-phones`).
+    Replaced,
 }
 
 /// Who withdrew a held message (NTA 7516 6.4.2: withdrawing a sent message is logged, by whom).
@@ -221,7 +225,7 @@ pub enum Event {
         recipient: String,
         challenge_id: String,
     },
-    /// A mobile number for the recipient given by the sender (link form or subject tag), and what
+    /// A mobile number for the recipient given by the sender (link form, subject tag or bulk CSV), and what
     /// became of it. Only the masked number is recorded, and only when it was valid.
     PhoneNumber {
         message_ref: Option<String>,

@@ -6,7 +6,7 @@
 //! types, defaults and own checks live in a file of their own:
 //! `http.rs` (`[server]`, `[hook]`, `[webhook]`, `[admin]`), `storage.rs` (`[storage]`, `[hold]`),
 //! `policy.rs` (`[organisation]`, `[exemptions]`, `[[peers]]`, `[policy]`), `sms.rs`, `portal.rs`,
-//! `smarttls.rs`, `stalwart.rs`, `inbound.rs`, `branding.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
+//! `smarttls.rs`, `stalwart.rs`, `bulk.rs`, `inbound.rs`, `branding.rs`, `doctor.rs` and `log.rs`; `env.rs` applies the environment overrides. The sections
 //! import only serde, this module's error type and the policy's `Requirement`.
 //!
 //! Relative paths in a configuration file — the SQLite file of `storage.url` (also the default
@@ -25,6 +25,7 @@
 //! read as TOML when it parses, as a string otherwise), e.g. `NTA7516__STORAGE__URL=postgres://…`.
 
 mod branding;
+mod bulk;
 mod doctor;
 mod env;
 mod http;
@@ -46,6 +47,7 @@ pub use branding::{
     Accent, Brand, BrandingConfig, Brands, DomainBranding, HttpsUrl, Logo, LogoKind, OrgName,
     Support,
 };
+pub use bulk::BulkConfig;
 pub use doctor::DoctorConfig;
 pub use http::{AdminConfig, HookConfig, ServerConfig, WebhookConfig};
 pub use inbound::{InboundAction, InboundConfig};
@@ -105,6 +107,9 @@ pub struct Config {
     /// `[branding]`: the organisation's name, logo, colour and contacts on the portal and in its mails.
     #[serde(default)]
     pub branding: BrandingConfig,
+    /// `[bulk]`: Stalwart's submission listener for `bulk send`.
+    #[serde(default)]
+    pub bulk: Option<BulkConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +169,10 @@ impl Config {
             fix(&mut s.management_token_file);
             fix(&mut s.management_ca_file);
         }
+        if let Some(b) = &mut self.bulk {
+            fix(&mut b.password_file);
+            fix(&mut b.ca_file);
+        }
     }
 
     /// What must be private on disk: the SQLite database's folder (0700), the database, its `-wal` and
@@ -193,6 +202,7 @@ impl Config {
             stalwart.and_then(|s| s.password_file.as_ref()),
             stalwart.and_then(|s| s.management_password_file.as_ref()),
             stalwart.and_then(|s| s.management_token_file.as_ref()),
+            self.bulk.as_ref().and_then(|b| b.password_file.as_ref()),
         ];
         paths.extend(files.into_iter().flatten().map(|p| (p.clone(), Kind::File)));
         paths
@@ -275,6 +285,9 @@ impl Config {
         if let Some(s) = &self.stalwart {
             s.validate()?;
             s.validate_lease(self.hook.tls_budget_ms)?;
+        }
+        if let Some(b) = &self.bulk {
+            b.validate()?;
         }
         self.portal.validate()?;
         self.inbound.validate(&self.organisation.local_domains)?;

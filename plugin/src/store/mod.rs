@@ -8,6 +8,7 @@
 //! - [`recipients`]: recipients, exemptions, peers;
 //! - [`outbox`]: notification mails; [`ratelimit`]: SMS limits;
 //! - [`audit`]: the hash-chained log and the webhook intake; [`admin`]: operator changes;
+//! - [`bulk`]: the mobile numbers of a `bulk send` CSV;
 //! - [`sealed`]: the stored form of encrypted content; `checkpoint`: SQLite WAL checkpoints;
 //! - [`withdraw`]: withdrawal by the sender, the portal's first opening, the sender's notices.
 //!
@@ -25,6 +26,7 @@ use sqlx::{
 
 pub mod admin;
 pub mod audit;
+pub mod bulk;
 pub mod challenges;
 mod checkpoint;
 mod group;

@@ -9,6 +9,7 @@ mod util;
 mod admin;
 mod admin_schema;
 mod audit;
+mod bulk;
 mod cli;
 mod cluster;
 mod contract;

@@ -397,6 +397,21 @@ const LAYERS: &[Layer] = &[
         ],
         except: &[],
     },
+    // `bulk` is a mail client with a phone book: it submits through Stalwart (so through the hook
+    // like any mail) and records numbers through the store; it never calls the hook pipeline, the
+    // release worker or the HTTP surfaces itself.
+    Layer {
+        dir: "plugin/src/bulk",
+        forbidden: &[
+            "submission",
+            "inbound",
+            "hold",
+            "portal",
+            "http",
+            "deployment",
+        ],
+        except: &[],
+    },
     // Admin uses only the leaf HTTP modules; http/mod.rs mounts the admin router.
     Layer {
         dir: "plugin/src/admin",

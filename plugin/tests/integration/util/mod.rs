@@ -10,6 +10,7 @@
 pub mod env;
 pub mod procs;
 pub mod smtp;
+pub mod stalwart_smtp;
 pub mod webdriver;
 
 pub use env::*;

@@ -10,6 +10,9 @@
 //! reply, stalling it, or not listening at all.
 //! [`Stall`] stops chosen messages before `354` or after the final dot (before `250`) until the test
 //! resumes them or the client goes away: the windows in which a crash-safety test kills a sender.
+//! With [`SmtpServer::hook`] set it is Stalwart's *submission* listener instead: at DATA it calls the
+//! gateway's MTA hook and applies the answer ([`super::stalwart_smtp`]); [`SmtpServer::accounts`] are
+//! the users who may log in there (must-match-sender applies to them as to the service account).
 
 use std::{
     net::SocketAddr,
@@ -17,6 +20,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use super::stalwart_smtp::{HookTarget, Hooked, Verdict};
 use base64::Engine;
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
@@ -62,6 +66,13 @@ pub struct SmtpServer {
     pub fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     /// Stops chosen messages at a chosen phase (see [`Stall`]).
     pub stall: Arc<Stall>,
+    /// While set, every message goes through this MTA hook at DATA, as on Stalwart's submission
+    /// listener ([`super::stalwart_smtp`]).
+    pub hook: Arc<Mutex<Option<HookTarget>>>,
+    /// Every message the hook saw, in order, with the reply the client got.
+    pub hooked: Arc<Mutex<Vec<Hooked>>>,
+    /// Users besides the service account who may authenticate: (user, password).
+    pub accounts: Arc<Mutex<Vec<(String, String)>>>,
     /// The SHA-256 of the certificate key's SubjectPublicKeyInfo, base64 (from rcgen's own encoding of
     /// the key, not from the certificate: an independent oracle for the gateway's pin).
     pub spki_pin: String,
@@ -117,6 +128,9 @@ impl SmtpServer {
             no_starttls: Arc::default(),
             fail_at: Arc::default(),
             stall: Arc::default(),
+            hook: Arc::default(),
+            hooked: Arc::default(),
+            accounts: Arc::default(),
             spki_pin,
             key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
@@ -144,6 +158,9 @@ impl SmtpServer {
             no_starttls: Arc::default(),
             fail_at: Arc::default(),
             stall: Arc::default(),
+            hook: Arc::default(),
+            hooked: Arc::default(),
+            accounts: Arc::default(),
             spki_pin: other.spki_pin.clone(),
             key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
@@ -168,6 +185,9 @@ impl SmtpServer {
             fail_at: self.fail_at.clone(),
             stall: self.stall.clone(),
             sessions: self.sessions.clone(),
+            hook: self.hook.clone(),
+            hooked: self.hooked.clone(),
+            accounts: self.accounts.clone(),
         };
         let acceptor = self.acceptor.clone();
         self.task = Some(tokio::spawn(async move {
@@ -246,6 +266,9 @@ struct Flags {
     fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     stall: Arc<Stall>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
+    hook: Arc<Mutex<Option<HookTarget>>>,
+    hooked: Arc<Mutex<Vec<Hooked>>>,
+    accounts: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Flags {
@@ -269,7 +292,8 @@ pub enum Phase {
 /// connection (a killed sender); counts both.
 #[derive(Default)]
 pub struct Stall {
-    plan: Mutex<Option<(Phase, usize)>>,
+    /// (phase, messages to let through first, messages to stop).
+    plan: Mutex<Option<(Phase, usize, usize)>>,
     /// Sessions stopped now.
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Stopped sessions whose client went away.
@@ -282,7 +306,12 @@ pub struct Stall {
 impl Stall {
     /// Stops the next `n` messages at `phase`.
     pub fn next(&self, phase: Phase, n: usize) {
-        *self.plan.lock().unwrap() = Some((phase, n));
+        self.next_after(phase, 0, n);
+    }
+
+    /// Lets `skip` messages through, then stops the `n` after them at `phase`.
+    pub fn next_after(&self, phase: Phase, skip: usize, n: usize) {
+        *self.plan.lock().unwrap() = Some((phase, skip, n));
     }
 
     /// Lets every stopped session go on and stops no more.
@@ -308,7 +337,11 @@ impl Stall {
     fn take(&self, phase: Phase) -> bool {
         let mut plan = self.plan.lock().unwrap();
         match plan.as_mut() {
-            Some((p, n)) if *p == phase && *n > 0 => {
+            Some((p, skip, _)) if *p == phase && *skip > 0 => {
+                *skip -= 1;
+                false
+            }
+            Some((p, _, n)) if *p == phase && *n > 0 => {
                 *n -= 1;
                 true
             }
@@ -435,7 +468,14 @@ async fn session(
                     None
                 };
                 match creds {
-                    Some((u, p)) if u == USER && p == PASS => {
+                    Some((u, p))
+                        if (u == USER && p == PASS)
+                            || flags
+                                .accounts
+                                .lock()
+                                .unwrap()
+                                .contains(&(u.clone(), p.clone())) =>
+                    {
                         auth = u;
                         "235 2.7.0 Authentication succeeded\r\n".into()
                     }
@@ -502,22 +542,43 @@ async fn session(
                 let id: [u8; 8] = rand_bytes();
                 let queue_id = hex::encode(id);
                 let to = std::mem::take(&mut rcpts);
-                received.lock().unwrap().push(Received {
-                    mail_from: from.take().unwrap_or_default(),
-                    rcpt_to: to.clone(),
-                    data,
-                    queue_id: queue_id.clone(),
-                    tls,
-                    auth: auth.clone(),
-                    mechanism: mechanism.to_string(),
-                    session: session_no,
-                });
+                let mail_from = from.take().unwrap_or_default();
+                let hook = flags.hook.lock().unwrap().clone();
+                let (queued, reply) = match hook {
+                    None => (to.clone(), None),
+                    Some(target) => {
+                        let (verdict, hooked) = super::stalwart_smtp::ask(
+                            &target, &auth, &mail_from, &to, &data, &queue_id,
+                        )
+                        .await;
+                        flags.hooked.lock().unwrap().push(hooked);
+                        match verdict {
+                            Verdict::Queue(left) => (left, None),
+                            Verdict::Reply(line) => (Vec::new(), Some(line)),
+                        }
+                    }
+                };
+                if !queued.is_empty() {
+                    received.lock().unwrap().push(Received {
+                        mail_from,
+                        rcpt_to: queued,
+                        data,
+                        queue_id: queue_id.clone(),
+                        tls,
+                        auth: auth.clone(),
+                        mechanism: mechanism.to_string(),
+                        session: session_no,
+                    });
+                }
                 if flags.vanish.load(SeqCst)
                     || !flags.stall.at(Phase::AfterDot, (peer, &to), &mut io).await
                 {
                     return Ok(());
                 }
-                format!("250 2.0.0 Message queued with id {queue_id}.\r\n")
+                match reply {
+                    Some(line) => format!("{line}\r\n"),
+                    None => format!("250 2.0.0 Message queued with id {queue_id}.\r\n"),
+                }
             }
         } else if upper == "RSET" {
             from = None;
