@@ -263,6 +263,37 @@ pub enum Event {
     },
     /// A message received from the internet passed the inbound hook (accepted, quarantined or refused).
     Received(Box<Receipt>),
+    /// A portal recipient wrote a reply to the message's sender (committed, to be submitted); the
+    /// reply's size, attachment count and SHA-256, never its text or file names.
+    PortalReply {
+        message_ref: String,
+        recipient: String,
+        /// The original sender, whom the reply goes to.
+        sender: String,
+        reply_id: String,
+        bytes: u64,
+        attachments: u32,
+        sha256: String,
+    },
+    /// Stalwart's release listener accepted a portal reply for the sender's mailbox.
+    PortalReplySent {
+        message_ref: String,
+        recipient: String,
+        sender: String,
+        reply_id: String,
+        /// Stalwart's queue id (from its `250` reply).
+        queue_id: Option<String>,
+    },
+    /// A portal reply was not accepted: retried at `retry_at`, or, when Stalwart's answer was lost
+    /// (`retry_at` none), left `uncertain` for the operator (sending again could deliver it twice).
+    PortalReplyFailed {
+        message_ref: String,
+        recipient: String,
+        sender: String,
+        reply_id: String,
+        error: String,
+        retry_at: Option<i64>,
+    },
 }
 
 /// The columns of an audit record before chaining.
@@ -299,11 +330,14 @@ pub enum Kind {
     Delivery,
     Admin,
     Received,
+    PortalReply,
+    PortalReplySent,
+    PortalReplyFailed,
 }
 
 impl Kind {
     /// Every kind, in the order of [`Event`].
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Decision,
         Kind::Held,
         Kind::NotificationSent,
@@ -321,6 +355,9 @@ impl Kind {
         Kind::Delivery,
         Kind::Admin,
         Kind::Received,
+        Kind::PortalReply,
+        Kind::PortalReplySent,
+        Kind::PortalReplyFailed,
     ];
 
     /// The stable name stored with the record (never change one: exports and reports read it).
@@ -343,6 +380,9 @@ impl Kind {
             Kind::Expired => "expired",
             Kind::Delivery => "delivery",
             Kind::Admin => "admin",
+            Kind::PortalReply => "portal_reply",
+            Kind::PortalReplySent => "portal_reply_sent",
+            Kind::PortalReplyFailed => "portal_reply_failed",
         }
     }
 
@@ -376,6 +416,9 @@ impl Event {
             Event::Expired { .. } => Kind::Expired,
             Event::Delivery { .. } => Kind::Delivery,
             Event::Admin { .. } => Kind::Admin,
+            Event::PortalReply { .. } => Kind::PortalReply,
+            Event::PortalReplySent { .. } => Kind::PortalReplySent,
+            Event::PortalReplyFailed { .. } => Kind::PortalReplyFailed,
         }
     }
 
@@ -507,6 +550,27 @@ impl Event {
                 message_ref: message_ref.clone(),
                 ..Subject::default()
             },
+            Event::PortalReply {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplySent {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplyFailed {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            } => Subject {
+                sender: Some(sender.clone()),
+                ..Subject::recipient(Some(message_ref), recipient)
+            },
         }
     }
 
@@ -611,6 +675,37 @@ impl Event {
                 details,
                 ..
             } => json!({ "actor": actor, "action": action, "target": target, "details": details }),
+            Event::PortalReply {
+                sender,
+                reply_id,
+                bytes,
+                attachments,
+                sha256,
+                ..
+            } => json!({
+                "reply_id": reply_id,
+                "to": sender,
+                "bytes": bytes,
+                "attachments": attachments,
+                "sha256": sha256,
+            }),
+            Event::PortalReplySent {
+                sender,
+                reply_id,
+                queue_id,
+                ..
+            } => json!({ "reply_id": reply_id, "to": sender, "queue_id": queue_id }),
+            Event::PortalReplyFailed {
+                reply_id,
+                error,
+                retry_at,
+                ..
+            } => json!({
+                "reply_id": reply_id,
+                "error": error,
+                "retry_at": retry_at.map(rfc3339),
+                "next": if retry_at.is_some() { "retry" } else { "operator" },
+            }),
         }
     }
 }
@@ -676,6 +771,9 @@ mod tests {
                 Kind::Delivery => 14,
                 Kind::Admin => 15,
                 Kind::Received => 16,
+                Kind::PortalReply => 17,
+                Kind::PortalReplySent => 18,
+                Kind::PortalReplyFailed => 19,
             };
             assert_eq!(Kind::ALL[at], k);
         }

@@ -16,6 +16,8 @@ pub enum CsrfScope<'a> {
     Recipient { challenge_id: &'a str },
     /// The sender's phone-number form of one challenge.
     SenderPhone { challenge_id: &'a str },
+    /// A portal recipient's reply form of one message.
+    Reply { message_id: &'a str },
 }
 
 impl CsrfScope<'_> {
@@ -24,6 +26,7 @@ impl CsrfScope<'_> {
         match self {
             CsrfScope::Recipient { challenge_id } => challenge_id.to_string(),
             CsrfScope::SenderPhone { challenge_id } => format!("sender:{challenge_id}"),
+            CsrfScope::Reply { message_id } => format!("reply:{message_id}"),
         }
     }
 }

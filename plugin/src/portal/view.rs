@@ -20,7 +20,7 @@ use super::{
 use crate::{audit::Event, store::HoldState, Gateway};
 
 /// The decrypted message when `recipient` may read it on the portal.
-async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
+pub(super) async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
     match gw.store.portal_hold(id, recipient).await {
         Ok(true) => {}
         Ok(false) => return Err(ctx.not_found()),
@@ -187,9 +187,10 @@ pub async fn message(
             lang.t("Bijlagen", "Attachments")
         )
     };
+    let replies = super::reply::thread(&gw, &ctx, &token, &id, &recipient).await;
     let body = format!(
         "<dl><dt>{lf}</dt><dd>{from}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
-         <pre>{text}</pre>\n{att}\n\
+         <pre>{text}</pre>\n{att}\n{replies}\
          <p><a href=\"/p/{token}/m/{id}/eml\" download>{dl}</a></p>\n\
          <p><a href=\"/p/{token}/messages\">{back}</a></p>",
         lf = lang.t("Van", "From"),
