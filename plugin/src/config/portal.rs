@@ -134,10 +134,17 @@ mod tests {
     fn reply_limits_are_checked() {
         let d = PortalConfig::default();
         assert_eq!(
-            (d.reply_max_bytes, d.reply_max_attachments, d.replies_per_hour),
+            (
+                d.reply_max_bytes,
+                d.reply_max_attachments,
+                d.replies_per_hour
+            ),
             (10 * 1024 * 1024, 5, 10)
         );
-        assert!(parse("reply_max_bytes = 65536\nreply_max_attachments = 0\nreplies_per_hour = 1").is_ok());
+        assert!(
+            parse("reply_max_bytes = 65536\nreply_max_attachments = 0\nreplies_per_hour = 1")
+                .is_ok()
+        );
         let e = parse("reply_max_bytes = 100").unwrap_err();
         assert!(e.contains("portal.reply_max_bytes"), "{e}");
         assert!(parse("reply_max_bytes = 52428801").is_err());

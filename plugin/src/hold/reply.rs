@@ -157,7 +157,11 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
     send(gw, due, now).await
 }
 
-async fn send(gw: &Gateway, replies: Vec<ReplyRow>, now: i64) -> Result<(usize, usize), StoreError> {
+async fn send(
+    gw: &Gateway,
+    replies: Vec<ReplyRow>,
+    now: i64,
+) -> Result<(usize, usize), StoreError> {
     let Some(conf) = &gw.config.stalwart else {
         return Ok((0, replies.len()));
     };
@@ -246,7 +250,11 @@ async fn send_one(
         Ok(false) => return retry("reply changed state".into()),
         Err(e) => return retry(e.to_string()),
     }
-    let from = gw.config.stalwart.as_ref().map_or("", |c| c.notify_from.as_str());
+    let from = gw
+        .config
+        .stalwart
+        .as_ref()
+        .map_or("", |c| c.notify_from.as_str());
     let s = session.as_mut().expect("opened above");
     let result = s
         .send(&Envelope {
@@ -312,8 +320,12 @@ async fn record(
                 None => ReplyState::Uncertain,
             };
             match retry_at {
-                Some(at) => tracing::warn!(reply = %reply.id, error, retry_at = at, "portal reply not submitted; will retry"),
-                None => tracing::error!(reply = %reply.id, error, "portal reply outcome unknown; not re-sent automatically"),
+                Some(at) => {
+                    tracing::warn!(reply = %reply.id, error, retry_at = at, "portal reply not submitted; will retry")
+                }
+                None => {
+                    tracing::error!(reply = %reply.id, error, "portal reply outcome unknown; not re-sent automatically")
+                }
             }
             let event = Event::PortalReplyFailed {
                 message_ref,
@@ -323,7 +335,13 @@ async fn record(
                 error: error.clone(),
                 retry_at,
             };
-            (to, retry_at.unwrap_or(now), Some(error.as_str()), None, event)
+            (
+                to,
+                retry_at.unwrap_or(now),
+                Some(error.as_str()),
+                None,
+                event,
+            )
         }
     };
     let step = ReplyStep {

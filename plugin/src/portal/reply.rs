@@ -110,10 +110,7 @@ impl Refusal {
                     "You have already sent the most replies allowed in one hour"
                 ),
                 p.replies_per_hour,
-                lang.t(
-                    "Probeer het later opnieuw.",
-                    "Please try again later."
-                )
+                lang.t("Probeer het later opnieuw.", "Please try again later.")
             ),
         }
     }
@@ -516,7 +513,10 @@ pub async fn status(
     let (title, text) = match reply.state {
         ReplyState::Sent => (
             lang.t("Uw antwoord is verstuurd", "Your reply was sent"),
-            lang.t("Uw antwoord is beveiligd verstuurd naar", "Your reply was sent securely to"),
+            lang.t(
+                "Uw antwoord is beveiligd verstuurd naar",
+                "Your reply was sent securely to",
+            ),
         ),
         _ => (
             lang.t("Uw antwoord wordt verstuurd", "Your reply is being sent"),
@@ -579,15 +579,21 @@ fn reply_item(gw: &Gateway, lang: Lang, r: &crate::store::replies::ReplyRow) -> 
         .replace('T', " ")
         .trim_end_matches('Z')
         .to_string();
-    let head = format!(
-        "<h3>{when} UTC – {}</h3>",
-        esc(state_text(lang, r.state))
-    );
-    let raw = r.sealed.as_ref().and_then(|s| gw.master.open(&r.id, s).ok());
-    let Some(m) = raw.as_deref().and_then(|raw| MessageParser::default().parse(raw)) else {
+    let head = format!("<h3>{when} UTC – {}</h3>", esc(state_text(lang, r.state)));
+    let raw = r
+        .sealed
+        .as_ref()
+        .and_then(|s| gw.master.open(&r.id, s).ok());
+    let Some(m) = raw
+        .as_deref()
+        .and_then(|raw| MessageParser::default().parse(raw))
+    else {
         return format!(
             "<article class=\"reply\">{head}<p>{}</p></article>\n",
-            lang.t("Inhoud niet meer beschikbaar.", "Content no longer available.")
+            lang.t(
+                "Inhoud niet meer beschikbaar.",
+                "Content no longer available."
+            )
         );
     };
     let text = m.body_text(0).map(|t| t.to_string()).unwrap_or_default();
@@ -632,7 +638,10 @@ mod tests {
         assert_eq!(sanitise("\"quoted\"<>|?*.txt"), "quoted.txt");
         assert_eq!(sanitise("..."), "bijlage");
         assert_eq!(sanitise(""), "bijlage");
-        assert_eq!(sanitise("Verslag – überweisung.pdf"), "Verslag – überweisung.pdf");
+        assert_eq!(
+            sanitise("Verslag – überweisung.pdf"),
+            "Verslag – überweisung.pdf"
+        );
         assert_eq!(sanitise(&"x".repeat(300)).len(), 120);
     }
 

@@ -20,7 +20,12 @@ use super::{
 use crate::{audit::Event, store::HoldState, Gateway};
 
 /// The decrypted message when `recipient` may read it on the portal.
-pub(super) async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
+pub(super) async fn readable(
+    gw: &Gateway,
+    ctx: &Ctx,
+    id: &str,
+    recipient: &str,
+) -> Result<Vec<u8>, Response> {
     match gw.store.portal_hold(id, recipient).await {
         Ok(true) => {}
         Ok(false) => return Err(ctx.not_found()),

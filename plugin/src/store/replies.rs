@@ -211,10 +211,12 @@ impl Store {
 
     /// One reply.
     pub async fn reply(&self, id: &str) -> Result<Option<ReplyRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM portal_replies WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM portal_replies WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(row).transpose()
     }
 

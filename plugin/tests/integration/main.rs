@@ -21,6 +21,7 @@ mod inbound;
 mod outage;
 mod policy_cli;
 mod portal_browser;
+mod portal_reply;
 mod recipient_abuse;
 mod recipient_flow;
 mod sender_phone;
