@@ -6,10 +6,10 @@
 //! gets the reply once it is back, a lost answer is never sent again; the audit trail and its report.
 
 use crate::util;
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use crate::util::{hook_request, Backend};
-use crate::util::{link_in, smtp, Browser, Env, Moto, Running, SENDER};
+use crate::util::{link_in, smtp, webdriver::Chrome, Browser, Env, Moto, Running, SENDER};
 use hyper::{Method, StatusCode};
 use mail_parser::{MessageParser, MimeHeaders};
 use stalwart_nta7516::policy::TlsStatus;
@@ -28,8 +28,9 @@ struct Portal {
     id: String,
 }
 
-/// Hook → notification → SMS code → a portal hold for [`RCPT`] (`None`: moto missing, test skipped).
-async fn portal(b: Backend, extra: &str) -> Option<Portal> {
+/// A message held for [`RCPT`] (insecure domain: read on the portal), its notification sent: moto, the
+/// environment, the gateway, the hold id and the portal link (`None`: moto missing, test skipped).
+async fn held(b: Backend, extra: &str) -> Option<(Moto, Env, Running, String, String)> {
     let moto = Moto::start().await?;
     let env = Env::new(b, Some(moto.url.clone()), extra).await;
     env.tls.set("insecure.test", TlsStatus::Insecure);
@@ -51,6 +52,12 @@ async fn portal(b: Backend, extra: &str) -> Option<Portal> {
     let id = util::held_ref(&gw.hook(&req).await);
     let mails = env.notify.wait_for(1, 10).await;
     let link = link_in(&mails[0].data, "p");
+    Some((moto, env, gw, id, link))
+}
+
+/// [`held`], then verified with the SMS code by a cookie-keeping client: a portal hold.
+async fn portal(b: Backend, extra: &str) -> Option<Portal> {
+    let (moto, env, gw, id, link) = held(b, extra).await?;
     let mut br = Browser::new(&gw, "nl-NL,nl;q=0.9");
     assert_eq!(br.request_code(&link).await.status, StatusCode::SEE_OTHER);
     let code = moto.last_code(PHONE).await;
@@ -580,3 +587,90 @@ async fn reply_while_listener_down(b: Backend) {
 }
 
 both_backends!(reply_end_to_end, reply_abuse, reply_while_listener_down);
+
+/// The reply in real headless Chromium (as `portal_browser`): verify with the code, open the message,
+/// write a reply and choose a file, send it, see it in the thread; the release listener got it with the
+/// file's exact bytes. Screenshots under `tests/artifacts/portal/reply-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_in_chromium() {
+    let Some((moto, env, gw, id, link)) = held(Backend::Sqlite, "").await else {
+        return;
+    };
+    let Some(chrome) = Chrome::start("nl-NL,nl").await else {
+        return;
+    };
+    let shot = |name: &'static str| {
+        let chrome = &chrome;
+        async move {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../tests/artifacts/portal/reply-{name}.png"));
+            let png = chrome.screenshot(&path).await;
+            assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name}");
+            assert!(
+                !chrome.source().await.contains("<script"),
+                "{name}: no JavaScript"
+            );
+        }
+    };
+    chrome.goto(&link).await;
+    chrome.click("button[type=submit]").await;
+    chrome.wait_for("Code uit de sms", "/code").await;
+    chrome
+        .type_into("#code", &moto.last_code(PHONE).await)
+        .await;
+    chrome.click("button[type=submit]").await;
+    chrome
+        .wait_for("U bent bevestigd als ontvanger", "/messages")
+        .await;
+    util::eventually(10, "portal message listed", || async {
+        chrome.goto(&format!("{link}/messages")).await;
+        chrome.source().await.contains(">Lezen<").then_some(())
+    })
+    .await;
+    chrome.click("td a").await;
+    chrome
+        .wait_for("Uw uitslag is binnen.", &format!("/m/{id}"))
+        .await;
+    chrome.click("a[href$='/reply']").await;
+    chrome.wait_for("Uw antwoord", "/reply").await;
+    shot("form").await;
+
+    let pdf = binary_attachment();
+    let file = env.dir.path().join("verwijzing.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    chrome
+        .type_into(
+            "#text",
+            "Dank u. Mijn vraag staat in de bijlage <en niet hier>.",
+        )
+        .await;
+    chrome.upload("#attachment", &file).await;
+    chrome.click("button[type=submit]").await;
+    chrome.wait_for("Uw antwoord", "").await;
+    let got = env.release.wait_for(1, 10).await;
+    shot("sent").await;
+    assert_eq!(got[0].rcpt_to, vec![SENDER.to_string()]);
+    let m = MessageParser::default().parse(&got[0].data).unwrap();
+    let files: Vec<_> = m.attachments().collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].attachment_name(), Some("verwijzing.pdf"));
+    assert_eq!(files[0].contents(), pdf.as_slice(), "uploaded bytes differ");
+    assert!(m
+        .body_text(0)
+        .unwrap()
+        .contains("Mijn vraag staat in de bijlage <en niet hier>."));
+
+    // Back to the message: the reply in the thread, escaped.
+    chrome.goto(&format!("{link}/m/{id}")).await;
+    util::eventually(10, "the reply shown as sent", || async {
+        let src = chrome.source().await;
+        (src.contains("Uw antwoorden") && src.contains("Verstuurd")).then_some(src)
+    })
+    .await;
+    let src = chrome.source().await;
+    assert!(src.contains("verwijzing.pdf"), "{src}");
+    assert!(src.contains("&lt;en niet hier&gt;"), "{src}");
+    shot("thread").await;
+    assert_eq!(env.release.messages().len(), 1);
+    drop(gw);
+}
