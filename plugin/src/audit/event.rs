@@ -550,27 +550,9 @@ impl Event {
                 message_ref: message_ref.clone(),
                 ..Subject::default()
             },
-            Event::PortalReply {
-                message_ref,
-                recipient,
-                sender,
-                ..
-            }
-            | Event::PortalReplySent {
-                message_ref,
-                recipient,
-                sender,
-                ..
-            }
-            | Event::PortalReplyFailed {
-                message_ref,
-                recipient,
-                sender,
-                ..
-            } => Subject {
-                sender: Some(sender.clone()),
-                ..Subject::recipient(Some(message_ref), recipient)
-            },
+            Event::PortalReply { .. }
+            | Event::PortalReplySent { .. }
+            | Event::PortalReplyFailed { .. } => self.reply_subject(),
         }
     }
 
@@ -675,6 +657,46 @@ impl Event {
                 details,
                 ..
             } => json!({ "actor": actor, "action": action, "target": target, "details": details }),
+            Event::PortalReply { .. }
+            | Event::PortalReplySent { .. }
+            | Event::PortalReplyFailed { .. } => self.reply_details(),
+        }
+    }
+}
+
+impl Event {
+    /// The indexed columns of a portal reply's records (the original sender is the `sender`).
+    fn reply_subject(&self) -> Subject {
+        match self {
+            Event::PortalReply {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplySent {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplyFailed {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            } => Subject {
+                sender: Some(sender.clone()),
+                ..Subject::recipient(Some(message_ref), recipient)
+            },
+            _ => Subject::default(),
+        }
+    }
+
+    /// The `details` of a portal reply's records (never its text or file names).
+    fn reply_details(&self) -> Value {
+        use crate::time::rfc3339;
+        match self {
             Event::PortalReply {
                 sender,
                 reply_id,
@@ -706,6 +728,7 @@ impl Event {
                 "retry_at": retry_at.map(rfc3339),
                 "next": if retry_at.is_some() { "retry" } else { "operator" },
             }),
+            _ => Value::Null,
         }
     }
 }

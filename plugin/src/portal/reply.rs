@@ -284,11 +284,11 @@ async fn read_form(mut form: Multipart, max_bytes: u64, max_files: u32) -> Poste
         };
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().map(str::to_string);
-        if name == "attachment" && file_name.as_deref().is_some_and(|n| !n.is_empty()) {
-            if posted.files.len() as u64 >= u64::from(max_files) {
-                posted.refused = Some(Refusal::TooMany);
-                return posted;
-            }
+        // An empty file input is sent as a part without a file name and without bytes.
+        let is_file = name == "attachment" && file_name.as_deref().is_some_and(|n| !n.is_empty());
+        if is_file && posted.files.len() as u64 >= u64::from(max_files) {
+            posted.refused = Some(Refusal::TooMany);
+            return posted;
         }
         let room = if name == "csrf" {
             256
@@ -311,8 +311,7 @@ async fn read_form(mut form: Multipart, max_bytes: u64, max_files: u32) -> Poste
                     Err(_) => posted.refused = Some(Refusal::Malformed),
                 }
             }
-            // An empty file input is sent as a part without a name and without bytes.
-            "attachment" if file_name.as_deref().is_some_and(|n| !n.is_empty()) => {
+            "attachment" if is_file => {
                 total += bytes.len() as u64;
                 posted.files.push(Attachment {
                     name: sanitise(file_name.as_deref().unwrap_or("")),
