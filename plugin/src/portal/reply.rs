@@ -182,7 +182,8 @@ async fn context(gw: &Gateway, ctx: &Ctx, token: &str, id: &str) -> Result<Threa
     })
 }
 
-/// The reply form, with an error and the text written so far when a reply was refused.
+/// The reply form, with an error and the text written so far when a reply was refused. It shows
+/// nothing of the message (its subject is content; reading it is audited on the message page).
 fn form_page(
     gw: &Gateway,
     ctx: &Ctx,
@@ -210,7 +211,7 @@ fn form_page(
         )
     };
     let body = format!(
-        "{error}<dl><dt>{lto}</dt><dd>{sender}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
+        "{error}<dl><dt>{lto}</dt><dd>{sender}</dd></dl>\n\
          <form method=\"post\" action=\"/p/{token}/m/{eid}/reply\" enctype=\"multipart/form-data\">{field}\
          <label for=\"text\">{lt}</label>\
          <textarea id=\"text\" name=\"text\" rows=\"10\" cols=\"60\">{text}</textarea>\
@@ -219,8 +220,6 @@ fn form_page(
          <p><a href=\"/p/{token}/m/{eid}\">{back}</a></p>",
         lto = lang.t("Aan", "To"),
         sender = esc(&t.sender),
-        ls = lang.t("Onderwerp", "Subject"),
-        subject = esc(&outgoing::reply_subject(&t.original.subject)),
         eid = esc(id),
         lt = lang.t("Uw antwoord", "Your reply"),
         text = esc(text),

@@ -366,6 +366,9 @@ async fn check_audit(p: &Portal, reply_id: &str, queue_id: &str) {
         "reply {reply_id} from {RCPT} via the portal sent to {SENDER} (Stalwart queue id {queue_id})"
     );
     assert!(lines.contains(&went.as_str()), "{lines:#?}");
+    // What `audit report --message-id` prints.
+    let text = report.to_text();
+    assert!(text.contains(&went), "{text}");
     assert!(p.gw.gw.store.verify_audit().await.unwrap().ok());
     let log = p.gw.whole_audit_log().await;
     for secret in ["vraag", "Dank u", "waarden"] {
@@ -586,7 +589,66 @@ async fn reply_while_listener_down(b: Backend) {
         .any(|(k, _, d)| k == "portal_reply_failed" && d["next"] == "operator"));
 }
 
-both_backends!(reply_end_to_end, reply_abuse, reply_while_listener_down);
+/// The claim of a process that died: a reply claimed (`sending`, nothing submitted) is sent after the
+/// lease; one that was `committing` (its data may have reached Stalwart) becomes `uncertain`, not sent.
+async fn reply_claims_of_a_crashed_process(b: Backend) {
+    let Some(mut p) = portal(b, "").await else {
+        return;
+    };
+    let csrf = reply_csrf(&mut p).await;
+    p.env.release.stop();
+    let mut ids = Vec::new();
+    for text in ["Eerste", "Tweede"] {
+        let (status, location, body) =
+            post_reply(&p, &p.br, &[field("csrf", &csrf), field("text", text)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        ids.push(location.unwrap().rsplit('/').next().unwrap().to_string());
+    }
+    assert_eq!(replies(&p.gw).await.len(), 2);
+    // As a process left them when it was killed, longer ago than the lease (600 s): the first claimed,
+    // the second with its data on the way.
+    let old = stalwart_nta7516::time::now() - 700;
+    for (id, state) in ids.iter().zip(["sending", "committing"]) {
+        sqlx::query(
+            "UPDATE portal_replies SET state = $1, updated_at = $2, next_attempt_at = 0 WHERE id = $3",
+        )
+        .bind(state)
+        .bind(old)
+        .bind(id)
+        .execute(p.gw.gw.store.pool())
+        .await
+        .unwrap();
+    }
+    p.env.release.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        p.env.release.messages().is_empty(),
+        "a claimed reply was taken before its lease ran out"
+    );
+    stalwart_nta7516::hold::reply::recover(&p.gw.gw, stalwart_nta7516::time::now())
+        .await
+        .unwrap();
+    let got = p.env.release.wait_for(1, 10).await;
+    assert!(String::from_utf8_lossy(&got[0].data).contains("Eerste"));
+    wait_reply_state(&p.gw, "sent", 10).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rows = replies(&p.gw).await;
+    let state = |id: &str| rows.iter().find(|r| r.0 == id).unwrap().1.clone();
+    assert_eq!(state(&ids[0]), "sent");
+    assert_eq!(state(&ids[1]), "uncertain");
+    assert_eq!(
+        p.env.release.messages().len(),
+        1,
+        "the uncertain reply was sent"
+    );
+}
+
+both_backends!(
+    reply_end_to_end,
+    reply_abuse,
+    reply_while_listener_down,
+    reply_claims_of_a_crashed_process
+);
 
 /// The reply in real headless Chromium (as `portal_browser`): verify with the code, open the message,
 /// write a reply and choose a file, send it, see it in the thread; the release listener got it with the
