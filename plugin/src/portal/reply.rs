@@ -411,11 +411,7 @@ pub async fn submit(
     }
     match persist(&gw, &t, &id, &posted).await {
         Ok(Ok(reply_id)) => {
-            // Sent now when the release listener takes it; otherwise the worker tries again.
-            if let Err(e) = outgoing::send_now(&gw, &reply_id).await {
-                tracing::warn!(reply = %reply_id, error = %e, "portal reply not submitted yet; the worker retries");
-            }
-            gw.wake.notify_one();
+            submit_soon(&gw, &reply_id).await;
             Redirect::to(&format!("{path}/{reply_id}")).into_response()
         }
         Ok(Err(ReplyLimited)) => {
@@ -424,6 +420,23 @@ pub async fn submit(
         Err(()) => ctx.unavailable(&path),
     }
 }
+
+/// Submits a committed reply in a task of its own and waits for it a little: a quick listener makes
+/// the next page say "sent"; a slow one finishes in the background (never cut off mid-transaction),
+/// and what fails is retried by the worker.
+async fn submit_soon(gw: &Arc<Gateway>, reply_id: &str) {
+    let task = tokio::spawn({
+        let (gw, id) = (gw.clone(), reply_id.to_string());
+        async move { outgoing::send_now(&gw, &id).await }
+    });
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(SUBMIT_WAIT, task).await {
+        tracing::warn!(reply = %reply_id, error = %e, "portal reply not submitted yet; the worker retries");
+    }
+    gw.wake.notify_one();
+}
+
+/// How long the POST waits for the reply's first submission before it answers.
+const SUBMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Builds, seals and commits the reply with its audit record. `Ok(Err(..))`: over the hourly limit,
 /// nothing stored.
