@@ -22,7 +22,7 @@ const ORIGINAL_ID: &str = "portal-reply-1@zorg.test";
 struct Portal {
     env: Env,
     gw: Running,
-    _moto: Moto,
+    moto: Moto,
     link: String,
     br: Browser,
     id: String,
@@ -69,7 +69,7 @@ async fn portal(b: Backend, extra: &str) -> Option<Portal> {
     Some(Portal {
         env,
         gw,
-        _moto: moto,
+        moto,
         link,
         br,
         id,
@@ -511,6 +511,48 @@ async fn reply_abuse(b: Backend) {
         body.contains("the most replies allowed in one hour"),
         "{body}"
     );
+    nothing_new(&p, 2, 2).await;
+
+    // A sender outside the local domains: no reply link, the form refused (the reply would leave).
+    let outsider = "extern@elders.test";
+    let req = hook_request(
+        outsider,
+        &[RCPT],
+        &[
+            ("From", outsider),
+            ("Subject", "Van buiten"),
+            ("Message-ID", "<out-1@elders.test>"),
+        ],
+        "Tekst\r\n",
+    );
+    let other = util::held_ref(&p.gw.hook(&req).await);
+    // Its own verification (a new challenge, a new link).
+    let mails = p.env.notify.wait_for(2, 10).await;
+    let link = link_in(&mails[1].data, "p");
+    assert_eq!(p.br.request_code(&link).await.status, StatusCode::SEE_OTHER);
+    let code = p.moto.last_code(PHONE).await;
+    assert_eq!(
+        p.br.enter_code(&link, &code).await.status,
+        StatusCode::SEE_OTHER
+    );
+    p.link = link;
+    p.gw.wait_hold(&other, RCPT, "portal", 10).await;
+    p.br.lang = "nl".into();
+    let page = p.br.get(&format!("{}/m/{other}", p.link)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("/reply\""), "{}", page.body);
+    let form = p.br.get(&format!("{}/m/{other}/reply", p.link)).await;
+    assert_eq!(form.status, StatusCode::FORBIDDEN);
+    assert!(
+        form.body.contains("Beantwoorden niet mogelijk"),
+        "{}",
+        form.body
+    );
+    let path = format!("{}/m/{other}/reply", p.link);
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let body = multipart(&[field("csrf", &csrf), field("text", "x")]);
+    let (status, _, _) = post_form(&p.gw, &p.br, &path, &ct, body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     nothing_new(&p, 2, 2).await;
 }
 
