@@ -304,6 +304,37 @@ pub enum Event {
         /// The hold's state before (`held`, `releasing` or `portal`).
         from: &'static str,
     },
+    /// A portal recipient wrote a reply to the message's sender (committed, to be submitted); the
+    /// reply's size, attachment count and SHA-256, never its text or file names.
+    PortalReply {
+        message_ref: String,
+        recipient: String,
+        /// The original sender, whom the reply goes to.
+        sender: String,
+        reply_id: String,
+        bytes: u64,
+        attachments: u32,
+        sha256: String,
+    },
+    /// Stalwart's release listener accepted a portal reply for the sender's mailbox.
+    PortalReplySent {
+        message_ref: String,
+        recipient: String,
+        sender: String,
+        reply_id: String,
+        /// Stalwart's queue id (from its `250` reply).
+        queue_id: Option<String>,
+    },
+    /// A portal reply was not accepted: retried at `retry_at`, or, when Stalwart's answer was lost
+    /// (`retry_at` none), left `uncertain` for the operator (sending again could deliver it twice).
+    PortalReplyFailed {
+        message_ref: String,
+        recipient: String,
+        sender: String,
+        reply_id: String,
+        error: String,
+        retry_at: Option<i64>,
+    },
 }
 
 /// The columns of an audit record before chaining.
@@ -341,11 +372,14 @@ pub enum Kind {
     Admin,
     Received,
     Withdrawn,
+    PortalReply,
+    PortalReplySent,
+    PortalReplyFailed,
 }
 
 impl Kind {
     /// Every kind, in the order of [`Event`].
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Decision,
         Kind::Held,
         Kind::NotificationSent,
@@ -364,6 +398,9 @@ impl Kind {
         Kind::Admin,
         Kind::Received,
         Kind::Withdrawn,
+        Kind::PortalReply,
+        Kind::PortalReplySent,
+        Kind::PortalReplyFailed,
     ];
 
     /// The stable name stored with the record (never change one: exports and reports read it).
@@ -387,6 +424,9 @@ impl Kind {
             Kind::Delivery => "delivery",
             Kind::Admin => "admin",
             Kind::Withdrawn => "withdrawn",
+            Kind::PortalReply => "portal_reply",
+            Kind::PortalReplySent => "portal_reply_sent",
+            Kind::PortalReplyFailed => "portal_reply_failed",
         }
     }
 
@@ -421,6 +461,9 @@ impl Event {
             Event::Delivery { .. } => Kind::Delivery,
             Event::Admin { .. } => Kind::Admin,
             Event::Withdrawn { .. } => Kind::Withdrawn,
+            Event::PortalReply { .. } => Kind::PortalReply,
+            Event::PortalReplySent { .. } => Kind::PortalReplySent,
+            Event::PortalReplyFailed { .. } => Kind::PortalReplyFailed,
         }
     }
 
@@ -561,6 +604,9 @@ impl Event {
                 sender: Some(sender.clone()),
                 ..Subject::recipient(Some(message_ref), recipient)
             },
+            Event::PortalReply { .. }
+            | Event::PortalReplySent { .. }
+            | Event::PortalReplyFailed { .. } => self.reply_subject(),
         }
     }
 
@@ -666,6 +712,78 @@ impl Event {
                 ..
             } => json!({ "actor": actor, "action": action, "target": target, "details": details }),
             Event::Withdrawn { by, from, .. } => json!({ "by": by, "from": from }),
+            Event::PortalReply { .. }
+            | Event::PortalReplySent { .. }
+            | Event::PortalReplyFailed { .. } => self.reply_details(),
+        }
+    }
+}
+
+impl Event {
+    /// The indexed columns of a portal reply's records (the original sender is the `sender`).
+    fn reply_subject(&self) -> Subject {
+        match self {
+            Event::PortalReply {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplySent {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            }
+            | Event::PortalReplyFailed {
+                message_ref,
+                recipient,
+                sender,
+                ..
+            } => Subject {
+                sender: Some(sender.clone()),
+                ..Subject::recipient(Some(message_ref), recipient)
+            },
+            _ => Subject::default(),
+        }
+    }
+
+    /// The `details` of a portal reply's records (never its text or file names).
+    fn reply_details(&self) -> Value {
+        use crate::time::rfc3339;
+        match self {
+            Event::PortalReply {
+                sender,
+                reply_id,
+                bytes,
+                attachments,
+                sha256,
+                ..
+            } => json!({
+                "reply_id": reply_id,
+                "to": sender,
+                "bytes": bytes,
+                "attachments": attachments,
+                "sha256": sha256,
+            }),
+            Event::PortalReplySent {
+                sender,
+                reply_id,
+                queue_id,
+                ..
+            } => json!({ "reply_id": reply_id, "to": sender, "queue_id": queue_id }),
+            Event::PortalReplyFailed {
+                reply_id,
+                error,
+                retry_at,
+                ..
+            } => json!({
+                "reply_id": reply_id,
+                "error": error,
+                "retry_at": retry_at.map(rfc3339),
+                "next": if retry_at.is_some() { "retry" } else { "operator" },
+            }),
+            _ => Value::Null,
         }
     }
 }
@@ -732,6 +850,9 @@ mod tests {
                 Kind::Admin => 15,
                 Kind::Received => 16,
                 Kind::Withdrawn => 17,
+                Kind::PortalReply => 18,
+                Kind::PortalReplySent => 19,
+                Kind::PortalReplyFailed => 20,
             };
             assert_eq!(Kind::ALL[at], k);
         }

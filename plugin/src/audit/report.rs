@@ -151,6 +151,9 @@ fn summarise(r: &Record, d: &Value) -> String {
             s(&d["actor"]).unwrap_or_default()
         ),
         Kind::Withdrawn => format!("withdrawn by {}", withdrawn_by(d)),
+        Kind::PortalReply | Kind::PortalReplySent | Kind::PortalReplyFailed => {
+            reply_summary(kind, r, d)
+        }
     }
 }
 
@@ -161,6 +164,44 @@ fn withdrawn_by(d: &Value) -> String {
         Some("sender") => format!("sender {}", s(&by["address"]).unwrap_or_default()),
         Some("admin") => format!("admin {}", s(&by["actor"]).unwrap_or_default()),
         _ => "-".into(),
+    }
+}
+
+/// A portal reply's line: "reply r-… from <recipient> via the portal, 2 attachments, sent to <sender>
+/// (Stalwart queue id …)".
+fn reply_summary(kind: Kind, r: &Record, d: &Value) -> String {
+    let head = format!(
+        "reply {} from {} via the portal",
+        s(&d["reply_id"]).unwrap_or_default(),
+        r.recipient.as_deref().unwrap_or("-")
+    );
+    let to = s(&d["to"]).unwrap_or_default();
+    match kind {
+        Kind::PortalReply => {
+            let n = d["attachments"].as_u64().unwrap_or(0);
+            format!(
+                "{head}, {n} attachment{}, {} bytes (sha256 {}), to be sent to {to}",
+                if n == 1 { "" } else { "s" },
+                s(&d["bytes"]).unwrap_or_default(),
+                s(&d["sha256"]).unwrap_or_default()
+            )
+        }
+        Kind::PortalReplySent => format!(
+            "{head} sent to {to}{}",
+            s(&d["queue_id"])
+                .map(|q| format!(" (Stalwart queue id {q})"))
+                .unwrap_or_default()
+        ),
+        _ => match s(&d["retry_at"]) {
+            Some(at) => format!(
+                "{head} not accepted ({}); retried at {at}",
+                s(&d["error"]).unwrap_or_default()
+            ),
+            None => format!(
+                "{head}: outcome unknown ({}); held as uncertain for the operator, not re-sent",
+                s(&d["error"]).unwrap_or_default()
+            ),
+        },
     }
 }
 

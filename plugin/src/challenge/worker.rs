@@ -1,6 +1,6 @@
-//! The background worker: plans and sends notifications and releases verified holds. Woken by the hook
-//! (after a commit), the portal (after a verification or a phone number) and a timer. Calls
-//! `challenge::notify` and `hold::release`.
+//! The background worker: plans and sends notifications, releases verified holds and submits portal
+//! replies. Woken by the hook (after a commit), the portal (after a verification, a phone number or a
+//! reply) and a timer. Calls `challenge::notify`, `hold::release` and `hold::reply`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,6 +17,9 @@ pub async fn pass(gw: &Gateway) {
     }
     if let Err(e) = super::notify::send_due(gw, now).await {
         tracing::warn!(error = %e, "sending notifications failed; will retry");
+    }
+    if let Err(e) = crate::hold::reply::send_due(gw, now).await {
+        tracing::warn!(error = %e, "sending portal replies failed; will retry");
     }
 }
 
@@ -36,6 +39,9 @@ pub async fn run(gw: Arc<Gateway>) {
         if recovered.is_none_or(|at| at.elapsed() >= recovery_interval(&gw)) {
             if let Err(e) = release::recover(&gw, crate::time::now()).await {
                 tracing::warn!(error = %e, "release recovery failed; will retry");
+            }
+            if let Err(e) = crate::hold::reply::recover(&gw, crate::time::now()).await {
+                tracing::warn!(error = %e, "portal reply recovery failed; will retry");
             }
             recovered = Some(std::time::Instant::now());
         }

@@ -55,7 +55,7 @@ pub use log::{LogConfig, LogFormat};
 pub use policy::{
     DefaultRequirement, ExemptionsConfig, OrganisationConfig, PeerConfig, PolicyConfig,
 };
-pub use portal::PortalConfig;
+pub use portal::{PortalConfig, REPLY_MAX_BYTES_LIMIT};
 pub use smarttls::SmartTlsSection;
 pub use sms::{SmsConfig, SmsMode};
 pub use stalwart::{ManagementVersion, OnUnsafe, SpkiPin, StalwartConfig, StalwartTrust};

@@ -1,6 +1,7 @@
 //! `[portal]`: recipient verification — code lifetime and tries, SMS rate limits, the portal session,
-//! the background worker's interval, the reverse proxies trusted for the client address, and the
-//! defaults of the sender's notices (hold confirmation, collection receipt).
+//! the background worker's interval, the reverse proxies trusted for the client address, the limits
+//! of a secure reply written on the portal, and the defaults of the sender's notices (hold
+//! confirmation, collection receipt).
 
 use serde::Deserialize;
 
@@ -44,6 +45,29 @@ pub struct PortalConfig {
     /// inbox, or first opened on the portal), where the sender domain's settings do not say.
     #[serde(default)]
     pub collection_receipt: bool,
+    /// The largest reply a portal recipient may write: its text and attachments together, in bytes
+    /// (at most [`REPLY_MAX_BYTES_LIMIT`]).
+    #[serde(default = "default_reply_max_bytes")]
+    pub reply_max_bytes: u64,
+    /// Attachments per reply (0: text only).
+    #[serde(default = "default_reply_max_attachments")]
+    pub reply_max_attachments: u32,
+    /// Replies one recipient may write per hour (across all their messages).
+    #[serde(default = "default_replies_per_hour")]
+    pub replies_per_hour: i64,
+}
+
+/// The highest `reply_max_bytes` accepted (the portal's request limit is derived from it).
+pub const REPLY_MAX_BYTES_LIMIT: u64 = 50 * 1024 * 1024;
+
+fn default_reply_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_reply_max_attachments() -> u32 {
+    5
+}
+fn default_replies_per_hour() -> i64 {
+    10
 }
 
 fn default_code_lifetime() -> i64 {
@@ -84,6 +108,59 @@ impl PortalConfig {
                 "portal.max_tries and portal.code_lifetime_secs must be at least 1".into(),
             ));
         }
+        if !(1024..=REPLY_MAX_BYTES_LIMIT).contains(&self.reply_max_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "portal.reply_max_bytes must be between 1024 and {REPLY_MAX_BYTES_LIMIT} (50 MiB), not {}",
+                self.reply_max_bytes
+            )));
+        }
+        if self.reply_max_attachments > 50 {
+            return Err(ConfigError::Invalid(format!(
+                "portal.reply_max_attachments must be at most 50, not {}",
+                self.reply_max_attachments
+            )));
+        }
+        if self.replies_per_hour < 1 {
+            return Err(ConfigError::Invalid(format!(
+                "portal.replies_per_hour must be at least 1, not {}",
+                self.replies_per_hour
+            )));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PortalConfig;
+
+    fn parse(toml: &str) -> Result<(), String> {
+        let c: PortalConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reply_limits_are_checked() {
+        let d = PortalConfig::default();
+        assert_eq!(
+            (
+                d.reply_max_bytes,
+                d.reply_max_attachments,
+                d.replies_per_hour
+            ),
+            (10 * 1024 * 1024, 5, 10)
+        );
+        assert!(
+            parse("reply_max_bytes = 65536\nreply_max_attachments = 0\nreplies_per_hour = 1")
+                .is_ok()
+        );
+        let e = parse("reply_max_bytes = 100").unwrap_err();
+        assert!(e.contains("portal.reply_max_bytes"), "{e}");
+        assert!(parse("reply_max_bytes = 52428801").is_err());
+        let e = parse("reply_max_attachments = 51").unwrap_err();
+        assert!(e.contains("portal.reply_max_attachments"), "{e}");
+        let e = parse("replies_per_hour = 0").unwrap_err();
+        assert!(e.contains("portal.replies_per_hour"), "{e}");
+        assert!(parse("reply_max_bytes = -1").is_err());
     }
 }

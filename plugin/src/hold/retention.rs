@@ -15,5 +15,9 @@ pub async fn run(store: Store, every: Duration) {
             Ok(n) => tracing::info!(purged = n, "retention: held content deleted"),
             Err(e) => tracing::warn!(error = %e, "retention job failed; will retry"),
         }
+        // Sent portal replies keep their content as long as the message they answer.
+        if let Err(e) = store.purge_replies(crate::time::now()).await {
+            tracing::warn!(error = %e, "retention of portal replies failed; will retry");
+        }
     }
 }

@@ -18,6 +18,8 @@ pub enum CsrfScope<'a> {
     SenderPhone { challenge_id: &'a str },
     /// The sender's withdraw form of one held message.
     SenderWithdraw { message_id: &'a str },
+    /// A portal recipient's reply form of one message.
+    Reply { message_id: &'a str },
 }
 
 impl CsrfScope<'_> {
@@ -27,6 +29,7 @@ impl CsrfScope<'_> {
             CsrfScope::Recipient { challenge_id } => challenge_id.to_string(),
             CsrfScope::SenderPhone { challenge_id } => format!("sender:{challenge_id}"),
             CsrfScope::SenderWithdraw { message_id } => format!("withdraw:{message_id}"),
+            CsrfScope::Reply { message_id } => format!("reply:{message_id}"),
         }
     }
 }

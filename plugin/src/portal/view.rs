@@ -25,7 +25,12 @@ use crate::{
 };
 
 /// The decrypted message when `recipient` may read it on the portal.
-async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<Vec<u8>, Response> {
+pub(super) async fn readable(
+    gw: &Gateway,
+    ctx: &Ctx,
+    id: &str,
+    recipient: &str,
+) -> Result<Vec<u8>, Response> {
     // Opening marks the hold read (no longer withdrawable) and may queue the sender's receipt.
     let receipt = gw.config.portal.collection_receipt;
     match gw
@@ -202,9 +207,10 @@ pub async fn message(
             lang.t("Bijlagen", "Attachments")
         )
     };
+    let replies = super::reply::thread(&gw, &ctx, &token, &id, &recipient).await;
     let body = format!(
         "<dl><dt>{lf}</dt><dd>{from}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
-         <pre>{text}</pre>\n{att}\n\
+         <pre>{text}</pre>\n{att}\n{replies}\
          <p><a href=\"/p/{token}/m/{id}/eml\" download>{dl}</a></p>\n\
          <p><a href=\"/p/{token}/messages\">{back}</a></p>",
         lf = lang.t("Van", "From"),

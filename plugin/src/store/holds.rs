@@ -605,19 +605,6 @@ impl Store {
             .collect()
     }
 
-    /// Whether `recipient` may read message `id` on the portal (a hold of theirs in state `portal`).
-    pub async fn portal_hold(&self, id: &str, recipient: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "SELECT 1 FROM holds WHERE message_id = $1 AND recipient = $2 AND state = $3",
-        )
-        .bind(id)
-        .bind(recipient)
-        .bind(HoldState::Portal.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .is_some())
-    }
-
     /// Senders of the messages waiting on a challenge, first held first.
     pub async fn senders(&self, challenge_id: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(

@@ -35,6 +35,7 @@ pub mod hook;
 pub mod outbox;
 pub mod ratelimit;
 pub mod recipients;
+pub mod replies;
 pub mod sealed;
 pub mod withdraw;
 

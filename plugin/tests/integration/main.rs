@@ -24,6 +24,7 @@ mod policy_cli;
 mod portal_a11y;
 mod portal_brand;
 mod portal_browser;
+mod portal_reply;
 mod recipient_abuse;
 mod recipient_flow;
 mod sender_phone;

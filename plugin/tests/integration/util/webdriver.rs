@@ -178,6 +178,17 @@ impl Chrome {
         .await;
     }
 
+    /// Chooses a local file in a file input (WebDriver sends the path as the element's value).
+    pub async fn upload(&self, css: &str, path: &std::path::Path) {
+        let e = self.find(css).await;
+        self.call(
+            Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({"text": path.display().to_string()})),
+        )
+        .await;
+    }
+
     /// A PNG screenshot of the viewport, saved to `path`; returns its bytes.
     pub async fn screenshot(&self, path: &PathBuf) -> Vec<u8> {
         use base64::Engine;
