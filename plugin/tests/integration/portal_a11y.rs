@@ -26,7 +26,7 @@ fn artifacts() -> PathBuf {
 }
 
 /// axe-core's browser build, or `None` (skip) outside CI.
-fn axe_source() -> Option<String> {
+pub(crate) fn axe_source() -> Option<String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/a11y/node_modules/axe-core/axe.min.js");
     match std::fs::read_to_string(&path) {
@@ -54,6 +54,17 @@ async fn run_axe(chrome: &Chrome, source: &str) -> Vec<Value> {
     let v = chrome.execute_async(script, json!([])).await;
     assert!(v.get("error").is_none(), "axe-core failed: {v}");
     v.as_array().cloned().expect("violations")
+}
+
+/// axe-core on the current page must find no `serious` or `critical` violation (another test's pages:
+/// the sender's withdraw page and the recipient's "withdrawn" page).
+pub(crate) async fn assert_accessible(chrome: &Chrome, source: &str, name: &str) {
+    let bad: Vec<Value> = run_axe(chrome, source)
+        .await
+        .into_iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    assert!(bad.is_empty(), "{name}: axe-core found {bad:#?}");
 }
 
 /// The checks every page gets; the log of axe results grows by this page's.
@@ -193,6 +204,18 @@ async fn walk(
     chrome.click("td a").await;
     chrome.wait_for("De uitslag is binnen", "").await;
     checks.page(chrome, look, "message").await;
+    chrome.click("a[href$='/reply']").await;
+    let reply = if nl { "Uw antwoord" } else { "Your reply" };
+    chrome.wait_for(reply, "/reply").await;
+    checks.page(chrome, look, "reply").await;
+    chrome.type_into("#text", "Dank u wel.").await;
+    chrome.click("button[type=submit]").await;
+    util::eventually(10, "the reply's status page", || async {
+        chrome.url().await.contains("/reply/r-").then_some(())
+    })
+    .await;
+    chrome.wait_for(reply, "").await;
+    checks.page(chrome, look, "reply-status").await;
     chrome.goto(sender_link).await;
     checks.page(chrome, look, "sender-phone").await;
 }

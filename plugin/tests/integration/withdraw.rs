@@ -611,17 +611,29 @@ async fn withdraw_in_chromium() {
     let Some(chrome) = Chrome::start("en-GB,en").await else {
         return;
     };
+    let axe = crate::portal_a11y::axe_source();
+    let accessible = |name: &'static str| {
+        let (chrome, axe) = (&chrome, axe.clone());
+        async move {
+            if let Some(axe) = axe {
+                crate::portal_a11y::assert_accessible(chrome, &axe, name).await;
+            }
+        }
+    };
     chrome.goto(&link).await;
     chrome.wait_for("can be withdrawn", "").await;
     assert!(!chrome.source().await.contains("<script"));
     shot(&chrome, "withdraw-form").await;
+    accessible("withdraw-form").await;
     chrome.click("button[type=submit]").await;
     chrome.wait_for("has been withdrawn", "").await;
     shot(&chrome, "withdrawn").await;
+    accessible("withdrawn").await;
     assert_eq!(gw.hold(&id, BOB).await.0, "withdrawn");
     chrome.goto(&rlink).await;
     chrome.wait_for("Withdrawn by the sender", "").await;
     shot(&chrome, "recipient-withdrawn").await;
+    accessible("recipient-withdrawn").await;
 }
 
 async fn shot(chrome: &Chrome, name: &str) {
