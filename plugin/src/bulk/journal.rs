@@ -230,8 +230,8 @@ mod tests {
         let e = Journal::open(&path).err().unwrap();
         assert!(e.contains("line 1: not a journal line"), "{e}");
         assert_eq!(
-            default_path(Path::new("/tmp/people.csv")),
-            Path::new("/tmp/people.csv.journal")
+            default_path(Path::new("exports/people.csv")),
+            Path::new("exports/people.csv.journal")
         );
     }
 }

@@ -13,7 +13,7 @@ use mail_parser::MessageParser;
 
 use super::token_hash;
 use crate::{
-    store::{withdraw::parse_receipt_ref, HoldState, Sealed, StoreError},
+    store::{queue::parse_receipt_ref, HoldState, Sealed, StoreError},
     Gateway,
 };
 

@@ -3,12 +3,13 @@
 //! CSRF-protected forms (double-submit cookie + HMAC), strict security headers, and one answer — 404 with
 //! the same page — for every unknown or wrong link token.
 //!
-//! Files: [`brand`] (a brand's logo and colour), [`recipient`] (before verification), [`view`] (after:
+//! Files: [`access`] (who may read a portal message), [`brand`] (a brand's logo and colour), [`recipient`] (before verification), [`view`] (after:
 //! messages, reading, downloads), [`reply`] (the recipient's secure reply and its thread), [`sender`]
 //! (the phone-number page), [`withdraw`] (the sender's withdraw page), [`session`] (the request context
 //! and the portal session),
 //! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
 
+pub mod access;
 pub mod brand;
 pub mod csrf;
 pub mod html;

@@ -3,7 +3,7 @@
 //! POST ([`submit`]), the page that says whether it went ([`status`]) and the thread under the message
 //! ([`thread`]).
 //!
-//! The same session rules as reading (`session::authorised`, `view::readable`); a CSRF value scoped to
+//! The same session rules as reading (`session::authorised`, `access::readable`); a CSRF value scoped to
 //! the message; the request's size refused from its `Content-Length` before the body is read, and
 //! counted while it is read (`[portal] reply_max_bytes`, `reply_max_attachments`); file names
 //! sanitised; `replies_per_hour` per recipient. Bad input shows the form again with the reason and
@@ -24,10 +24,10 @@ use axum::{
 use mail_parser::{MessageParser, MimeHeaders};
 
 use super::{
+    access::readable,
     csrf::{self, CsrfScope},
     html::{esc, Lang},
     session::{authorised, token_brand, Ctx},
-    view::readable,
 };
 use crate::{
     audit::Event,

@@ -575,7 +575,7 @@ impl Store {
         if step.to == HoldState::Released {
             Store::erase_if_unneeded(&mut tx, step.message_id, now).await?;
             let hold = (step.message_id, step.recipient);
-            super::withdraw::queue_receipt(&mut tx, hold, step.receipt_default, now).await?;
+            super::queue::queue_receipt(&mut tx, hold, step.receipt_default, now).await?;
         }
         audit::append(&mut tx, now, std::slice::from_ref(&step.event)).await?;
         tx.commit().await?;

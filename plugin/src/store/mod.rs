@@ -9,6 +9,7 @@
 //! - [`outbox`]: notification mails; [`ratelimit`]: SMS limits;
 //! - [`audit`]: the hash-chained log and the webhook intake; [`admin`]: operator changes;
 //! - [`bulk`]: the mobile numbers of a `bulk send` CSV;
+//! - [`queue`]: the outbox's rows as values and their insert (shared by holds, withdrawal, the outbox);
 //! - [`sealed`]: the stored form of encrypted content; `checkpoint`: SQLite WAL checkpoints;
 //! - [`withdraw`]: withdrawal by the sender, the portal's first opening, the sender's notices.
 //!
@@ -33,6 +34,7 @@ mod group;
 pub mod holds;
 pub mod hook;
 pub mod outbox;
+pub mod queue;
 pub mod ratelimit;
 pub mod recipients;
 pub mod replies;

@@ -5,67 +5,14 @@
 
 use sqlx::{Any, Row, Transaction};
 
+pub use super::queue::{OutboxKind, OutboxState};
 use super::{
     audit::append,
     holds::{expired_holds, holds_of_sender, messages_of},
+    queue::{enqueue, parse_receipt_ref},
     Store, StoreError,
 };
 use crate::audit::{Event, Notice};
-
-/// What a notification is; `ref_id` is a challenge id for the first two, a message id for the third
-/// and fourth, a hold (`<message id> <recipient>`, [`super::withdraw::receipt_ref`]) for the fifth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxKind {
-    /// To the recipient: the portal link.
-    RecipientNotice,
-    /// To the sender: "enter the recipient's mobile number".
-    SenderPhone,
-    /// To the sender: the message was not collected before it expired.
-    SenderExpired,
-    /// To the sender: the message is held for secure delivery; the withdraw link.
-    SenderHoldConfirmation,
-    /// To the sender: the recipient collected it (released to the inbox or first opened on the portal).
-    SenderCollectionReceipt,
-}
-
-impl OutboxKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::RecipientNotice => "recipient_notice",
-            OutboxKind::SenderPhone => "sender_phone",
-            OutboxKind::SenderExpired => "sender_expired",
-            OutboxKind::SenderHoldConfirmation => "sender_hold_confirmation",
-            OutboxKind::SenderCollectionReceipt => "sender_collection_receipt",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OutboxKind> {
-        Some(match s {
-            "recipient_notice" => OutboxKind::RecipientNotice,
-            "sender_phone" => OutboxKind::SenderPhone,
-            "sender_expired" => OutboxKind::SenderExpired,
-            "sender_hold_confirmation" => OutboxKind::SenderHoldConfirmation,
-            "sender_collection_receipt" => OutboxKind::SenderCollectionReceipt,
-            _ => return None,
-        })
-    }
-}
-
-/// An outbox row's state: `pending` (retried with backoff) until Stalwart accepts it, then `sent`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxState {
-    Pending,
-    Sent,
-}
-
-impl OutboxState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::Sent => "sent",
-        }
-    }
-}
 
 /// A due outbox row.
 #[derive(Debug, Clone)]
@@ -75,29 +22,6 @@ pub struct OutboxRow {
     pub ref_id: String,
     pub rcpt: String,
     pub attempts: i64,
-}
-
-pub(super) async fn enqueue(
-    tx: &mut Transaction<'_, Any>,
-    kind: OutboxKind,
-    ref_id: &str,
-    rcpt: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    // A row for the same (kind, ref_id, rcpt) already queued is the same mail: kept once.
-    sqlx::query(
-        "INSERT INTO outbox (id, kind, ref_id, rcpt, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $5) ON CONFLICT (kind, ref_id, rcpt) DO NOTHING",
-    )
-    .bind(crate::ids::new_id("o"))
-    .bind(kind.as_str())
-    .bind(ref_id)
-    .bind(rcpt)
-    .bind(now)
-    .bind(OutboxState::Pending.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Store {
@@ -317,7 +241,7 @@ async fn sent_events(
         .collect::<Result<_, sqlx::Error>>()?,
         // ref_id: the hold; rcpt: its sender.
         OutboxKind::SenderCollectionReceipt => {
-            let (m, r) = super::withdraw::parse_receipt_ref(&row.ref_id);
+            let (m, r) = parse_receipt_ref(&row.ref_id);
             vec![event(
                 (m.to_string(), r.to_string()),
                 Notice::SenderCollectionReceipt,

@@ -10,7 +10,7 @@ use sqlx::{Any, Row, Transaction};
 use super::{
     audit::append,
     holds::{transition, HoldState, HoldUpdate, Holds},
-    outbox::{enqueue, OutboxKind},
+    queue::{enqueue, notice_settings, queue_receipt, OutboxKind},
     sealed::Sealed,
     Store, StoreError,
 };
@@ -90,76 +90,6 @@ pub enum PortalOpen {
     Withdrawn,
     /// No portal hold of this recipient.
     NotReadable,
-}
-
-/// The outbox `ref_id` of a collection receipt: one per hold (message ids never contain a space).
-pub fn receipt_ref(message_id: &str, recipient: &str) -> String {
-    format!("{message_id} {recipient}")
-}
-
-/// `(message id, recipient)` of a receipt's `ref_id`.
-pub fn parse_receipt_ref(ref_id: &str) -> (&str, &str) {
-    ref_id.split_once(' ').unwrap_or((ref_id, ""))
-}
-
-fn domain_of(address: &str) -> String {
-    address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
-        .to_ascii_lowercase()
-}
-
-/// A sender domain's two notice settings `(hold_confirmation, collection_receipt)`; `None`: not set.
-async fn notice_settings<'c, E: sqlx::Executor<'c, Database = Any>>(
-    exec: E,
-    sender: &str,
-) -> Result<(Option<bool>, Option<bool>), StoreError> {
-    let row = sqlx::query(
-        "SELECT hold_confirmation, collection_receipt FROM domain_settings WHERE domain = $1",
-    )
-    .bind(domain_of(sender))
-    .fetch_optional(exec)
-    .await?;
-    let Some(row) = row else {
-        return Ok((None, None));
-    };
-    let flag = |i: usize| -> Result<Option<bool>, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0))
-    };
-    Ok((flag(0)?, flag(1)?))
-}
-
-/// Queues the sender's collection receipt of one hold `(message id, recipient)`, when the sender's
-/// domain wants one (or, unset there, `default`), inside the caller's transaction. Queued at most once
-/// per hold: a second call finds the outbox row and adds nothing.
-pub(super) async fn queue_receipt(
-    tx: &mut Transaction<'_, Any>,
-    (message_id, recipient): (&str, &str),
-    default: bool,
-    now: i64,
-) -> Result<(), StoreError> {
-    let sender: Option<String> = sqlx::query("SELECT sender FROM held_messages WHERE id = $1")
-        .bind(message_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    let Some(sender) = sender else {
-        return Ok(());
-    };
-    let (_, receipt) = notice_settings(&mut **tx, &sender).await?;
-    if receipt.unwrap_or(default) {
-        let ref_id = receipt_ref(message_id, recipient);
-        enqueue(
-            tx,
-            OutboxKind::SenderCollectionReceipt,
-            &ref_id,
-            &sender,
-            now,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 impl Store {
