@@ -33,6 +33,7 @@ pub mod challenge;
 pub mod config;
 pub mod deployment;
 pub mod doctor;
+pub mod escape;
 pub mod fsperm;
 #[doc(hidden)]
 pub mod fuzzing;

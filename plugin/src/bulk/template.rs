@@ -378,7 +378,7 @@ pub fn fill(s: &str, values: &HashMap<String, String>, html: bool) -> String {
         match placeholder_at(s, at).and_then(|(n, len)| values.get(&n).map(|v| (v, len))) {
             Some((value, len)) => {
                 if html {
-                    out.push_str(&escape_html(value));
+                    out.push_str(&crate::escape::html(value));
                 } else {
                     out.push_str(value);
                 }
@@ -394,20 +394,6 @@ pub fn fill(s: &str, values: &HashMap<String, String>, html: bool) -> String {
     out
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn render_node(n: &Node, values: &HashMap<String, String>, root: bool, out: &mut Vec<u8>) {
     let rewritten = matches!(n.content, Content::Text { .. });

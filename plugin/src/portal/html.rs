@@ -56,19 +56,9 @@ impl Lang {
     }
 }
 
+/// HTML-escaped text ([`crate::escape::html`]).
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::escape::html(s)
 }
 
 /// A whole page in the built-in look. `path` is the current path (for the language switch); `body` is
