@@ -394,7 +394,6 @@ pub fn fill(s: &str, values: &HashMap<String, String>, html: bool) -> String {
     out
 }
 
-
 fn render_node(n: &Node, values: &HashMap<String, String>, root: bool, out: &mut Vec<u8>) {
     let rewritten = matches!(n.content, Content::Text { .. });
     for h in &n.headers {

@@ -594,9 +594,12 @@ both_backends!(
 /// "withdrawn".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdraw_in_chromium() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
     let env = Env::new(
         Backend::Sqlite,
-        None,
+        Some(moto.url.clone()),
         "[portal]\nhold_confirmation = true\n",
     )
     .await;
@@ -634,6 +637,35 @@ async fn withdraw_in_chromium() {
     chrome.wait_for("Withdrawn by the sender", "").await;
     shot(&chrome, "recipient-withdrawn").await;
     accessible("recipient-withdrawn").await;
+
+    // After release: a second message for Ann, who verifies; it reaches the inbox and the sender's
+    // link then says it cannot be withdrawn, with no button.
+    gw.set_phone(ANN, "+31644440008").await;
+    let second = util::held_ref(&gw.hook(&msg(&[ANN], "Tweede", "<w8@zorg.test>")).await);
+    let alink = link_in(wait_mails(&env, ANN, "/p/", 1).await[0].as_bytes(), "p");
+    let mut ann = Browser::new(&gw, "en");
+    verify(&mut ann, &moto, &alink, "+31644440008").await;
+    env.release.wait_for(1, 10).await;
+    gw.wait_hold(&second, ANN, "released", 10).await;
+    let links: Vec<String> = wait_mails(&env, SENDER, "/s/w/", 2)
+        .await
+        .iter()
+        .map(|m| link_in(m.as_bytes(), "s/w"))
+        .collect();
+    let late = links
+        .iter()
+        .find(|l| **l != link)
+        .expect("a second withdraw link");
+    chrome.goto(late).await;
+    chrome
+        .wait_for("Cannot be withdrawn, it was already delivered", "")
+        .await;
+    assert!(!chrome.source().await.contains("<button"));
+    shot(&chrome, "after-release").await;
+    accessible("after-release").await;
+    assert_eq!(gw.hold(&second, ANN).await.0, "released");
+    // The withdrawn first message was never released.
+    assert_eq!(env.release.messages().len(), 1);
 }
 
 async fn shot(chrome: &Chrome, name: &str) {
