@@ -5,7 +5,9 @@
 //! verified holds to Stalwart; [`retention`] deletes expired content. The hold states themselves are
 //! `store::holds::HoldState`. May call `store`, `smtp`, `policy` (TLS status), `audit` and the `Gateway`.
 
+pub mod blob;
 pub mod crypto;
+pub mod large;
 pub mod retention;
 
 pub use crypto::{MasterKey, Sealed};

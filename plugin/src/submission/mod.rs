@@ -26,6 +26,8 @@ pub enum SubmissionError {
     Store(#[from] crate::store::StoreError),
     #[error("sealing the held copy failed: {0}")]
     Crypto(#[from] crate::hold::crypto::KeyError),
+    #[error("sealing a large attachment failed: {0}")]
+    Blob(#[from] crate::hold::blob::BlobError),
 }
 
 /// The result of one hook call: the answer and the decisions behind it.

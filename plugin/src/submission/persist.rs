@@ -14,6 +14,7 @@ use super::{facts::SubmissionFacts, SubmissionError};
 use crate::{
     audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
     challenge::phone::{self, Phone, SubjectTag},
+    hold::large,
     ids,
     policy::{Decision, Outcome, ReasonCode},
     store::HookRecord,
@@ -76,6 +77,7 @@ async fn decisions_only(
             hold_expires_at: facts.now,
             audit: &audit,
             tag_phone: None,
+            blobs: &[],
         })
         .await?;
     Ok(message_ref)
@@ -96,10 +98,21 @@ async fn hold(
         .earlier_message
         .clone()
         .unwrap_or_else(|| ids::new_id("h"));
-    let sealed = gw.master.seal(&message_ref, &raw)?;
+    let expires_at = facts.now + facts.retention_days * 86_400;
+    // Large attachments leave the held copy for sealed files (a retry keeps the first copy's).
+    let split = match facts.earlier_message {
+        Some(_) => None,
+        None => large::split(gw, &message_ref, &raw, expires_at).await?,
+    };
+    let (held, blobs) = match &split {
+        Some(s) => (&s.raw[..], &s.blobs[..]),
+        None => (&raw[..], &[][..]),
+    };
+    let sealed = gw.master.seal(&message_ref, held)?;
     let mut audit = decision_events(&message_ref, &sha, facts, decisions);
     let tag_phone = tag_phone(tag, &message_ref, facts.sender, decisions, &mut audit);
-    gw.store
+    let recorded = gw
+        .store
         .record_hook(&HookRecord {
             message_ref: &message_ref,
             idem_key: facts.idem_key.as_deref().unwrap_or_default(),
@@ -111,11 +124,16 @@ async fn hold(
             sealed: Some(&sealed),
             retry: facts.earlier_message.is_some(),
             now: facts.now,
-            hold_expires_at: facts.now + facts.retention_days * 86_400,
+            hold_expires_at: expires_at,
             audit: &audit,
             tag_phone: tag_phone.as_ref().map(|(r, p)| (*r, p.as_str())),
+            blobs,
         })
-        .await?;
+        .await;
+    if recorded.is_err() {
+        large::discard(gw, blobs);
+    }
+    recorded?;
     Ok(message_ref)
 }
 
