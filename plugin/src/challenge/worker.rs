@@ -1,4 +1,5 @@
-//! The background worker: plans and sends notifications and releases verified holds. Woken by the hook
+//! The background worker: plans and sends notifications, releases verified holds and deletes the files
+//! of large attachments that are due. Woken by the hook
 //! (after a commit), the portal (after a verification or a phone number) and a timer. Calls
 //! `challenge::notify` and `hold::release`.
 
@@ -17,6 +18,10 @@ pub async fn pass(gw: &Gateway) {
     }
     if let Err(e) = super::notify::send_due(gw, now).await {
         tracing::warn!(error = %e, "sending notifications failed; will retry");
+    }
+    // Large attachments whose retention ended or whose message was withdrawn: their files go.
+    if let Err(e) = crate::hold::large::sweep(gw, now).await {
+        tracing::warn!(error = %e, "deleting large attachments failed; will retry");
     }
 }
 

@@ -4,13 +4,14 @@
 //! the same page — for every unknown or wrong link token.
 //!
 //! Files: [`brand`] (a brand's logo and colour), [`recipient`] (before verification), [`view`] (after:
-//! messages, reading, downloads), [`sender`] (the phone-number page), [`withdraw`] (the sender's withdraw
+//! messages, reading, downloads), [`large`] (large attachments by link), [`sender`] (the phone-number page), [`withdraw`] (the sender's withdraw
 //! page), [`session`] (the request context and the portal session),
 //! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
 
 pub mod brand;
 pub mod csrf;
 pub mod html;
+pub mod large;
 pub mod recipient;
 pub mod sender;
 pub mod session;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/p/{token}/m/{id}", get(view::message))
         .route("/p/{token}/m/{id}/eml", get(view::eml))
         .route("/p/{token}/m/{id}/a/{n}", get(view::attachment))
+        .route("/p/{token}/b/{blob}", get(large::download))
         .route(
             "/s/{token}",
             get(sender::sender_form).post(sender::sender_submit),

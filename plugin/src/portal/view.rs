@@ -54,10 +54,14 @@ async fn readable(gw: &Gateway, ctx: &Ctx, id: &str, recipient: &str) -> Result<
             ),
         ));
     };
-    gw.master.open(id, &sealed).map_err(|e| {
+    let raw = gw.master.open(id, &sealed).map_err(|e| {
         tracing::error!(error = %e, message = id, "portal: cannot open held message");
         ctx.unavailable("/p/")
-    })
+    })?;
+    // Large attachments: their text parts get this recipient's download link.
+    crate::hold::large::for_recipient(gw, id, recipient, raw)
+        .await
+        .map_err(|_| ctx.unavailable("/p/"))
 }
 
 pub async fn messages(
@@ -202,9 +206,10 @@ pub async fn message(
             lang.t("Bijlagen", "Attachments")
         )
     };
+    let large = super::large::list(&gw, &ctx, &token, &id).await;
     let body = format!(
         "<dl><dt>{lf}</dt><dd>{from}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
-         <pre>{text}</pre>\n{att}\n\
+         <pre>{text}</pre>\n{att}{large}\n\
          <p><a href=\"/p/{token}/m/{id}/eml\" download>{dl}</a></p>\n\
          <p><a href=\"/p/{token}/messages\">{back}</a></p>",
         lf = lang.t("Van", "From"),
