@@ -137,6 +137,17 @@ async fn large_attachment_by_link(b: Backend) {
     );
     assert!(text.contains("too large for e-mail"), "{text}");
     assert!(!text.contains("nta7516-link"), "marker left: {text}");
+    // Still one well-formed multipart message: the text, then the part that stands in for the file.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(released)
+        .unwrap();
+    assert_eq!(parsed.parts.len(), 3, "{text}");
+    let stand_in = parsed.part(2).unwrap();
+    assert!(
+        stand_in.text_contents().unwrap().contains("SHA-256: "),
+        "{text}"
+    );
+    assert!(text.ends_with("--b1--\r\n"), "{text}");
     let link = download_link(released);
     assert!(
         link.starts_with(&format!("{landing}/b/")),
