@@ -120,7 +120,7 @@ async fn seal_part(
 }
 
 /// A file name as plain text: control characters out, at most 200 characters.
-fn clean_name(name: &str) -> String {
+pub(crate) fn clean_name(name: &str) -> String {
     let clean: String = name.chars().filter(|c| !c.is_control()).take(200).collect();
     if clean.trim().is_empty() {
         "attachment".into()
@@ -141,7 +141,7 @@ fn human(size: i64) -> String {
 
 /// The text part that stands in for a large attachment: a MIME part (headers and body) with the link
 /// marker on a line of its own.
-fn replacement(b: &BlobRow, expires_at: i64) -> Vec<u8> {
+pub(crate) fn replacement(b: &BlobRow, expires_at: i64) -> Vec<u8> {
     let until = crate::time::rfc3339(expires_at);
     let until = until.split('T').next().unwrap_or_default();
     let (name, size, sha, link) = (&b.filename, b.size, &b.sha256, marker(&b.blob_id));

@@ -9,6 +9,7 @@ pub mod blob;
 pub mod crypto;
 pub mod large;
 pub mod retention;
+pub mod stream_split;
 
 pub use crypto::{MasterKey, Sealed};
 pub mod release;
