@@ -128,6 +128,18 @@ impl<'k> StreamSplitter<'k> {
     /// The body without its large attachments, and their blob rows (`message_id` still empty). An
     /// unterminated part is kept as received.
     pub async fn finish(mut self) -> Result<(Vec<u8>, Vec<BlobRow>), BlobError> {
+        let done = self.finish_parts().await;
+        if done.is_err() {
+            self.discard();
+        }
+        done?;
+        Ok((
+            std::mem::take(&mut self.out),
+            std::mem::take(&mut self.blobs),
+        ))
+    }
+
+    async fn finish_parts(&mut self) -> Result<(), BlobError> {
         let line = std::mem::take(&mut self.line);
         if !line.is_empty() {
             self.on_line(&line, false).await?;
@@ -145,10 +157,12 @@ impl<'k> StreamSplitter<'k> {
             State::Headers(h) => self.out.extend_from_slice(&h),
             State::Preamble | State::Epilogue => {}
         }
-        Ok((
-            std::mem::take(&mut self.out),
-            std::mem::take(&mut self.blobs),
-        ))
+        Ok(())
+    }
+
+    /// Bytes of output so far (what stays in memory).
+    pub fn output_len(&self) -> usize {
+        self.out.len()
     }
 
     /// Deletes the files written so far (the hold did not commit).

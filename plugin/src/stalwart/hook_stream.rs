@@ -98,6 +98,27 @@ impl ContentsScanner {
         Ok(())
     }
 
+    /// Whether `message.contents` has begun: the request's other members before it (Stalwart sends
+    /// `context`, `envelope` and `message.headers` first) are then in [`ContentsScanner::prefix`].
+    pub fn contents_started(&self) -> bool {
+        self.seen_contents || self.string == Some(Str::Contents)
+    }
+
+    /// The JSON read so far with the contents (and the two objects around it) closed: valid JSON once
+    /// [`ContentsScanner::contents_started`], for reading `message.headers` before the body arrives.
+    pub fn prefix(&self) -> Option<Vec<u8>> {
+        (self.string == Some(Str::Contents)).then(|| {
+            let mut p = self.small.clone();
+            p.extend_from_slice(b"\"}}");
+            p
+        })
+    }
+
+    /// Bytes of JSON kept (everything but the contents).
+    pub fn kept_len(&self) -> usize {
+        self.small.len()
+    }
+
     /// The rest of the request (with `"contents": ""`), once the body has ended.
     pub fn finish(self) -> Result<Vec<u8>, ScanError> {
         if self.string.is_some() || !self.stack.is_empty() || !self.seen_contents {
@@ -289,6 +310,22 @@ mod tests {
                 assert_eq!(rest, want);
             }
         }
+        let mut s = ContentsScanner::new();
+        let mut out = Vec::new();
+        let at = json
+            .windows(11)
+            .position(|w| w == b"\"contents\":")
+            .unwrap();
+        let at = at
+            + json[at..]
+                .windows(10)
+                .position(|w| w == b"\"Subject: ")
+                .unwrap()
+            + 1;
+        s.feed(&json[..at], &mut out).unwrap();
+        assert!(s.contents_started() && out.is_empty());
+        let prefix: serde_json::Value = serde_json::from_slice(&s.prefix().unwrap()).unwrap();
+        assert_eq!(prefix["message"]["headers"], req["message"]["headers"]);
         json.truncate(json.len() - 3);
         assert_eq!(scan(&json, 5).unwrap_err(), ScanError::Truncated);
     }

@@ -184,6 +184,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a blob has a row (its hold committed).
+    pub async fn blob_exists(&self, blob_id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("SELECT 1 FROM hold_blobs WHERE blob_id = $1")
+            .bind(blob_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.is_some())
+    }
+
     /// The challenge of a recipient's hold (its link token is derived from it), if it has one.
     pub async fn hold_challenge(
         &self,

@@ -59,6 +59,37 @@ fn message(to: &str, msgid: &str, file: &[u8]) -> serde_json::Value {
     )
 }
 
+/// The request in Stalwart's member order (`message.headers` before `contents`, as Stalwart sends it;
+/// `serde_json` sorts keys, which puts `contents` first): the order the streaming intake splits in.
+fn stalwart_order(req: &serde_json::Value) -> Vec<u8> {
+    let m = &req["message"];
+    format!(
+        "{{\"context\":{},\"envelope\":{},\"message\":{{\"headers\":{},\"contents\":{},\"size\":{}}}}}",
+        req["context"], req["envelope"], m["headers"], m["contents"], m["size"]
+    )
+    .into_bytes()
+}
+
+async fn post_hook(gw: &util::Running, body: Vec<u8>) -> serde_json::Value {
+    let (status, _, answer) = util::http(
+        hyper::Method::POST,
+        &gw.url("/v1/mta-hook"),
+        &[
+            ("authorization", format!("Bearer {}", util::TOKEN)),
+            ("content-type", "application/json".into()),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    serde_json::from_slice(&answer).unwrap()
+}
+
 fn sha(b: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, b))
 }
@@ -76,16 +107,30 @@ fn download_link(data: &[u8]) -> String {
         .to_string()
 }
 
+/// The test's environment with its blob folder in its own temporary folder (on PostgreSQL the default,
+/// `data/blobs`, would be relative to the working directory).
+async fn env(b: Backend, sms: Option<String>, extra: &str) -> Env {
+    let mut env = Env::new(b, sms, extra).await;
+    let dir = env.dir.path().join("blobs");
+    env.extra
+        .push_str(&format!("\n[hold]\nblob_dir = \"{}\"\n", dir.display()));
+    env
+}
+
 async fn large_attachment_by_link(b: Backend) {
     let Some(moto) = Moto::start().await else {
         return;
     };
-    let env = Env::new(b, Some(moto.url.clone()), "").await;
+    let env = env(b, Some(moto.url.clone()), "").await;
     let gw = env.start().await;
     let phone = "+31611110031";
     gw.set_phone(BOB, phone).await;
     let file = attachment();
-    let id = util::held_ref(&gw.hook(&message(BOB, "<large-1@zorg.test>", &file)).await);
+    let req = message(BOB, "<large-1@zorg.test>", &file);
+    let id = util::held_ref(&post_hook(&gw, stalwart_order(&req)).await);
+    // The held copy's digest is the message's as submitted.
+    let held = gw.gw.store.held(&id).await.unwrap().unwrap();
+    assert_eq!(held.sha256, sha(&util::original_bytes(&req)));
 
     // Held: one sealed blob file (0600), no plaintext in it, the held copy small.
     let blobs = gw.gw.store.blobs_of(&id).await.unwrap();
@@ -205,7 +250,7 @@ async fn large_attachment_by_link(b: Backend) {
 }
 
 async fn withdrawal_deletes_the_blob(b: Backend) {
-    let env = Env::new(b, None, "[portal]\nlarge_attachment_bytes = 1048576\n").await;
+    let env = env(b, None, "[portal]\nlarge_attachment_bytes = 1048576\n").await;
     let gw = env.start().await;
     gw.set_phone(CAROL, "+31611110032").await;
     let file: Vec<u8> = attachment()[..3 * 1024 * 1024].to_vec();
@@ -231,9 +276,49 @@ async fn withdrawal_deletes_the_blob(b: Backend) {
     assert!(!path.exists(), "blob file kept after the withdrawal");
 }
 
+/// The streaming intake's wrong-key or bad-JSON request changes nothing and leaves no file.
+async fn streamed_bad_requests_leave_nothing(b: Backend) {
+    let env = env(b, None, "[portal]\nlarge_attachment_bytes = 1048576\n").await;
+    let gw = env.start().await;
+    let file: Vec<u8> = attachment()[..3 * 1024 * 1024].to_vec();
+    let mut body = stalwart_order(&message(CAROL, "<large-4@zorg.test>", &file));
+    body.truncate(body.len() - 40);
+    let (status, _, answer) = util::http(
+        hyper::Method::POST,
+        &gw.url("/v1/mta-hook"),
+        &[("authorization", format!("Bearer {}", util::TOKEN))],
+        body,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let dir = large::blob_dir(&gw.gw);
+    let files = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+    assert_eq!(files, 0, "blob files left after a bad request");
+    assert_eq!(gw.gw.store.count("held_messages").await.unwrap(), 0);
+    // A wrong token is refused before the body is read (the client may see the connection close).
+    let refused = util::procs::try_http_full(
+        hyper::Method::POST,
+        &gw.url("/v1/mta-hook"),
+        &[("authorization", "Bearer wrong".into())],
+        stalwart_order(&message(CAROL, "<large-5@zorg.test>", &file)),
+        60,
+    )
+    .await;
+    if let Ok((status, ..)) = refused {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(gw.gw.store.count("held_messages").await.unwrap(), 0);
+    assert_eq!(std::fs::read_dir(&dir).map_or(0, |d| d.count()), 0);
+}
+
 /// Below the threshold nothing changes: the attachment stays in the held copy.
 async fn small_attachments_stay(b: Backend) {
-    let env = Env::new(b, None, "[portal]\nlarge_attachment_bytes = 4194304\n").await;
+    let env = env(b, None, "[portal]\nlarge_attachment_bytes = 4194304\n").await;
     let gw = env.start().await;
     let file: Vec<u8> = attachment()[..1024 * 1024].to_vec();
     let req = message(CAROL, "<large-3@zorg.test>", &file);
@@ -247,5 +332,6 @@ async fn small_attachments_stay(b: Backend) {
 both_backends!(
     large_attachment_by_link,
     withdrawal_deletes_the_blob,
-    small_attachments_stay
+    small_attachments_stay,
+    streamed_bad_requests_leave_nothing
 );
