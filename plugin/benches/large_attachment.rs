@@ -11,7 +11,6 @@
 //! Run: `cargo bench -p stalwart-nta7516 --bench large_attachment -- [--mb N]` (needs `curl`).
 
 #[path = "../tests/integration/util/mod.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::{io::Write, process::Command, time::Instant};
