@@ -99,7 +99,12 @@ fn write_request(path: &std::path::Path, chunks: usize) -> String {
     let mut req = req;
     let size = req["message"]["size"].as_u64().unwrap() as usize - "@@FILE@@".len() + b64_len;
     req["message"]["size"] = size.into();
-    let json = serde_json::to_string(&req).unwrap();
+    // Stalwart's member order: `message.headers` before `contents` (serde_json would sort them).
+    let m = &req["message"];
+    let json = format!(
+        "{{\"context\":{},\"envelope\":{},\"message\":{{\"headers\":{},\"contents\":{},\"size\":{}}}}}",
+        req["context"], req["envelope"], m["headers"], m["contents"], m["size"]
+    );
     let (head, tail) = json.split_once("@@FILE@@").unwrap();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     f.write_all(head.as_bytes()).unwrap();

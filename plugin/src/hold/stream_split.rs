@@ -7,7 +7,7 @@
 //! threshold before it is known to be large.
 //!
 //! Nested multiparts and attached messages are kept as they are. Fed by the hook's streaming intake
-//! ([`crate::stalwart::hook_stream`]); not yet called by it (see the issue).
+//! (`submission::intake`, reading the JSON with [`crate::stalwart::hook_stream`]).
 
 use std::path::PathBuf;
 

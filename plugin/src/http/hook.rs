@@ -2,7 +2,9 @@
 //! mail received from the internet ([`crate::inbound`]). Wrong token → 401, malformed JSON → 400, any
 //! internal error → 503 (Stalwart then answers the client `451 4.3.5`, and the client retries later).
 //! Every decision is counted (`nta7516_decisions_total{outcome}`) and logged (`decision`, with its
-//! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`).
+//! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`). A
+//! submission larger than `portal.large_attachment_bytes` is read as a stream
+//! ([`crate::submission::intake`]), so that its large attachments are never in memory whole.
 
 use std::{sync::Arc, time::Instant};
 
