@@ -29,6 +29,8 @@ pub struct PreSplit {
     pub blobs: Vec<BlobRow>,
     /// SHA-256 (hex) of the message as received (headers, blank line, body).
     pub sha256: String,
+    /// Its size as received (the policy's `size`, the held copy's recorded size).
+    pub size: usize,
 }
 
 fn bad(what: impl std::fmt::Display) -> SubmissionError {
@@ -150,7 +152,15 @@ where
     }
     message.contents = contents;
     let sha256 = hex::encode(sha.finish());
-    Ok((req, streaming.then_some(PreSplit { blobs, sha256 })))
+    let size = head_len + 2 + body_len;
+    Ok((
+        req,
+        streaming.then_some(PreSplit {
+            blobs,
+            sha256,
+            size,
+        }),
+    ))
 }
 
 /// Deletes the files of the blobs that no hold committed (the message was delivered, refused, a retry

@@ -93,7 +93,11 @@ async fn decide_and_record(
     req: &Request,
     pre: Option<&intake::PreSplit>,
 ) -> Result<(Vec<Decision>, Option<String>), SubmissionError> {
-    let facts = facts::gather(gw, req).await?;
+    let mut facts = facts::gather(gw, req).await?;
+    // Split while read: the policy and the record see the size the message arrived with.
+    if let Some(p) = pre {
+        facts.size = p.size;
+    }
     let decisions = decide(gw, &facts);
     let message_ref = persist::record(gw, &facts, &decisions, pre).await?;
     Ok((decisions, message_ref))

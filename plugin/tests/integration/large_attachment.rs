@@ -131,6 +131,7 @@ async fn large_attachment_by_link(b: Backend) {
     // The held copy's digest is the message's as submitted.
     let held = gw.gw.store.held(&id).await.unwrap().unwrap();
     assert_eq!(held.sha256, sha(&util::original_bytes(&req)));
+    assert_eq!(held.size as usize, util::original_bytes(&req).len());
 
     // Held: one sealed blob file (0600), no plaintext in it, the held copy small.
     let blobs = gw.gw.store.blobs_of(&id).await.unwrap();
