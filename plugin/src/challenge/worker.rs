@@ -1,6 +1,7 @@
-//! The background worker: plans and sends notifications, releases verified holds and submits portal
-//! replies. Woken by the hook (after a commit), the portal (after a verification, a phone number or a
-//! reply) and a timer. Calls `challenge::notify`, `hold::release` and `hold::reply`.
+//! The background worker: plans and sends notifications, releases verified holds, submits portal
+//! replies and deletes the files of large attachments that are due. Woken by the hook (after a
+//! commit), the portal (after a verification, a phone number or a reply) and a timer. Calls
+//! `challenge::notify`, `hold::release`, `hold::reply` and `hold::large`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,6 +21,10 @@ pub async fn pass(gw: &Gateway) {
     }
     if let Err(e) = crate::hold::reply::send_due(gw, now).await {
         tracing::warn!(error = %e, "sending portal replies failed; will retry");
+    }
+    // Large attachments whose retention ended or whose message was withdrawn: their files go.
+    if let Err(e) = crate::hold::large::sweep(gw, now).await {
+        tracing::warn!(error = %e, "deleting large attachments failed; will retry");
     }
 }
 

@@ -155,6 +155,7 @@ impl Config {
         self.storage.resolve_relative(base);
         fix(&mut self.hook.token_file);
         fix(&mut self.hold.master_key_file);
+        fix(&mut self.hold.blob_dir);
         fix(&mut self.webhook.hmac_key_file);
         fix(&mut self.admin.token_file);
         fix(&mut self.policy.file);

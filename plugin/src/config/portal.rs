@@ -45,6 +45,11 @@ pub struct PortalConfig {
     /// inbox, or first opened on the portal), where the sender domain's settings do not say.
     #[serde(default)]
     pub collection_receipt: bool,
+    /// Attachments of a held message larger than this (decoded bytes) are kept sealed in the blob
+    /// folder and replaced in what is released by a text part with a download link that needs the
+    /// recipient's verification. 0 = off.
+    #[serde(default = "default_large_attachment")]
+    pub large_attachment_bytes: u64,
     /// The largest reply a portal recipient may write: its text and attachments together, in bytes
     /// (at most [`REPLY_MAX_BYTES_LIMIT`]).
     #[serde(default = "default_reply_max_bytes")]
@@ -90,6 +95,9 @@ fn default_sms_per_ip() -> i64 {
 }
 fn default_session() -> i64 {
     1_800
+}
+fn default_large_attachment() -> u64 {
+    20 * 1024 * 1024
 }
 fn default_worker_interval() -> u64 {
     5_000

@@ -78,6 +78,10 @@ pub struct HoldConfig {
     /// Held content is deleted after this many days (NTA 7516 practice: at most 90).
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// The folder of the sealed large attachments (`portal.large_attachment_bytes`); default `blobs`
+    /// next to the SQLite file, else `data/blobs`. Several instances on one PostgreSQL need one shared
+    /// folder.
+    pub blob_dir: Option<PathBuf>,
 }
 
 fn default_retention() -> u32 {
@@ -90,11 +94,23 @@ impl Default for HoldConfig {
             master_key: None,
             master_key_file: None,
             retention_days: default_retention(),
+            blob_dir: None,
         }
     }
 }
 
 impl HoldConfig {
+    /// The blob folder: `blob_dir`, else `blobs` next to the SQLite file, else `data/blobs`.
+    pub fn blob_dir(&self, storage: &StorageConfig) -> PathBuf {
+        if let Some(dir) = &self.blob_dir {
+            return dir.clone();
+        }
+        match storage.sqlite_file().and_then(Path::parent) {
+            Some(parent) => parent.join("blobs"),
+            None => PathBuf::from("data/blobs"),
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.retention_days == 0 {
             return Err(ConfigError::Invalid(

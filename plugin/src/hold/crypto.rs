@@ -95,6 +95,37 @@ impl MasterKey {
         })
     }
 
+    /// A 256-bit data key sealed under the master key with `aad` (nonce ‖ ciphertext ‖ tag), as the
+    /// per-message keys are; used for the per-blob keys of large attachments.
+    pub fn wrap(&self, aad: &str, data_key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+        let wrap_nonce = random::<NONCE_LEN>()?;
+        let mut wrapped = data_key.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(wrap_nonce),
+                Aad::from(aad),
+                &mut wrapped,
+            )
+            .map_err(|_| KeyError::Random)?;
+        let mut out = wrap_nonce.to_vec();
+        out.extend_from_slice(&wrapped);
+        Ok(out)
+    }
+
+    /// The data key [`MasterKey::wrap`] sealed; `Open` for another master key, `aad` or tampering.
+    pub fn unwrap(&self, aad: &str, wrapped: &[u8]) -> Result<[u8; 32], KeyError> {
+        if wrapped.len() < NONCE_LEN {
+            return Err(KeyError::Open);
+        }
+        let (wrap_nonce, wrapped) = wrapped.split_at(NONCE_LEN);
+        let mut wrapped = wrapped.to_vec();
+        let key = self
+            .key
+            .open_in_place(nonce(wrap_nonce)?, Aad::from(aad), &mut wrapped)
+            .map_err(|_| KeyError::Open)?;
+        key.try_into().map_err(|_| KeyError::Open)
+    }
+
     pub fn open(&self, message_id: &str, sealed: &Sealed) -> Result<Vec<u8>, KeyError> {
         if sealed.wrapped_key.len() < NONCE_LEN || sealed.nonce.len() != NONCE_LEN {
             return Err(KeyError::Open);

@@ -5,8 +5,11 @@
 //! verified holds to Stalwart; [`reply`] submits the recipients' portal replies; [`retention`] deletes
 //! expired content. The hold states themselves are `store::holds::HoldState`. May call `store`, `smtp`, `policy` (TLS status), `audit` and the `Gateway`.
 
+pub mod blob;
 pub mod crypto;
+pub mod large;
 pub mod retention;
+pub mod stream_split;
 
 pub use crypto::{MasterKey, Sealed};
 pub mod release;

@@ -208,6 +208,8 @@ async fn prepare(
             }))
         }
     };
+    // Large attachments: their text parts get this recipient's download link.
+    let raw = super::large::for_recipient(gw, id, rcpt, raw).await?;
     // 3. SMTP.
     let target = match target {
         Ok(t) => t,

@@ -2,13 +2,15 @@
 //! mail received from the internet ([`crate::inbound`]). Wrong token → 401, malformed JSON → 400, any
 //! internal error → 503 (Stalwart then answers the client `451 4.3.5`, and the client retries later).
 //! Every decision is counted (`nta7516_decisions_total{outcome}`) and logged (`decision`, with its
-//! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`).
+//! outcome and reasons), and every answer is counted (`nta7516_hook_answers_total{action}`). A
+//! submission larger than `portal.large_attachment_bytes` is read as a stream
+//! ([`crate::submission::intake`]), so that its large attachments are never in memory whole.
 
 use std::{sync::Arc, time::Instant};
 
 use axum::{
-    body::Bytes,
-    extract::State,
+    body::{Body, Bytes},
+    extract::{FromRequest, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -23,9 +25,17 @@ use crate::{
     Gateway,
 };
 
-pub async fn mta_hook(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn mta_hook(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
     let started = Instant::now();
-    let response = answer(&gw, &headers, &body).await;
+    let headers = req.headers().clone();
+    let response = if streamed(&gw, &headers) {
+        streamed_answer(&gw, &headers, req.into_body()).await
+    } else {
+        match Bytes::from_request(req, &()).await {
+            Ok(body) => answer(&gw, &headers, &body).await,
+            Err(rejection) => rejection.into_response(),
+        }
+    };
     gw.metrics
         .hook_latency
         .observe(started.elapsed().as_secs_f64());
@@ -105,12 +115,39 @@ fn unavailable(gw: &Gateway, e: &dyn std::fmt::Display) -> Response {
     .into_response()
 }
 
+/// A request larger than `portal.large_attachment_bytes` (by its `Content-Length`) may carry a large
+/// attachment: it is read as a stream, so that attachment never sits in memory whole.
+fn streamed(gw: &Gateway, headers: &HeaderMap) -> bool {
+    let threshold = gw.config.portal.large_attachment_bytes;
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    threshold > 0 && length.is_some_and(|l| l > threshold)
+}
+
+async fn streamed_answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: Body) -> Response {
+    if !bearer_ok(headers, &gw.hook_token) {
+        gw.metrics.answer(Answer::Unauthorized);
+        return Problem::unauthorized().into_response();
+    }
+    match submission::intake::read(gw, body.into_data_stream()).await {
+        Ok((request, pre)) => handled(gw, submission::handle_presplit(gw, request, pre).await),
+        Err(e) => handled(gw, Err(e)),
+    }
+}
+
 async fn answer(gw: &Arc<Gateway>, headers: &HeaderMap, body: &[u8]) -> Response {
     let request = match authorized_request(gw, headers, body) {
         Ok(r) => r,
         Err(refused) => return *refused,
     };
-    match submission::handle(gw, request).await {
+    handled(gw, submission::handle(gw, request).await)
+}
+
+/// The hook's answer to a handled (or failed) submission.
+fn handled(gw: &Arc<Gateway>, result: Result<Handled, submission::SubmissionError>) -> Response {
+    match result {
         Ok(handled) => {
             // Committed: when someone is held, let the worker plan and send the notifications (from
             // the database, so nothing is lost). A delivered message gives the worker nothing to do.

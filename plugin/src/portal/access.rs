@@ -42,8 +42,12 @@ pub async fn readable(
             ),
         ));
     };
-    gw.master.open(id, &sealed).map_err(|e| {
+    let raw = gw.master.open(id, &sealed).map_err(|e| {
         tracing::error!(error = %e, message = id, "portal: cannot open held message");
         ctx.unavailable("/p/")
-    })
+    })?;
+    // Large attachments: their text parts get this recipient's download link.
+    crate::hold::large::for_recipient(gw, id, recipient, raw)
+        .await
+        .map_err(|_| ctx.unavailable("/p/"))
 }

@@ -4,7 +4,7 @@
 //! the same page — for every unknown or wrong link token.
 //!
 //! Files: [`access`] (who may read a portal message), [`brand`] (a brand's logo and colour), [`recipient`] (before verification), [`view`] (after:
-//! messages, reading, downloads), [`reply`] (the recipient's secure reply and its thread), [`sender`]
+//! messages, reading, downloads), [`reply`] (the recipient's secure reply and its thread), [`large`] (large attachments by link), [`sender`]
 //! (the phone-number page), [`withdraw`] (the sender's withdraw page), [`session`] (the request context
 //! and the portal session),
 //! [`csrf`], [`html`] (layout, escaping, languages). This file: the routes and the security headers. The portal calls `challenge` and `store`; nothing calls the portal but `http`.
@@ -13,6 +13,7 @@ pub mod access;
 pub mod brand;
 pub mod csrf;
 pub mod html;
+pub mod large;
 pub mod recipient;
 pub mod reply;
 pub mod sender;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/p/{token}/m/{id}", get(view::message))
         .route("/p/{token}/m/{id}/eml", get(view::eml))
         .route("/p/{token}/m/{id}/a/{n}", get(view::attachment))
+        .route("/p/{token}/b/{blob}", get(large::download))
         .route(
             "/p/{token}/m/{id}/reply",
             get(reply::form)

@@ -163,9 +163,10 @@ pub async fn message(
         )
     };
     let replies = super::reply::thread(&gw, &ctx, &token, &id, &recipient).await;
+    let large = super::large::list(&gw, &ctx, &token, &id).await;
     let body = format!(
         "<dl><dt>{lf}</dt><dd>{from}</dd><dt>{ls}</dt><dd>{subject}</dd></dl>\n\
-         <pre>{text}</pre>\n{att}\n{replies}\
+         <pre>{text}</pre>\n{att}{large}\n{replies}\
          <p><a href=\"/p/{token}/m/{id}/eml\" download>{dl}</a></p>\n\
          <p><a href=\"/p/{token}/messages\">{back}</a></p>",
         lf = lang.t("Van", "From"),

@@ -7,6 +7,7 @@
 //! [`registry`] objects, the HTTP client [`management`]) is read by `stalwart check`.
 
 pub mod hook;
+pub mod hook_stream;
 pub mod management;
 pub mod registry;
 pub mod render;

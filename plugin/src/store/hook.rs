@@ -39,6 +39,9 @@ pub struct HookRecord<'a> {
     /// A number from the sender's `[sms:+…]` subject tag for the one held recipient:
     /// `(recipient, E.164)`. Stored when the recipient has none, and recorded either way.
     pub tag_phone: Option<(&'a str, &'a str)>,
+    /// The large attachments taken out of the held copy (their files already written), stored with a
+    /// new held copy (a retry keeps the first attempt's).
+    pub blobs: &'a [super::blobs::BlobRow],
 }
 
 /// What the hook reads before it decides (see [`Store::hook_reads`]).
@@ -177,6 +180,9 @@ async fn insert_holds(
         // Another call holds this submission under another id: its holds would refer to a copy that
         // does not exist. Roll back (the caller decides again and finds that copy).
         return Err(StoreError::DuplicateSubmission);
+    }
+    if copied == 1 {
+        super::blobs::insert(tx, rec.blobs, rec.now).await?;
     }
     // Each held recipient's pending challenge, locked in address order: two messages to the same
     // recipients in another envelope order then wait for each other instead of deadlocking. A new 2FA

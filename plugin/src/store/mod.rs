@@ -27,6 +27,7 @@ use sqlx::{
 
 pub mod admin;
 pub mod audit;
+pub mod blobs;
 pub mod bulk;
 pub mod challenges;
 mod checkpoint;

@@ -3,6 +3,7 @@
 //! [`respond`] (Stalwart's hook answer). This file only orchestrates.
 
 pub mod facts;
+pub mod intake;
 pub mod persist;
 pub mod respond;
 
@@ -26,6 +27,8 @@ pub enum SubmissionError {
     Store(#[from] crate::store::StoreError),
     #[error("sealing the held copy failed: {0}")]
     Crypto(#[from] crate::hold::crypto::KeyError),
+    #[error("sealing a large attachment failed: {0}")]
+    Blob(#[from] crate::hold::blob::BlobError),
 }
 
 /// The result of one hook call: the answer and the decisions behind it.
@@ -37,6 +40,28 @@ pub struct Handled {
 }
 
 pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, SubmissionError> {
+    handle_with(gw, req, None).await
+}
+
+/// A request read by the streaming intake: its large attachments already sealed ([`intake`]). The
+/// files of those no hold committed are deleted before the answer.
+pub async fn handle_presplit(
+    gw: &Arc<Gateway>,
+    req: Request,
+    pre: Option<intake::PreSplit>,
+) -> Result<Handled, SubmissionError> {
+    let handled = handle_with(gw, req, pre.as_ref()).await;
+    if let Some(pre) = &pre {
+        intake::discard_unused(gw, pre).await;
+    }
+    handled
+}
+
+async fn handle_with(
+    gw: &Arc<Gateway>,
+    req: Request,
+    pre: Option<&intake::PreSplit>,
+) -> Result<Handled, SubmissionError> {
     // The gateway decides at DATA only; earlier stages carry no message (Stalwart's enable expression
     // names the data stage; anything else is let through to that decision).
     if req.context.stage != Stage::Data {
@@ -46,13 +71,13 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
             message_ref: None,
         });
     }
-    let (decisions, message_ref) = match decide_and_record(gw, &req).await {
+    let (decisions, message_ref) = match decide_and_record(gw, &req, pre).await {
         // The same submission hooked twice at once: the other call committed first. Deciding again
         // finds its held copy and answers with that hold, like a retry. Or a recipient verified while
         // this call decided: deciding again sees the verification (a second failure answers 503).
         Err(SubmissionError::Store(
             StoreError::DuplicateSubmission | StoreError::VerifiedMeanwhile,
-        )) => decide_and_record(gw, &req).await?,
+        )) => decide_and_record(gw, &req, pre).await?,
         other => other?,
     };
     Ok(Handled {
@@ -66,10 +91,15 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, Submissi
 async fn decide_and_record(
     gw: &Arc<Gateway>,
     req: &Request,
+    pre: Option<&intake::PreSplit>,
 ) -> Result<(Vec<Decision>, Option<String>), SubmissionError> {
-    let facts = facts::gather(gw, req).await?;
+    let mut facts = facts::gather(gw, req).await?;
+    // Split while read: the policy and the record see the size the message arrived with.
+    if let Some(p) = pre {
+        facts.size = p.size;
+    }
     let decisions = decide(gw, &facts);
-    let message_ref = persist::record(gw, &facts, &decisions).await?;
+    let message_ref = persist::record(gw, &facts, &decisions, pre).await?;
     Ok((decisions, message_ref))
 }
 

@@ -10,13 +10,14 @@ use std::borrow::Cow;
 
 use ring::digest;
 
-use super::{facts::SubmissionFacts, SubmissionError};
+use super::{facts::SubmissionFacts, intake::PreSplit, SubmissionError};
 use crate::{
     audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
     challenge::phone::{self, Phone, SubjectTag},
+    hold::large,
     ids,
     policy::{Decision, Outcome, ReasonCode},
-    store::HookRecord,
+    store::{blobs::BlobRow, HookRecord},
     Gateway,
 };
 
@@ -25,6 +26,7 @@ pub async fn record(
     gw: &Gateway,
     facts: &SubmissionFacts<'_>,
     decisions: &[Decision],
+    pre: Option<&PreSplit>,
 ) -> Result<Option<String>, SubmissionError> {
     if decisions
         .iter()
@@ -40,9 +42,9 @@ pub async fn record(
     }
     let refused = decisions.iter().any(|d| d.outcome == Outcome::Reject);
     if refused || !decisions.iter().any(|d| d.outcome.is_held()) {
-        decisions_only(gw, facts, decisions).await.map(Some)
+        decisions_only(gw, facts, decisions, pre).await.map(Some)
     } else {
-        hold(gw, facts, decisions).await.map(Some)
+        hold(gw, facts, decisions, pre).await.map(Some)
     }
 }
 
@@ -52,14 +54,18 @@ async fn decisions_only(
     gw: &Gateway,
     facts: &SubmissionFacts<'_>,
     decisions: &[Decision],
+    pre: Option<&PreSplit>,
 ) -> Result<String, SubmissionError> {
     let message_ref = ids::new_id("m");
-    let sha = facts
-        .body
-        .exact
-        .as_deref()
-        .map(sha256_hex)
-        .unwrap_or_default();
+    let sha = match pre {
+        Some(p) => p.sha256.clone(),
+        None => facts
+            .body
+            .exact
+            .as_deref()
+            .map(sha256_hex)
+            .unwrap_or_default(),
+    };
     let audit = decision_events(&message_ref, &sha, facts, decisions);
     gw.store
         .record_hook(&HookRecord {
@@ -76,6 +82,7 @@ async fn decisions_only(
             hold_expires_at: facts.now,
             audit: &audit,
             tag_phone: None,
+            blobs: &[],
         })
         .await?;
     Ok(message_ref)
@@ -86,6 +93,7 @@ async fn hold(
     gw: &Gateway,
     facts: &SubmissionFacts<'_>,
     decisions: &[Decision],
+    pre: Option<&PreSplit>,
 ) -> Result<String, SubmissionError> {
     let Ok(raw) = &facts.body.exact else {
         unreachable!("a message without an exact copy is refused, never held");
@@ -96,10 +104,34 @@ async fn hold(
         .earlier_message
         .clone()
         .unwrap_or_else(|| ids::new_id("h"));
-    let sealed = gw.master.seal(&message_ref, &raw)?;
+    let expires_at = facts.now + facts.retention_days * 86_400;
+    // Large attachments leave the held copy for sealed files (a retry keeps the first copy's).
+    let split = match (facts.earlier_message.is_some(), pre) {
+        (true, _) => None,
+        // Split while the request was read: the blobs belong to this copy.
+        (false, Some(p)) => Some(large::Split {
+            raw: raw.to_vec(),
+            blobs: p
+                .blobs
+                .iter()
+                .map(|b| BlobRow {
+                    message_id: message_ref.clone(),
+                    ..b.clone()
+                })
+                .collect(),
+        }),
+        (false, None) => large::split(gw, &message_ref, &raw, expires_at).await?,
+    };
+    let (held, blobs) = match &split {
+        Some(s) => (&s.raw[..], &s.blobs[..]),
+        None => (&raw[..], &[][..]),
+    };
+    let sha = pre.map_or(sha, |p| p.sha256.clone());
+    let sealed = gw.master.seal(&message_ref, held)?;
     let mut audit = decision_events(&message_ref, &sha, facts, decisions);
     let tag_phone = tag_phone(tag, &message_ref, facts.sender, decisions, &mut audit);
-    gw.store
+    let recorded = gw
+        .store
         .record_hook(&HookRecord {
             message_ref: &message_ref,
             idem_key: facts.idem_key.as_deref().unwrap_or_default(),
@@ -111,11 +143,17 @@ async fn hold(
             sealed: Some(&sealed),
             retry: facts.earlier_message.is_some(),
             now: facts.now,
-            hold_expires_at: facts.now + facts.retention_days * 86_400,
+            hold_expires_at: expires_at,
             audit: &audit,
             tag_phone: tag_phone.as_ref().map(|(r, p)| (*r, p.as_str())),
+            blobs,
         })
-        .await?;
+        .await;
+    // The streaming intake's blobs are deleted by its caller (a retry of this call may use them).
+    if recorded.is_err() && pre.is_none() {
+        large::discard(gw, blobs);
+    }
+    recorded?;
     Ok(message_ref)
 }
 

@@ -19,6 +19,7 @@ mod doctor;
 mod fuzz_seeds;
 mod hook;
 mod inbound;
+mod large_attachment;
 mod outage;
 mod policy_cli;
 mod portal_a11y;
