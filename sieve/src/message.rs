@@ -113,6 +113,17 @@ fn push(out: &mut String, t: &str) {
     out.push_str("\n\n");
 }
 
+/// Whether the content tests (`nta_has_bsn`, `nta_has_phone`, tags) read this part: text and HTML parts,
+/// text attachments and text under another type (CSV, JSON, XML, `.txt`). Whoever takes parts out of
+/// a message before the policy sees it must keep these whole, or the tests would not see them. Judged
+/// by the part's headers alone.
+pub fn content_tested(part: &MessagePart<'_>) -> bool {
+    let text = part
+        .content_type()
+        .is_none_or(|ct| ct.ctype().eq_ignore_ascii_case("text"));
+    text || readable(part)
+}
+
 /// Attachments that are text under another content type (CSV, JSON, XML, `.txt`).
 fn readable(part: &MessagePart<'_>) -> bool {
     let by_type = part.content_type().is_some_and(|ct| {

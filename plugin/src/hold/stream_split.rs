@@ -241,7 +241,9 @@ impl<'k> StreamSplitter<'k> {
             });
             let attached = p.content_disposition().is_some_and(|d| d.is_attachment())
                 || p.attachment_name().is_some();
-            if container || !attached {
+            // Text the policy's content tests read stays whole: they decide on this stream's
+            // message, and an attachment taken out would go unseen (a BSN list in a CSV, say).
+            if container || !attached || nta7516_sieve::message::content_tested(p) {
                 return None;
             }
             let cte = match p.content_transfer_encoding().map(str::to_ascii_lowercase) {
@@ -541,9 +543,10 @@ mod tests {
             .collect();
         assert_eq!(want[0], file);
         for piece in [3, 1000, 65_536, 1 << 20] {
-            // Threshold 10: the base64 file, the quoted-printable one and the 18-byte text attachment.
+            // Threshold 10: only the PDF. The CSV (quoted-printable) and the text attachment are what
+            // the policy's content tests read: they stay in the message whole.
             let (out, blobs) = run(&k, tmp.path(), 10, &body, piece).await;
-            assert_eq!(blobs.len(), 3, "piece {piece}");
+            assert_eq!(blobs.len(), 1, "piece {piece}");
             for (b, want) in blobs.iter().zip(&want) {
                 assert_eq!(
                     read(&k, tmp.path(), b).await,
@@ -558,7 +561,7 @@ mod tests {
                     .iter()
                     .map(|b| (b.filename.as_str(), b.part_index))
                     .collect::<Vec<_>>(),
-                [("scan.pdf", 0), ("lijst.csv", 1), ("a.txt", 2)]
+                [("scan.pdf", 0)]
             );
             assert_eq!(blobs[0].content_type, "application/pdf");
             let text = String::from_utf8(out).unwrap();
@@ -566,8 +569,10 @@ mod tests {
                 "preamble\r\n--xx\r\nContent-Type: text/plain\r\n\r\nHallo.\r\n--xx\r\n"
             ));
             assert!(text.ends_with("--yy--\r\n--xx--\r\nepilogue\r\n"), "{text}");
-            assert_eq!(text.matches("X-NTA7516-Large-Attachment").count(), 3);
-            assert!(text.len() < 10_000);
+            assert_eq!(text.matches("X-NTA7516-Large-Attachment").count(), 1);
+            assert!(text.contains("filename=\"lijst.csv\"\r\n\r\ncaf=C3=A9"));
+            assert!(text.contains("regel 1\r\nregel 2"));
+            assert!(text.len() < 100_000);
         }
     }
 

@@ -330,7 +330,68 @@ async fn small_attachments_stay(b: Backend) {
     assert_eq!(raw, util::original_bytes(&req));
 }
 
+const EXEMPT_WITHOUT_BSN: &str = r#"require ["vnd.stalwart.expressions", "vnd.nta7516"];
+if eval "nta_has_bsn()" {
+    eval "nta_require_2fa('a BSN in the message')";
+} else {
+    eval "nta_exempt('no BSN')";
+}
+"#;
+
+/// A CSV of `rows` lines, larger than 1 MiB, with `bsn` on its last line.
+fn csv_message(to: &str, msgid: &str, bsn: &str) -> serde_json::Value {
+    let mut csv = String::from("naam;uitslag\r\n");
+    while csv.len() < 2 * 1024 * 1024 {
+        csv.push_str("patient;normaal\r\n");
+    }
+    csv.push_str(&format!("laatste;{bsn}\r\n"));
+    let body = format!(
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDe lijst.\r\n\
+         --b1\r\nContent-Type: text/csv\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"lijst.csv\"\r\n\r\n{}--b1--\r\n",
+        base64_lines(csv.as_bytes())
+    );
+    hook_request(
+        SENDER,
+        &[to],
+        &[
+            ("From", "arts@zorg.test"),
+            ("To", to),
+            ("Subject", "Lijst"),
+            ("Message-ID", msgid),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "multipart/mixed; boundary=\"b1\""),
+        ],
+        &body,
+    )
+}
+
+/// The streamed intake keeps what the policy's content tests read: a 2 MiB CSV attachment (over the
+/// 1 MiB threshold) is not taken out before the policy decides, so a BSN on its last line still makes a
+/// policy that exempts mail without a BSN ask for 2FA; the same list without the BSN is exempted (and
+/// delivered: the test can tell the two apart).
+async fn a_large_text_attachment_stays_for_the_policy(b: Backend) {
+    let env = env(b, None, "[portal]\nlarge_attachment_bytes = 1048576\n").await;
+    let policy = env.dir.path().join("exempt-without-bsn.sieve");
+    std::fs::write(&policy, EXEMPT_WITHOUT_BSN).unwrap();
+    let policy = stalwart_nta7516::policy::SievePolicy::load(&policy).unwrap();
+    let gw = env.start_with_policy(std::sync::Arc::new(policy)).await;
+    let without = stalwart_order(&csv_message(CAROL, "<large-7@zorg.test>", "geen"));
+    assert!(
+        without.len() > 1024 * 1024,
+        "the request takes the streamed path"
+    );
+    let answer = post_hook(&gw, without).await;
+    assert_eq!(answer["action"], "accept", "{answer}");
+    let with = stalwart_order(&csv_message(CAROL, "<large-6@zorg.test>", "111222333"));
+    let answer = post_hook(&gw, with).await;
+    let id = util::held_ref(&answer);
+    assert!(gw.gw.store.blobs_of(&id).await.unwrap().is_empty());
+    assert_eq!(gw.gw.store.count("held_messages").await.unwrap(), 1);
+}
+
 both_backends!(
+    a_large_text_attachment_stays_for_the_policy,
     large_attachment_by_link,
     withdrawal_deletes_the_blob,
     small_attachments_stay,

@@ -17,7 +17,7 @@ use hyper::{body::Bytes, Method, Request, StatusCode};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use stalwart_nta7516::{
     config::Config,
-    policy::{DefaultPolicy, TlsStatus, TlsVerdicts},
+    policy::{DefaultPolicy, Policy, TlsStatus, TlsVerdicts},
     Gateway,
 };
 
@@ -240,9 +240,18 @@ impl Env {
 
     /// Like [`Env::start`], with these TLS verdicts instead of the table (e.g. the real SmartTLS).
     pub async fn start_with_tls(&self, tls: Arc<dyn TlsVerdicts>) -> Running {
+        self.start_with(tls, Arc::new(DefaultPolicy)).await
+    }
+
+    /// Like [`Env::start`], deciding with this policy (e.g. a compiled Sieve script).
+    pub async fn start_with_policy(&self, policy: Arc<dyn Policy>) -> Running {
+        self.start_with(self.tls.clone(), policy).await
+    }
+
+    async fn start_with(&self, tls: Arc<dyn TlsVerdicts>, policy: Arc<dyn Policy>) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let gw = Gateway::start(self.config(addr), tls, Arc::new(DefaultPolicy), true)
+        let gw = Gateway::start(self.config(addr), tls, policy, true)
             .await
             .expect("gateway starts");
         let app = stalwart_nta7516::http::router(gw.clone())
