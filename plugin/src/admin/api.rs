@@ -353,19 +353,24 @@ pub struct ReleaseBody {
     pub recipient: Option<String>,
 }
 
-pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
-    let id = validate::id("held message", "h", &id).map_err(bad)?;
+/// The optional `{"recipient": …}` of a held-message action (an empty body: every recipient).
+fn optional_recipient(b: &Bytes) -> Result<Option<String>, Problem> {
     let input: ReleaseBody = if b.iter().all(u8::is_ascii_whitespace) {
         ReleaseBody::default()
     } else {
-        body(&b)?
+        body(b)?
     };
-    let recipient = input
+    input
         .recipient
         .as_deref()
         .map(validate::address)
         .transpose()
-        .map_err(bad)?;
+        .map_err(bad)
+}
+
+pub async fn release_to_portal(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
+    let id = validate::id("held message", "h", &id).map_err(bad)?;
+    let recipient = optional_recipient(&b)?;
     if !s.store.held_exists(&id).await.map_err(unavailable)? {
         return Err(not_found(format!("no held message with id {id:?}")));
     }
@@ -430,17 +435,7 @@ pub async fn delete_held(State(s): St, Path(id): Path<String>) -> Answer {
 /// 200 with what became of each; 409 when none could be withdrawn (already delivered, read, …).
 pub async fn withdraw_held(State(s): St, Path(id): Path<String>, b: Bytes) -> Answer {
     let id = validate::id("held message", "h", &id).map_err(bad)?;
-    let input: ReleaseBody = if b.iter().all(u8::is_ascii_whitespace) {
-        ReleaseBody::default()
-    } else {
-        body(&b)?
-    };
-    let recipient = input
-        .recipient
-        .as_deref()
-        .map(validate::address)
-        .transpose()
-        .map_err(bad)?;
+    let recipient = optional_recipient(&b)?;
     let by = crate::audit::WithdrawnBy::Admin {
         actor: s.actor.clone(),
     };
