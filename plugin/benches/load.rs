@@ -19,7 +19,7 @@
 //! Run (release build):
 //!   cargo bench -p stalwart-nta7516 --bench load -- [--db sqlite|postgres] [--instances N]
 //!       [--rate MSGS_PER_SEC | --rate 0 (closed loop: as fast as the clients get answers)]
-//!       [--secs S] [--clients C] [--body-kb K]
+//!       [--secs S] [--clients C] [--body-kb K] [--no-webhook]
 //! PostgreSQL: `NTA7516_TEST_POSTGRES_URL` (a server where the bench may create a database).
 
 #[path = "../tests/integration/util/mod.rs"]
@@ -51,6 +51,8 @@ struct Args {
     secs: u64,
     clients: usize,
     body_kb: usize,
+    /// Post the webhook events of the delivered messages (`--no-webhook`: the hook's cost alone).
+    webhook: bool,
 }
 
 fn parse_args() -> Args {
@@ -61,6 +63,7 @@ fn parse_args() -> Args {
         secs: 20,
         clients: 8,
         body_kb: 50,
+        webhook: true,
     };
     let argv: Vec<String> = std::env::args()
         .skip(1)
@@ -85,6 +88,7 @@ fn parse_args() -> Args {
             "--secs" => a.secs = number(flag, value()),
             "--clients" => a.clients = number(flag, value()),
             "--body-kb" => a.body_kb = number(flag, value()),
+            "--no-webhook" => a.webhook = false,
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -102,7 +106,7 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> T {
 fn usage(msg: &str) -> ! {
     eprintln!("load bench: {msg}");
     eprintln!(
-        "usage: --db sqlite|postgres --instances N --rate MSGS_PER_SEC (0 = closed loop) --secs S --clients C --body-kb K"
+        "usage: --db sqlite|postgres --instances N --rate MSGS_PER_SEC (0 = closed loop) --secs S --clients C --body-kb K [--no-webhook]"
     );
     std::process::exit(2)
 }
@@ -548,7 +552,7 @@ async fn client(
                 ));
             }
         }
-        if status == 200 && !m.delivered.is_empty() {
+        if status == 200 && !m.delivered.is_empty() && plan.args.webhook {
             let now = stalwart_nta7516::time::rfc3339(stalwart_nta7516::time::now());
             pending.extend(events_for(
                 &plan.template,

@@ -58,7 +58,7 @@ pub async fn stalwart_events(
     }
     match gw
         .store
-        .record_webhook(&payload.events, crate::time::now())
+        .record_webhook(payload.events, crate::time::now())
         .await
     {
         Ok(intake) => {

@@ -31,16 +31,54 @@ pub async fn append(
     now: i64,
     events: &[Event],
 ) -> Result<Vec<i64>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
+    let mut seqs = append_segments(tx, &[(now, events)]).await?;
+    Ok(seqs.pop().unwrap_or_default())
+}
+
+/// [`append`] for several callers' events at once (one head lock, one insert per 500 records, one
+/// head update): each segment's events at its own time, the segments in order. Returns the sequence
+/// numbers per segment.
+pub(super) async fn append_segments(
+    tx: &mut Transaction<'_, Any>,
+    segments: &[(i64, &[Event])],
+) -> Result<Vec<Vec<i64>>, StoreError> {
+    if segments.iter().all(|(_, events)| events.is_empty()) {
+        return Ok(vec![Vec::new(); segments.len()]);
     }
     // Locks the head row (the chain is appended by one transaction at a time) and reads it.
     let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
     let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
+    let mut records = Vec::new();
+    let mut seqs = Vec::with_capacity(segments.len());
+    for (now, events) in segments {
+        let entries = entries_with_late(tx, *now, events).await?;
+        let first = records.len();
+        for e in entries {
+            seq += 1;
+            let record = chained(seq, e, *now, &prev);
+            prev.clone_from(&record.hash);
+            records.push(record);
+        }
+        seqs.push(records[first..].iter().map(|r| r.seq).collect());
+    }
+    insert_records(tx, &records).await?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut **tx)
+        .await?;
+    Ok(seqs)
+}
 
-    // Releases link their queue id to the message, and bring in delivery events that came first.
+/// The entries of `events`; a release linking its queue id brings in the delivery events that came
+/// before it, right after it.
+async fn entries_with_late(
+    tx: &mut Transaction<'_, Any>,
+    now: i64,
+    events: &[Event],
+) -> Result<Vec<audit::Entry>, StoreError> {
     let mut entries = Vec::with_capacity(events.len());
     for event in events {
         entries.push(event.entry());
@@ -55,42 +93,35 @@ pub async fn append(
             }
         }
     }
+    Ok(entries)
+}
 
-    let mut records = Vec::with_capacity(entries.len());
-    for e in entries {
-        seq += 1;
-        let at = e.at.unwrap_or(now);
-        let details = e.details.to_string();
-        let hash = hash_fields(
-            at,
-            e.kind,
-            e.message_ref.as_deref(),
-            e.message_sha256.as_deref(),
-            e.sender.as_deref(),
-            e.recipient.as_deref(),
-            &details,
-            &prev,
-        );
-        records.push(Record {
-            seq,
-            at,
-            kind: e.kind.to_string(),
-            message_ref: e.message_ref,
-            message_sha256: e.message_sha256,
-            sender: e.sender,
-            recipient: e.recipient,
-            details,
-            prev_hash: std::mem::replace(&mut prev, hash.clone()),
-            hash,
-        });
+/// The record of one entry at `seq`, chained to `prev`.
+fn chained(seq: i64, e: audit::Entry, now: i64, prev: &str) -> Record {
+    let at = e.at.unwrap_or(now);
+    let details = e.details.to_string();
+    let hash = hash_fields(
+        at,
+        e.kind,
+        e.message_ref.as_deref(),
+        e.message_sha256.as_deref(),
+        e.sender.as_deref(),
+        e.recipient.as_deref(),
+        &details,
+        prev,
+    );
+    Record {
+        seq,
+        at,
+        kind: e.kind.to_string(),
+        message_ref: e.message_ref,
+        message_sha256: e.message_sha256,
+        sender: e.sender,
+        recipient: e.recipient,
+        details,
+        prev_hash: prev.to_string(),
+        hash,
     }
-    insert_records(tx, &records).await?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&prev)
-        .execute(&mut **tx)
-        .await?;
-    Ok(records.iter().map(|r| r.seq).collect())
 }
 
 /// Writes already-chained records (multi-row inserts).
@@ -256,21 +287,26 @@ pub struct Intake {
 /// A recorded webhook event with its queue id and dedup key.
 type Candidate<'e> = (&'e webhook::Event, u64, String);
 
-/// Filters, de-duplicates, correlates and records one webhook delivery in one transaction. `events`
-/// were validated by the caller (queue ids and times parse). A fixed number of statements whatever the
-/// batch's size: the dedup keys in one insert, the correlations in one query, the waiting events in one
-/// insert, the audit records in one chain append.
-pub async fn record_webhook(
-    tx: &mut Transaction<'_, Any>,
-    events: &[webhook::Event],
-    now: i64,
-) -> Result<Intake, StoreError> {
-    let mut intake = Intake::default();
-    // Lock the chain head first: concurrent deliveries of the same batch are then serialised, and the
-    // second one sees the first one's dedup keys.
+/// Locks the chain head without changing it: concurrent deliveries of the same webhook batch are then
+/// serialised, and the second one sees the first one's dedup keys.
+pub(super) async fn lock_head(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
     sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Filters, de-duplicates and correlates one webhook delivery inside `tx` (after [`lock_head`]): stores
+/// its dedup keys and the events still waiting for their message, and returns the audit events to
+/// append. `events` were validated by the caller (queue ids and times parse). A fixed number of
+/// statements whatever the batch's size: the dedup keys in one insert, the correlations in one query,
+/// the waiting events in one insert.
+pub(super) async fn webhook_events(
+    tx: &mut Transaction<'_, Any>,
+    events: &[webhook::Event],
+    now: i64,
+) -> Result<(Intake, Vec<Event>), StoreError> {
+    let mut intake = Intake::default();
     let mut keys = HashSet::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     for ev in events {
@@ -306,8 +342,7 @@ pub async fn record_webhook(
     }
     (intake.recorded, intake.waiting) = (audit_events.len(), waiting.len());
     insert_unmatched(tx, &waiting, now).await?;
-    append(tx, now, &audit_events).await?;
-    Ok(intake)
+    Ok((intake, audit_events))
 }
 
 /// Inserts the dedup keys; returns the ones that were new (a re-sent event's key is already there).
@@ -402,16 +437,15 @@ impl Store {
         Ok(seqs)
     }
 
-    /// Records a webhook delivery (see [`record_webhook`]) in its own transaction.
+    /// Filters, de-duplicates, correlates and records one webhook delivery (see [`webhook_events`]),
+    /// committed with its audit records before this returns; the transaction may be shared with the
+    /// other writes waiting at the same time ([`super::group`]).
     pub async fn record_webhook(
         &self,
-        events: &[webhook::Event],
+        events: Vec<webhook::Event>,
         now: i64,
     ) -> Result<Intake, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let intake = record_webhook(&mut tx, events, now).await?;
-        tx.commit().await?;
-        Ok(intake)
+        self.grouped_webhook(events, now).await
     }
 
     /// The chain head: `(seq, hash)` of the last appended record.

@@ -1,24 +1,76 @@
-//! Group commit for audit appends: callers that append at the same time share one transaction, so one
-//! commit (one `fsync` on SQLite) records all of them. Each caller still returns only once its own
-//! events are committed — nothing is answered before it is durable.
+//! Group commit: the store's writes that come in at a high rate — the hook's record, Stalwart's webhook
+//! deliveries, audit appends — share transactions, so one commit (one `fsync` on SQLite, one round
+//! trip on PostgreSQL) and one chain append record many of them. Each caller still returns only once
+//! its own writes are committed: nothing is answered before it is durable.
 //!
-//! One writer task per store takes the waiting appends (at most [`MAX_BATCH`]) in arrival order and
-//! appends them to the chain in that order. If the shared transaction fails, every append in it is
-//! tried again on its own, so each caller gets its own result (and its own error). Without a running
-//! writer (its runtime gone) an append runs in a transaction of its own.
+//! One writer task per store takes what is waiting and writes it in one transaction: every waiting
+//! hook and append (at most [`MAX_JOBS`]), in arrival order, and webhook deliveries in arrival order
+//! as long as their events fit [`WEBHOOK_EVENTS`] (at least one): a hook then never waits behind a
+//! backlog of delivery events. The decisions of all hooks go in one insert, the audit records of all
+//! jobs in one append, in job order. If the shared transaction fails, every job in it is written again
+//! in a transaction of its own, so each caller gets its own result (and its own error: a hook that
+//! lost a race gets `DuplicateSubmission` as before). Without a running writer (its runtime gone) a
+//! job runs in a transaction of its own.
+
+use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{audit, Store, StoreError};
-use crate::audit::Event;
+use super::{
+    audit::{self, Intake},
+    hook::{self, HookRecord},
+    Store, StoreError,
+};
+use crate::{audit::Event, stalwart::webhook};
 
-/// Appends committed together at most.
-const MAX_BATCH: usize = 64;
+/// Hooks and appends written together at most.
+const MAX_JOBS: usize = 64;
+/// Webhook events written together at most (more when a single delivery has more).
+const WEBHOOK_EVENTS: usize = 1000;
+
+/// One caller's write.
+enum Work {
+    Append(Vec<Event>),
+    Hook(Box<HookRecord>),
+    Webhook(Vec<webhook::Event>),
+}
+
+/// Where a caller waits for its result.
+enum Reply {
+    Append(oneshot::Sender<Result<Vec<i64>, StoreError>>),
+    Hook(oneshot::Sender<Result<(), StoreError>>),
+    Webhook(oneshot::Sender<Result<Intake, StoreError>>),
+}
 
 pub(super) struct Job {
-    events: Vec<Event>,
+    work: Work,
     now: i64,
-    done: oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    reply: Reply,
+}
+
+/// What a job wrote: its records' sequence numbers, and for a webhook delivery what it did.
+#[derive(Default)]
+struct Written {
+    seqs: Vec<i64>,
+    intake: Intake,
+}
+
+impl Job {
+    fn answer(self, result: Result<Written, StoreError>) {
+        // A caller that stopped waiting (its request dropped) still had its writes committed.
+        let _ = match self.reply {
+            Reply::Append(tx) => tx.send(result.map(|w| w.seqs)).map_err(drop),
+            Reply::Hook(tx) => tx.send(result.map(drop)).map_err(drop),
+            Reply::Webhook(tx) => tx.send(result.map(|w| w.intake)).map_err(drop),
+        };
+    }
+
+    fn webhook_events(&self) -> usize {
+        match &self.work {
+            Work::Webhook(events) => events.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// The writer task's queue, started on first use in the caller's runtime.
@@ -26,21 +78,41 @@ pub(super) struct Job {
 pub(super) struct Group(std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>);
 
 impl Store {
-    /// Appends `events` in a transaction shared with the appends waiting at the same time; returns the
+    /// Appends `events` in a transaction shared with the writes waiting at the same time; returns the
     /// sequence numbers once they are committed.
     pub async fn append_audit_grouped(&self, events: Vec<Event>) -> Result<Vec<i64>, StoreError> {
-        let (done, wait) = oneshot::channel();
-        let job = Job {
-            events,
-            now: crate::time::now(),
-            done,
-        };
-        match self.group_queue().send(job) {
-            Ok(()) => wait
-                .await
-                .unwrap_or(Err(StoreError::Db(sqlx::Error::WorkerCrashed))),
-            // The writer is gone: this append on its own.
-            Err(mpsc::error::SendError(job)) => self.append_audit(&job.events).await,
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Append(events), crate::time::now(), Reply::Append(tx));
+        rx.await.unwrap_or_else(|_| Err(crashed()))
+    }
+
+    pub(super) async fn grouped_hook(&self, rec: HookRecord) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let now = rec.now;
+        self.submit(Work::Hook(Box::new(rec)), now, Reply::Hook(tx));
+        rx.await.unwrap_or_else(|_| Err(crashed()))
+    }
+
+    pub(super) async fn grouped_webhook(
+        &self,
+        events: Vec<webhook::Event>,
+        now: i64,
+    ) -> Result<Intake, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Work::Webhook(events), now, Reply::Webhook(tx));
+        rx.await.unwrap_or_else(|_| Err(crashed()))
+    }
+
+    /// Queues a job for the writer; without one, writes it here, on its own (in a task, so that the
+    /// caller's wait is the same either way).
+    fn submit(&self, work: Work, now: i64, reply: Reply) {
+        let job = Job { work, now, reply };
+        if let Err(mpsc::error::SendError(job)) = self.group_queue().send(job) {
+            let store = self.detached();
+            tokio::spawn(async move {
+                let result = write_one(&store, &job).await;
+                job.answer(result);
+            });
         }
     }
 
@@ -58,38 +130,127 @@ impl Store {
     }
 }
 
-/// Takes what is waiting, appends it in one transaction, answers each caller.
+fn crashed() -> StoreError {
+    StoreError::Db(sqlx::Error::WorkerCrashed)
+}
+
+/// Takes what is waiting, writes a batch of it in one transaction, answers each caller.
 async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut waiting = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(job) => waiting.push_back(job),
+                None => return,
             }
         }
-        match append_batch(&store, &batch).await {
-            Ok(seqs) => {
-                for (job, seqs) in batch.into_iter().zip(seqs) {
-                    let _ = job.done.send(Ok(seqs));
+        while let Ok(job) = rx.try_recv() {
+            waiting.push_back(job);
+        }
+        let batch = take_batch(&mut waiting);
+        match write_batch(&store, &batch).await {
+            Ok(written) => {
+                for (job, w) in batch.into_iter().zip(written) {
+                    job.answer(Ok(w));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.into_iter().next() {
+                    job.answer(Err(e));
                 }
             }
             Err(_) => {
                 for job in batch {
-                    let result = store.append_audit(&job.events).await;
-                    let _ = job.done.send(result);
+                    let result = write_one(&store, &job).await;
+                    job.answer(result);
                 }
             }
         }
     }
 }
 
-async fn append_batch(store: &Store, batch: &[Job]) -> Result<Vec<Vec<i64>>, StoreError> {
-    let mut tx = store.begin_write().await?;
-    let mut seqs = Vec::with_capacity(batch.len());
-    for job in batch {
-        seqs.push(audit::append(&mut tx, job.now, &job.events).await?);
+/// The next batch: the waiting hooks and appends (at most [`MAX_JOBS`]) and the webhook deliveries
+/// that fit [`WEBHOOK_EVENTS`], each kind in arrival order; the rest keeps its place.
+fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
+    let (mut jobs, mut events) = (0usize, 0usize);
+    let mut batch = Vec::new();
+    let mut rest = VecDeque::with_capacity(waiting.len());
+    let mut webhooks_full = false;
+    for job in waiting.drain(..) {
+        let n = job.webhook_events();
+        let fits = match &job.work {
+            Work::Webhook(_) => {
+                let fits = !webhooks_full && (events == 0 || events + n <= WEBHOOK_EVENTS);
+                webhooks_full |= !fits;
+                fits
+            }
+            _ => jobs < MAX_JOBS,
+        };
+        if fits {
+            events += n;
+            jobs += usize::from(n == 0);
+            batch.push(job);
+        } else {
+            rest.push_back(job);
+        }
     }
+    *waiting = rest;
+    batch
+}
+
+async fn write_one(store: &Store, job: &Job) -> Result<Written, StoreError> {
+    let mut written = write_batch(store, std::slice::from_ref(job)).await?;
+    Ok(written.pop().unwrap_or_default())
+}
+
+/// Writes the jobs in one transaction: the webhook deliveries' dedup keys under the head lock, the
+/// hooks' rows, then one chain append of everyone's audit records in job order.
+async fn write_batch(store: &Store, batch: &[Job]) -> Result<Vec<Written>, StoreError> {
+    let mut conn = store.kept.take().await?;
+    let written = write_batch_on(store, &mut conn, batch).await;
+    store.kept.put(conn, &written);
+    written
+}
+
+async fn write_batch_on(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    batch: &[Job],
+) -> Result<Vec<Written>, StoreError> {
+    let (mut tx, _turn) = store.begin_write_on(conn).await?;
+    if batch.iter().any(|j| matches!(j.work, Work::Webhook(_))) {
+        audit::lock_head(&mut tx).await?;
+    }
+    let hooks: Vec<&HookRecord> = batch
+        .iter()
+        .filter_map(|j| match &j.work {
+            Work::Hook(rec) => Some(&**rec),
+            _ => None,
+        })
+        .collect();
+    let mut hook_events = hook::write_hooks(&mut tx, &hooks).await?.into_iter();
+    let mut written = Vec::with_capacity(batch.len());
+    let mut segments: Vec<(i64, Vec<Event>)> = Vec::with_capacity(batch.len());
+    for job in batch {
+        let (events, intake) = match &job.work {
+            Work::Append(events) => (events.clone(), Intake::default()),
+            Work::Hook(_) => (hook_events.next().unwrap_or_default(), Intake::default()),
+            Work::Webhook(events) => {
+                let (intake, audit) = audit::webhook_events(&mut tx, events, job.now).await?;
+                (audit, intake)
+            }
+        };
+        segments.push((job.now, events));
+        written.push(Written {
+            seqs: Vec::new(),
+            intake,
+        });
+    }
+    let borrowed: Vec<(i64, &[Event])> = segments.iter().map(|(t, e)| (*t, &e[..])).collect();
+    let seqs = audit::append_segments(&mut tx, &borrowed).await?;
     tx.commit().await?;
-    Ok(seqs)
+    for (w, s) in written.iter_mut().zip(seqs) {
+        w.seqs = s;
+    }
+    Ok(written)
 }

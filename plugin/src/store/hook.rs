@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 
 use super::{
     admin::{get_settings_on, SettingsOut},
-    audit,
+    placeholders,
     challenges::pending_challenge,
     holds::{existing_holds_on, HoldState},
     recipients::{recipient_facts_on, set_phone_if_unknown},
@@ -19,29 +19,31 @@ use crate::{
     policy::{Decision, Outcome, ReasonCode},
 };
 
-/// What the hook commits in one transaction.
-pub struct HookRecord<'a> {
-    pub message_ref: &'a str,
-    pub idem_key: &'a str,
-    pub queue_id: Option<&'a str>,
-    pub sender: &'a str,
-    pub sha256: &'a str,
+/// What the hook commits: written by the store's group writer ([`super::group`]) in a transaction it
+/// may share with other hooks and webhook deliveries, committed before [`Store::record_hook`] returns.
+#[derive(Debug, Clone)]
+pub struct HookRecord {
+    pub message_ref: String,
+    pub idem_key: String,
+    pub queue_id: Option<String>,
+    pub sender: String,
+    pub sha256: String,
     pub size: usize,
-    pub decisions: &'a [Decision],
+    pub decisions: Vec<Decision>,
     /// Present when at least one recipient is held.
-    pub sealed: Option<&'a Sealed>,
+    pub sealed: Option<Sealed>,
     /// A retry of a submission whose held copy exists (`message_ref` is that copy's id).
     pub retry: bool,
     pub now: i64,
     pub hold_expires_at: i64,
     /// Audit events (decisions, holds) appended in the same transaction.
-    pub audit: &'a [Event],
+    pub audit: Vec<Event>,
     /// A number from the sender's `[sms:+…]` subject tag for the one held recipient:
     /// `(recipient, E.164)`. Stored when the recipient has none, and recorded either way.
-    pub tag_phone: Option<(&'a str, &'a str)>,
+    pub tag_phone: Option<(String, String)>,
     /// The large attachments taken out of the held copy (their files already written), stored with a
     /// new held copy (a retry keeps the first attempt's).
-    pub blobs: &'a [super::blobs::BlobRow],
+    pub blobs: Vec<super::blobs::BlobRow>,
 }
 
 /// What the hook reads before it decides (see [`Store::hook_reads`]).
@@ -56,10 +58,9 @@ pub struct HookReads {
 }
 
 impl Store {
-    /// Every read of one hook call, one after the other on one connection (one pool checkout, not five:
-    /// each checkout costs a ping on release, on PostgreSQL also one before use): the external
-    /// recipients' stored facts, the held copy of an earlier attempt (by idempotency key) and the
-    /// sender domain's settings.
+    /// Every read of one hook call, one after the other on one kept connection ([`super::kept`]: no
+    /// pool checkout, whose pings cost more than these reads): the external recipients' stored facts,
+    /// the held copy of an earlier attempt (by idempotency key) and the sender domain's settings.
     pub async fn hook_reads(
         &self,
         external: &[&str],
@@ -67,36 +68,62 @@ impl Store {
         sender_domain: Option<&str>,
         now: i64,
     ) -> Result<HookReads, StoreError> {
-        let mut reads = HookReads::default();
         if external.is_empty() {
-            return Ok(reads);
+            return Ok(HookReads::default());
         }
-        let mut conn = self.pool.acquire().await?;
-        reads.stored = recipient_facts_on(&mut conn, external, now).await?;
-        if let Some(key) = idem_key {
-            reads.earlier = existing_holds_on(&mut conn, key).await?;
-        }
-        if let Some(domain) = sender_domain {
-            reads.settings = get_settings_on(&mut conn, domain).await?;
-        }
-        Ok(reads)
+        let mut conn = self.kept.take().await?;
+        let reads = hook_reads_on(&mut conn, external, idem_key, sender_domain, now).await;
+        self.kept.put(conn, &reads);
+        reads
     }
 
-    /// Commits decisions, the sealed copy and the holds with their challenges in one transaction.
+    /// Commits decisions, the sealed copy and the holds with their challenges, and their audit records,
+    /// in one transaction (shared with the other writes waiting at the same time; see [`super::group`]).
     /// Idempotent: a retried submission reuses the held copy, its holds and the pending challenges.
-    pub async fn record_hook(&self, rec: &HookRecord<'_>) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        insert_decisions(&mut tx, rec).await?;
-        let mut events = match rec.sealed {
-            Some(sealed) => insert_holds(&mut tx, rec, sealed).await?,
-            None => Vec::new(),
-        };
-        if let Some((recipient, phone)) = rec.tag_phone {
-            let stored = set_phone_if_unknown(&mut tx, recipient, phone, rec.now).await?;
+    pub async fn record_hook(&self, rec: HookRecord) -> Result<(), StoreError> {
+        self.grouped_hook(rec).await
+    }
+}
+
+async fn hook_reads_on(
+    conn: &mut sqlx::AnyConnection,
+    external: &[&str],
+    idem_key: Option<&str>,
+    sender_domain: Option<&str>,
+    now: i64,
+) -> Result<HookReads, StoreError> {
+    let mut reads = HookReads {
+        stored: recipient_facts_on(conn, external, now).await?,
+        ..HookReads::default()
+    };
+    if let Some(key) = idem_key {
+        reads.earlier = existing_holds_on(conn, key).await?;
+    }
+    if let Some(domain) = sender_domain {
+        reads.settings = get_settings_on(conn, domain).await?;
+    }
+    Ok(reads)
+}
+
+/// Writes the hooks' records inside `tx` (the decisions of all of them in one insert) and returns, per
+/// hook, the audit events to append: its own, then those of the holds and the phone number it stored.
+pub(super) async fn write_hooks(
+    tx: &mut Transaction<'_, Any>,
+    hooks: &[&HookRecord],
+) -> Result<Vec<Vec<Event>>, StoreError> {
+    insert_decisions(tx, hooks).await?;
+    let mut all = Vec::with_capacity(hooks.len());
+    for rec in hooks {
+        let mut events = rec.audit.clone();
+        if let Some(sealed) = &rec.sealed {
+            events.extend(insert_holds(tx, rec, sealed).await?);
+        }
+        if let Some((recipient, phone)) = &rec.tag_phone {
+            let stored = set_phone_if_unknown(tx, recipient, phone, rec.now).await?;
             events.push(Event::PhoneNumber {
-                message_ref: Some(rec.message_ref.to_string()),
-                recipient: recipient.to_string(),
-                sender: rec.sender.to_string(),
+                message_ref: Some(rec.message_ref.clone()),
+                recipient: recipient.clone(),
+                sender: rec.sender.clone(),
                 source: PhoneSource::SubjectTag,
                 outcome: if stored {
                     PhoneOutcome::Recorded
@@ -106,44 +133,40 @@ impl Store {
                 phone: Some(MaskedPhone::from_e164(phone)),
             });
         }
-        audit::append(&mut tx, rec.now, &[rec.audit, &events].concat()).await?;
-        tx.commit().await?;
-        Ok(())
+        all.push(events);
     }
+    Ok(all)
 }
 
-/// The hook's decisions, one multi-row insert.
+/// The hooks' decisions, multi-row inserts (at most 500 rows each).
 async fn insert_decisions(
     tx: &mut Transaction<'_, Any>,
-    rec: &HookRecord<'_>,
+    hooks: &[&HookRecord],
 ) -> Result<(), StoreError> {
-    if rec.decisions.is_empty() {
-        return Ok(());
+    let rows: Vec<(&HookRecord, &Decision)> = hooks
+        .iter()
+        .flat_map(|rec| rec.decisions.iter().map(move |d| (*rec, d)))
+        .collect();
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "INSERT INTO decisions (message_ref, queue_id, sender, recipient, outcome, reasons, sha256, \
+             created_at) VALUES {}",
+            placeholders(tx, chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for (rec, d) in chunk {
+            q = q
+                .bind(rec.message_ref.as_str())
+                .bind(rec.queue_id.as_deref())
+                .bind(rec.sender.as_str())
+                .bind(d.recipient.as_str())
+                .bind(d.outcome.as_str())
+                .bind(serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into()))
+                .bind(rec.sha256.as_str())
+                .bind(rec.now);
+        }
+        q.execute(&mut **tx).await?;
     }
-    let rows = (0..rec.decisions.len())
-        .map(|i| {
-            let p = 6 + i * 3;
-            format!("($1, $2, $3, ${}, ${}, ${}, $4, $5)", p, p + 1, p + 2)
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "INSERT INTO decisions (message_ref, queue_id, sender, recipient, outcome, reasons, sha256, created_at) \
-         VALUES {rows}"
-    );
-    let mut q = sqlx::query(&sql)
-        .bind(rec.message_ref)
-        .bind(rec.queue_id)
-        .bind(rec.sender)
-        .bind(rec.sha256)
-        .bind(rec.now);
-    for d in rec.decisions {
-        q = q
-            .bind(d.recipient.as_str())
-            .bind(d.outcome.as_str())
-            .bind(serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into()));
-    }
-    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -151,7 +174,7 @@ async fn insert_decisions(
 /// `Held` events of the holds this call created (none for a retried submission).
 async fn insert_holds(
     tx: &mut Transaction<'_, Any>,
-    rec: &HookRecord<'_>,
+    rec: &HookRecord,
     sealed: &Sealed,
 ) -> Result<Vec<Event>, StoreError> {
     // A retry of the same submission finds its copy (same idempotency key) and keeps it; its holds
@@ -161,11 +184,11 @@ async fn insert_holds(
          ciphertext, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (idem_key) DO NOTHING",
     )
-    .bind(rec.message_ref)
-    .bind(rec.idem_key)
-    .bind(rec.queue_id)
-    .bind(rec.sender)
-    .bind(rec.sha256)
+    .bind(rec.message_ref.as_str())
+    .bind(rec.idem_key.as_str())
+    .bind(rec.queue_id.as_deref())
+    .bind(rec.sender.as_str())
+    .bind(rec.sha256.as_str())
     .bind(rec.size as i64)
     .bind(&sealed.key_id)
     .bind(&sealed.wrapped_key)
@@ -182,7 +205,7 @@ async fn insert_holds(
         return Err(StoreError::DuplicateSubmission);
     }
     if copied == 1 {
-        super::blobs::insert(tx, rec.blobs, rec.now).await?;
+        super::blobs::insert(tx, &rec.blobs, rec.now).await?;
     }
     // Each held recipient's pending challenge, locked in address order: two messages to the same
     // recipients in another envelope order then wait for each other instead of deadlocking. A new 2FA
@@ -210,7 +233,7 @@ async fn insert_holds(
             "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (message_id, recipient) DO NOTHING",
         )
-        .bind(rec.message_ref)
+        .bind(rec.message_ref.as_str())
         .bind(&d.recipient)
         .bind(d.outcome.as_str())
         .bind(HoldState::Held.as_str())
@@ -221,9 +244,9 @@ async fn insert_holds(
         .rows_affected();
         if inserted == 1 {
             held.push(Event::Held {
-                message_ref: rec.message_ref.to_string(),
-                sha256: rec.sha256.to_string(),
-                sender: rec.sender.to_string(),
+                message_ref: rec.message_ref.clone(),
+                sha256: rec.sha256.clone(),
+                sender: rec.sender.clone(),
                 recipient: d.recipient.clone(),
                 outcome: d.outcome,
                 challenge_id: Some(challenge_id),

@@ -32,6 +32,7 @@ pub mod bulk;
 pub mod challenges;
 mod checkpoint;
 mod group;
+mod kept;
 pub mod holds;
 pub mod hook;
 pub mod outbox;
@@ -131,6 +132,27 @@ where
     }
 }
 
+/// The settings of every new connection. SQLite: WAL with `synchronous = FULL` (a committed hold
+/// survives a power cut), a busy timeout for writers outside this process's queue, checkpoints in the
+/// background (see `checkpoint`) instead of in a commit, foreign keys, and pages read through a shared
+/// mapping instead of a read() each (another connection's commit empties this one's page cache, so
+/// reads are frequent).
+async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA wal_autocheckpoint = 0",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA mmap_size = 268435456",
+        ] {
+            conn.execute(pragma).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates a missing SQLite database file empty with mode 0600 and its folders 0700 (existing ones are
 /// left as they are; `serve` warns when they are more open).
 fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
@@ -172,16 +194,21 @@ pub struct Store {
     backend: Backend,
     /// SQLite's writers, one at a time in arrival order (see [`Store::begin_write`]).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// The group-commit writer of audit appends ([`Store::append_audit_grouped`]).
+    /// The group-commit writer of the hook's records, webhook deliveries and audit appends.
     group: std::sync::Arc<group::Group>,
+    /// Connections of the hot paths, kept open without sqlx's pings ([`kept`]).
+    kept: std::sync::Arc<kept::Kept>,
 }
 
 /// A write transaction. On SQLite it also holds this process's one writer turn until it commits or is
 /// dropped; everything else is the sqlx transaction it dereferences to.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _turn: Option<WriterTurn>,
 }
+
+/// This process's one turn to write to SQLite, held until the transaction ends.
+pub(super) type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -233,23 +260,8 @@ impl Store {
             // A SQLite connection is a file handle that cannot go stale: no ping before each use (on
             // SQLite every statement is a hop to the connection's thread). PostgreSQL keeps the check.
             .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        // Checkpoints run in the background (see `checkpoint`), not in a commit.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // Pages read through a shared mapping instead of a read() each: another
-                        // connection's commit empties this one's page cache, so reads are frequent.
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+            .after_connect(move |conn, _| Box::pin(configure(conn, backend)))
+            .connect_with(options.clone())
             .await?;
         match backend {
             Backend::Sqlite => {
@@ -259,6 +271,7 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         Ok(Store {
+            kept: std::sync::Arc::new(kept::Kept::new(options, backend, pool.clone())),
             pool,
             backend,
             writer: Default::default(),
@@ -274,6 +287,7 @@ impl Store {
             backend: self.backend,
             writer: self.writer.clone(),
             group: Default::default(),
+            kept: self.kept.clone(),
         }
     }
 
@@ -294,11 +308,7 @@ impl Store {
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
             Backend::Sqlite => {
-                // As long as the busy timeout: a turn not given by then is the database being busy.
-                let turn =
-                    tokio::time::timeout(Duration::from_secs(5), self.writer.clone().lock_owned())
-                        .await
-                        .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
+                let turn = self.writer_turn().await?;
                 WriteTx {
                     tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
@@ -309,6 +319,30 @@ impl Store {
                 _turn: None,
             },
         })
+    }
+
+    /// [`Store::begin_write`] on a connection the caller holds: the writer turn (SQLite) and the
+    /// transaction on that connection.
+    pub(super) async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> Result<(sqlx::Transaction<'c, sqlx::Any>, Option<WriterTurn>), StoreError> {
+        use sqlx::Connection;
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writer_turn().await?;
+                (conn.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+            }
+            Backend::Postgres => (conn.begin().await?, None),
+        })
+    }
+
+    /// This process's turn to write to SQLite, in arrival order (see [`Store::begin_write`]); waited
+    /// for as long as the busy timeout: a turn not given by then is the database being busy.
+    async fn writer_turn(&self) -> Result<WriterTurn, StoreError> {
+        tokio::time::timeout(Duration::from_secs(5), self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))
     }
 
     pub fn backend(&self) -> Backend {

@@ -68,21 +68,21 @@ async fn decisions_only(
     };
     let audit = decision_events(&message_ref, &sha, facts, decisions);
     gw.store
-        .record_hook(&HookRecord {
-            message_ref: &message_ref,
-            idem_key: "",
-            queue_id: facts.queue_id,
-            sender: facts.sender,
-            sha256: &sha,
+        .record_hook(HookRecord {
+            message_ref: message_ref.clone(),
+            idem_key: String::new(),
+            queue_id: facts.queue_id.map(str::to_string),
+            sender: facts.sender.to_string(),
+            sha256: sha,
             size: facts.size,
-            decisions,
+            decisions: decisions.to_vec(),
             sealed: None,
             retry: false,
             now: facts.now,
             hold_expires_at: facts.now,
-            audit: &audit,
+            audit,
             tag_phone: None,
-            blobs: &[],
+            blobs: Vec::new(),
         })
         .await?;
     Ok(message_ref)
@@ -132,21 +132,21 @@ async fn hold(
     let tag_phone = tag_phone(tag, &message_ref, facts.sender, decisions, &mut audit);
     let recorded = gw
         .store
-        .record_hook(&HookRecord {
-            message_ref: &message_ref,
-            idem_key: facts.idem_key.as_deref().unwrap_or_default(),
-            queue_id: facts.queue_id,
-            sender: facts.sender,
-            sha256: &sha,
+        .record_hook(HookRecord {
+            message_ref: message_ref.clone(),
+            idem_key: facts.idem_key.clone().unwrap_or_default(),
+            queue_id: facts.queue_id.map(str::to_string),
+            sender: facts.sender.to_string(),
+            sha256: sha,
             size: facts.size,
-            decisions,
-            sealed: Some(&sealed),
+            decisions: decisions.to_vec(),
+            sealed: Some(sealed),
             retry: facts.earlier_message.is_some(),
             now: facts.now,
             hold_expires_at: expires_at,
-            audit: &audit,
-            tag_phone: tag_phone.as_ref().map(|(r, p)| (*r, p.as_str())),
-            blobs,
+            audit,
+            tag_phone: tag_phone.map(|(r, p)| (r.to_string(), p.as_str().to_string())),
+            blobs: blobs.to_vec(),
         })
         .await;
     // The streaming intake's blobs are deleted by its caller (a retry of this call may use them).

@@ -461,7 +461,59 @@ both_backends!(
     report_shows_held_verified_released_delivered_in_order,
     one_delivery_with_its_dsn_is_reported_once,
     deferred_then_delivered_shows_each_recipients_standing,
+    hooks_and_deliveries_at_once_are_recorded_exactly,
 );
+
+/// The group writer puts hooks and webhook deliveries that arrive together in one transaction: 16
+/// deliveries, each posted twice at once, while 8 more hooks come in. Every delivery is recorded once,
+/// under its own message, every hook's decision is there, and the chain is one.
+async fn hooks_and_deliveries_at_once_are_recorded_exactly(b: Backend) {
+    use futures_util::future::join_all;
+    let gw = gateway(b).await;
+    let rcpt = |i: u64| format!("r{i}@example.test");
+    let all: Vec<String> = (0..24).map(rcpt).collect();
+    verified(&gw, &all.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let first = join_all((0..16).map(|i| {
+        let to = rcpt(i);
+        let gw = &gw;
+        async move { hook_with_queue(gw, 1000 + i, &[to.as_str()]).await }
+    }))
+    .await;
+    let batch = |i: u64| {
+        let event = json!({
+            "id": format!("{i}"),
+            "createdAt": "2026-11-22T08:00:00Z",
+            "type": "delivery.delivered",
+            "data": { "queueId": 1000 + i, "to": rcpt(i), "hostname": "mx.example.test", "code": 250 },
+        });
+        serde_json::to_vec(&json!({ "events": [event] })).unwrap()
+    };
+    let posts = join_all((0..32).map(|k| {
+        let (gw, body) = (&gw, batch(k / 2));
+        async move { signed(gw, &body).await.json() }
+    }));
+    let more = join_all((16..24).map(|i| {
+        let to = rcpt(i);
+        let gw = &gw;
+        async move { hook_with_queue(gw, 1000 + i, &[to.as_str()]).await }
+    }));
+    let (intakes, later) = tokio::join!(posts, more);
+    let sum = |key: &str| intakes.iter().map(|v| v[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("recorded"), sum("duplicates")), (16, 16), "{intakes:?}");
+    assert_eq!(sum("waiting"), 0);
+    for (i, message) in first.iter().enumerate() {
+        let records = delivery_records(&gw, message).await;
+        assert_eq!(records.len(), 1, "{message}: {records:?}");
+        assert_eq!(records[0].recipient.as_deref(), Some(rcpt(i as u64).as_str()));
+    }
+    for message in &later {
+        assert!(delivery_records(&gw, message).await.is_empty());
+    }
+    assert_eq!(gw.count("decisions").await, 24);
+    let v = gw.gw.store.verify_audit().await.unwrap();
+    assert!(v.ok(), "{:?}", v.findings);
+    assert_eq!(v.records, 24 + 16, "24 decisions, 16 deliveries");
+}
 
 /// Stalwart reports one delivery as `delivery.delivered` ("OK queued") and `delivery.dsn-success`
 /// ("OK") for the same recipient, span and queue id (the real payload): the report shows one delivery,
