@@ -202,7 +202,9 @@ fn portal_attachments_asks_at_least_2fa() {
         (Some(Requirement::Portal), on_portal)
     );
     assert_eq!(
-        by_link("eval \"nta_portal_attachments('')\";\n").1.as_deref(),
+        by_link("eval \"nta_portal_attachments('')\";\n")
+            .1
+            .as_deref(),
         Some("(no reason given)")
     );
     assert_eq!(

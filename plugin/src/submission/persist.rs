@@ -234,6 +234,7 @@ fn decision_events(
             queue_id: facts.queue_id.map(str::to_string),
             outcome: d.outcome,
             reasons: d.reasons.clone(),
+            attachments: d.attachments,
             tls: facts
                 .recipients
                 .iter()
