@@ -361,8 +361,11 @@ impl<'k> StreamSplitter<'k> {
             key_id: sealed.key_id,
             wrapped_key: sealed.wrapped_key,
         };
-        self.out
-            .extend_from_slice(&super::large::replacement(&row, self.expires_at));
+        self.out.extend_from_slice(&super::large::replacement(
+            &row,
+            self.expires_at,
+            super::large::Why::TooLarge,
+        ));
         self.blobs.push(row);
         Ok(())
     }
