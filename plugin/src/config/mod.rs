@@ -574,6 +574,7 @@ mod tests {
     fn an_open_blob_folder_is_warned_about() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let blobs = dir.path().join("large");
         let toml = format!(
             "[storage]\nurl = \"sqlite://{}/gw.db\"\n[hold]\nblob_dir = \"{}\"\n",
