@@ -92,11 +92,11 @@ fn is_stand_in(part: &MessagePart<'_>, stand_ins: &[String]) -> bool {
 fn cut<'m>(raw: &'m [u8], index: usize, root: bool, part: &'m MessagePart<'_>) -> Cut<'m> {
     let end = (part.offset_end as usize).min(raw.len());
     let (range, root_headers) = match root {
-        true => (
-            0..raw.len(),
-            Some(without_content_headers(&raw[..part.offset_body as usize])),
-        ),
-        false => (part.offset_header as usize..end, None),
+        true => {
+            let head = raw.get(..part.offset_body as usize).unwrap_or(raw);
+            (0..raw.len(), Some(without_content_headers(head)))
+        }
+        false => ((part.offset_header as usize).min(end)..end, None),
     };
     let (name, content_type) = if part.is_message() {
         let name = super::large::clean_name(part.attachment_name().unwrap_or("message.eml"));
@@ -185,12 +185,12 @@ pub fn rebuild(raw: &[u8], cuts: &[Cut<'_>], stand_ins: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len().min(1 << 20));
     let mut at = 0usize;
     for (cut, stand_in) in cuts.iter().zip(stand_ins) {
-        out.extend_from_slice(&raw[at..cut.range.start.max(at)]);
+        out.extend_from_slice(&raw[at..cut.range.start.clamp(at, raw.len())]);
         if let Some(headers) = &cut.root_headers {
             out.extend_from_slice(headers);
         }
         out.extend_from_slice(stand_in);
-        at = cut.range.end.max(at);
+        at = cut.range.end.clamp(at, raw.len());
     }
     out.extend_from_slice(&raw[at..]);
     out

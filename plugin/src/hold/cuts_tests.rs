@@ -221,3 +221,36 @@ fn stand_ins_of_blobs_taken_out_before_stay_and_forged_ones_do_not() {
     assert_eq!(cuts[0].bytes.as_ref(), b"%PDF-1.7");
     assert_eq!(super::cuts(&msg, raw.as_bytes(), Take::All, &[]).len(), 2);
 }
+
+/// Cut-off and damaged messages (every prefix of the nested one, and its boundaries garbled) never
+/// panic, and what is rebuilt keeps every byte that was not cut.
+#[test]
+fn broken_messages_are_cut_without_panics() {
+    let (raw, _, _) = nested();
+    let garbled = raw
+        .replace("--r--", "--x--")
+        .replace("\r\n--a\r\n", "\r\n--r\r\n");
+    for text in [raw.as_str(), garbled.as_str()] {
+        for len in (0..text.len()).step_by(97).chain([text.len()]) {
+            let prefix = &text.as_bytes()[..len];
+            let Some(msg) = MessageParser::default().parse(prefix) else {
+                continue;
+            };
+            for take in [Take::All, Take::Large(100)] {
+                let cuts = cuts(&msg, prefix, take, &[]);
+                let stand_ins = vec![b"S".to_vec(); cuts.len()];
+                let out = rebuild(prefix, &cuts, &stand_ins);
+                let removed: usize = cuts.iter().map(|c| c.range.len()).sum();
+                let added: usize = cuts
+                    .iter()
+                    .map(|c| 1 + c.root_headers.as_ref().map_or(0, Vec::len))
+                    .sum();
+                assert_eq!(
+                    out.len() + removed,
+                    prefix.len() + added,
+                    "{take:?} at {len}"
+                );
+            }
+        }
+    }
+}

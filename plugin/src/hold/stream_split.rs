@@ -6,7 +6,8 @@
 //! Memory: the output (the message without its large attachments) plus, per attachment, up to the
 //! threshold before it is known to be large.
 //!
-//! Nested multiparts and attached messages are kept as they are. Fed by the hook's streaming intake
+//! Nested multiparts and attached messages are kept as they are (when a policy sends every attachment
+//! by link, `submission::persist` takes them out of what stayed in memory once the message is held). Fed by the hook's streaming intake
 //! (`submission::intake`, reading the JSON with [`crate::stalwart::hook_stream`]).
 
 use std::path::PathBuf;
