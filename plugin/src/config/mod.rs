@@ -588,7 +588,7 @@ mod tests {
         std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(
             crate::fsperm::warn_if_open(&c.private_paths()),
-            [blobs.clone()]
+            std::slice::from_ref(&blobs)
         );
         std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(crate::fsperm::warn_if_open(&c.private_paths()).is_empty());
