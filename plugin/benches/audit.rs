@@ -46,6 +46,7 @@ fn event(i: u64) -> Event {
                 reasons: vec![],
                 nta_peer: None,
             }),
+            attachments: Default::default(),
         },
         3 => Event::Held {
             message_ref,

@@ -288,6 +288,9 @@ fn policy_test(
         for r in &v.reasons {
             let _ = writeln!(out, "  {}: {}", r.requirement.code(), r.text);
         }
+        if let Some(reason) = &v.attachments_by_link {
+            let _ = writeln!(out, "  attachments by secure link: {reason}");
+        }
         if !v.groups.is_empty() {
             let _ = writeln!(out, "  groups: {}", v.groups.join(", "));
         }

@@ -78,12 +78,23 @@ pub struct Verdict {
     pub groups: Vec<String>,
     /// A runtime error or CPU overrun. The requirement is then at least [`Requirement::Require2fa`].
     pub error: Option<String>,
+    /// `nta_portal_attachments(reason)` was called: every attachment of the message goes to this
+    /// recipient by a secure portal link, never in the mail (the requirement is then at least
+    /// [`Requirement::Require2fa`], as the link asks for the recipient's verification). The reason of
+    /// the first call.
+    pub attachments_by_link: Option<String>,
 }
 
 impl Verdict {
     fn decide(&mut self, requirement: Requirement, text: String) {
         self.requirement = self.requirement.max(Some(requirement));
         self.reasons.push(Reason { requirement, text });
+    }
+
+    /// Every attachment by link: at least "2FA required" (stricter decisions stay), the first reason kept.
+    fn by_link(&mut self, text: String) {
+        self.requirement = self.requirement.max(Some(Requirement::Require2fa));
+        self.attachments_by_link.get_or_insert(text);
     }
 
     /// Fail closed: an error means at least "2FA required", with the error as reason.
@@ -254,6 +265,10 @@ fn call(
         }
         HostFn::Quarantine => {
             verdict.decide(Requirement::Quarantine, arg());
+            true.into()
+        }
+        HostFn::PortalAttachments => {
+            verdict.by_link(arg());
             true.into()
         }
         HostFn::Group => {

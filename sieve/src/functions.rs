@@ -14,9 +14,11 @@ pub(crate) enum HostFn {
     HasBsn,
     HasPhone,
     HasTag,
+    PortalAttachments,
 }
 
-/// Every function: name, number of arguments, what it does. The index is the sieve-rs function id.
+/// Every function: name, number of arguments, what it does. The index is the sieve-rs function id
+/// (append new functions at the end: the ids of the others stay).
 pub const FUNCTIONS: &[(&str, u32, &str)] = &[
     (
         "nta_require_2fa",
@@ -63,9 +65,14 @@ pub const FUNCTIONS: &[(&str, u32, &str)] = &[
         1,
         "decision (received mail): deliver to the quarantine mailbox only (reason)",
     ),
+    (
+        "nta_portal_attachments",
+        1,
+        "decision: every attachment by a secure portal link, and so at least 2FA (reason)",
+    ),
 ];
 
-const BY_ID: [HostFn; 9] = [
+const BY_ID: [HostFn; 10] = [
     HostFn::Require2fa,
     HostFn::Exempt,
     HostFn::Portal,
@@ -75,6 +82,7 @@ const BY_ID: [HostFn; 9] = [
     HostFn::HasPhone,
     HostFn::HasTag,
     HostFn::Quarantine,
+    HostFn::PortalAttachments,
 ];
 
 impl HostFn {
@@ -91,4 +99,32 @@ pub(crate) fn function_map() -> FunctionMap {
         .fold(FunctionMap::new(), |map, (id, (name, args, _))| {
             map.with_external_function(*name, id as u32, *args)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sieve-rs id of a function is its index in [`FUNCTIONS`]; [`BY_ID`] must agree, or a call
+    /// would do another function's work.
+    #[test]
+    fn ids_name_the_same_function() {
+        let names = [
+            (HostFn::Require2fa, "nta_require_2fa"),
+            (HostFn::Exempt, "nta_exempt"),
+            (HostFn::Portal, "nta_portal"),
+            (HostFn::Reject, "nta_reject"),
+            (HostFn::Group, "nta_group"),
+            (HostFn::HasBsn, "nta_has_bsn"),
+            (HostFn::HasPhone, "nta_has_phone"),
+            (HostFn::HasTag, "nta_has_tag"),
+            (HostFn::Quarantine, "nta_quarantine"),
+            (HostFn::PortalAttachments, "nta_portal_attachments"),
+        ];
+        assert_eq!(FUNCTIONS.len(), BY_ID.len());
+        for (f, name) in names {
+            let id = FUNCTIONS.iter().position(|(n, ..)| *n == name).unwrap();
+            assert_eq!(HostFn::from_id(id as u32), Some(f), "{name}");
+        }
+    }
 }

@@ -17,6 +17,10 @@
 //!   `nta_exempt(reason)`, `nta_portal(reason)`, `nta_reject(reason)`, `nta_quarantine(reason)` (received
 //!   mail) and `nta_group(name)`. The strictest decision wins (reject > quarantine > portal > 2FA >
 //!   exempt) and every reason is kept ([`Verdict`]).
+//! - **Attachments by link**: `nta_portal_attachments(reason)` sends every attachment of the message to
+//!   this recipient by a secure portal link instead of in the mail ([`Verdict::attachments_by_link`]).
+//!   The link asks for the recipient's verification, so the requirement becomes at least 2FA (an
+//!   `nta_exempt` does not lift it; `nta_portal` and `nta_reject` stay, being stricter).
 //! - **Both directions**: the same script runs for mail sent (`vnd.nta7516.direction` = `outbound`) and,
 //!   with the gateway's inbound checks on, for mail received (`inbound`, with the received message's
 //!   `dmarc`, `dkim`, `spf`, `arc`, `tls_version` and the sender's `peer` status).

@@ -168,6 +168,55 @@ fn strictest_wins_all_reasons_kept() {
     assert_eq!((v.requirement, v.error, v.reasons.len()), (None, None, 0));
 }
 
+/// `nta_portal_attachments` marks the recipient and raises the requirement to at least 2FA: an
+/// exemption does not lift it, a stricter decision stays; the first reason is kept. Without the call
+/// nothing is marked.
+#[test]
+fn portal_attachments_asks_at_least_2fa() {
+    let by_link = |body: &str| {
+        let v = run(&compile(body).unwrap(), "x@y.nl");
+        assert_eq!(v.error, None, "{v:?}");
+        (v.requirement, v.attachments_by_link)
+    };
+    let on_portal = Some("on the portal".to_string());
+    assert_eq!(
+        by_link("eval \"nta_portal_attachments(' on the portal ')\";\n"),
+        (Some(Requirement::Require2fa), on_portal.clone())
+    );
+    assert_eq!(
+        by_link(
+            "eval \"nta_exempt('partner')\";\n\
+             eval \"nta_portal_attachments('on the portal')\";\n\
+             eval \"nta_portal_attachments('second')\";\n"
+        ),
+        (Some(Requirement::Require2fa), on_portal.clone())
+    );
+    assert_eq!(
+        by_link(
+            "eval \"nta_portal_attachments('on the portal')\";\neval \"nta_exempt('late')\";\n"
+        ),
+        (Some(Requirement::Require2fa), on_portal.clone())
+    );
+    assert_eq!(
+        by_link("eval \"nta_portal('tls')\";\neval \"nta_portal_attachments('on the portal')\";\n"),
+        (Some(Requirement::Portal), on_portal)
+    );
+    assert_eq!(
+        by_link("eval \"nta_portal_attachments('')\";\n")
+            .1
+            .as_deref(),
+        Some("(no reason given)")
+    );
+    assert_eq!(
+        by_link("eval \"nta_exempt('partner')\";\n"),
+        (Some(Requirement::Exempt), None)
+    );
+    // Checked like the others: one argument.
+    let (line, _, msg) = err("eval \"nta_portal_attachments()\";\n");
+    assert_eq!(line, 2, "{msg}");
+    assert!(msg.contains("expected 1 arguments"), "{msg}");
+}
+
 #[test]
 fn one_recipient_per_context() {
     // envelope.to in expressions is only the first RCPT in sieve-rs; per-recipient contexts make it exact.

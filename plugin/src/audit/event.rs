@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::policy::{
-    Action, AuthResults, InboundReason, Outcome, Peer, Reason, SessionTls, TlsFacts,
+    Action, Attachments, AuthResults, InboundReason, Outcome, Peer, Reason, SessionTls, TlsFacts,
 };
 
 /// What the gateway found and decided about one received message, for one of its recipients
@@ -168,6 +168,9 @@ pub enum Event {
         outcome: Outcome,
         reasons: Vec<Reason>,
         tls: Option<TlsFacts>,
+        /// Every attachment by secure link (recorded as `"attachments": "by_link"`; nothing is
+        /// added when they stay attached, so earlier records keep their form).
+        attachments: Attachments,
     },
     /// An encrypted copy is held for this recipient.
     Held {
@@ -620,14 +623,21 @@ impl Event {
                 outcome,
                 reasons,
                 tls,
+                attachments,
                 ..
-            } => json!({
-                "outcome": outcome,
-                "reasons": reasons,
-                "tls": tls,
-                "queue_id": queue_id.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()).map(|q| q.to_string()),
-                "queue_id_hex": queue_id,
-            }),
+            } => {
+                let mut d = json!({
+                    "outcome": outcome,
+                    "reasons": reasons,
+                    "tls": tls,
+                    "queue_id": queue_id.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()).map(|q| q.to_string()),
+                    "queue_id_hex": queue_id,
+                });
+                if *attachments == Attachments::ByLink {
+                    d["attachments"] = json!(attachments);
+                }
+                d
+            }
             Event::Received(r) => serde_json::to_value(r).unwrap_or(Value::Null),
             Event::Held {
                 outcome,

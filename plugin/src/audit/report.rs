@@ -36,6 +36,9 @@ pub struct RecipientReport {
     pub reasons: Vec<Value>,
     /// SmartTLS evidence at decision time.
     pub tls: Option<Value>,
+    /// `by_link` when the policy sent every attachment by secure link (`nta_portal_attachments`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<String>,
     pub held: bool,
     /// Verification steps (SMS sent, code results), in order.
     pub verification: Vec<String>,
@@ -58,6 +61,14 @@ pub struct TimelineEntry {
     pub kind: String,
     pub recipient: Option<String>,
     pub summary: String,
+}
+
+/// The report's words for a decision's `attachments` value.
+fn attachments_text(value: &str) -> &str {
+    match value {
+        "by_link" => "every attachment by secure link (verification required)",
+        other => other,
+    }
 }
 
 fn delivery_status(event: &str) -> Option<&'static str> {
@@ -83,8 +94,11 @@ fn summarise(r: &Record, d: &Value) -> String {
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| s(&x["text"])).collect())
                 .unwrap_or_default();
+            let attachments = s(&d["attachments"])
+                .map(|a| format!("; attachments: {}", attachments_text(&a)))
+                .unwrap_or_default();
             format!(
-                "decision {} ({})",
+                "decision {} ({}){attachments}",
                 s(&d["outcome"]).unwrap_or_default(),
                 reasons.join("; ")
             )
@@ -324,6 +338,7 @@ pub fn build(message_ref: &str, records: &[Record]) -> Report {
                 e.outcome = s(&d["outcome"]);
                 e.reasons = d["reasons"].as_array().cloned().unwrap_or_default();
                 e.tls = Some(d["tls"].clone()).filter(|t| !t.is_null());
+                e.attachments = s(&d["attachments"]);
             }
             Some(Kind::Received) => {
                 e.outcome = s(&d["action"]).map(|a| format!("received_{a}"));
@@ -479,6 +494,9 @@ impl Report {
             if let Some(tls) = &r.tls {
                 o.push_str(&format!("  SmartTLS: {tls}\n"));
             }
+            if let Some(a) = &r.attachments {
+                o.push_str(&format!("  attachments: {}\n", attachments_text(a)));
+            }
             if r.held {
                 o.push_str("  held: yes\n");
             }
@@ -550,6 +568,9 @@ impl Report {
                 ));
             }
             o.push_str("</ul>");
+            if let Some(a) = &r.attachments {
+                o.push_str(&format!("<p>Attachments: {}</p>", e(attachments_text(a))));
+            }
             if let Some(tls) = &r.tls {
                 o.push_str(&format!(
                     "<p>SmartTLS: <code>{}</code></p>",

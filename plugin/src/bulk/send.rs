@@ -183,6 +183,7 @@ mod tests {
             recipient: "a@x.test".into(),
             outcome: Outcome::Challenge,
             reasons: Vec::new(),
+            attachments: Default::default(),
         };
         let answer = crate::submission::respond(&[d], "h-7f3a");
         let text = answer.response.expect("a response").message;

@@ -176,7 +176,8 @@ impl Config {
         }
     }
 
-    /// What must be private on disk: the SQLite database's folder (0700), the database, its `-wal` and
+    /// What must be private on disk: the SQLite database's folder and the blob folder of large
+    /// attachments (`hold.blob_dir`, 0700; its files are created 0600), the database, its `-wal` and
     /// `-shm` files and every configured secret file (0600). `Gateway::start` warns about each one that
     /// is more open ([`crate::fsperm::warn_if_open`]).
     pub fn private_paths(&self) -> Vec<(PathBuf, crate::fsperm::Kind)> {
@@ -193,6 +194,7 @@ impl Config {
                 paths.push((PathBuf::from(name), Kind::File));
             }
         }
+        paths.push((self.hold.blob_dir(&self.storage), Kind::Dir));
         let stalwart = self.stalwart.as_ref();
         let files = [
             self.hook.token_file.as_ref(),
@@ -559,10 +561,37 @@ mod tests {
             ("/d/master.key", Kind::File),
             ("/d/webhook-key", Kind::File),
             ("/d/admin-token", Kind::File),
+            ("/d/blobs", Kind::Dir),
         ] {
             assert!(paths.contains(&(PathBuf::from(p), kind)), "{p}: {paths:?}");
         }
-        assert_eq!(paths.len(), 8, "{paths:?}");
+        assert_eq!(paths.len(), 9, "{paths:?}");
+    }
+
+    /// A blob folder other local users may read is warned about at start, like the database's.
+    #[cfg(unix)]
+    #[test]
+    fn an_open_blob_folder_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let blobs = dir.path().join("large");
+        let toml = format!(
+            "[storage]\nurl = \"sqlite://{}/gw.db\"\n[hold]\nblob_dir = \"{}\"\n",
+            dir.path().display(),
+            blobs.display()
+        );
+        let c = Config::parse(&toml, Path::new("x"), std::iter::empty()).unwrap();
+        // Not created yet: nothing to warn about.
+        assert!(crate::fsperm::warn_if_open(&c.private_paths()).is_empty());
+        std::fs::create_dir(&blobs).unwrap();
+        std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            crate::fsperm::warn_if_open(&c.private_paths()),
+            std::slice::from_ref(&blobs)
+        );
+        std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(crate::fsperm::warn_if_open(&c.private_paths()).is_empty());
     }
 
     #[test]

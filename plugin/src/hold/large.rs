@@ -1,7 +1,8 @@
 //! Large attachments by secure link: at hook time, every attachment of a held message larger than
-//! `portal.large_attachment_bytes` is written decoded into a sealed blob file ([`super::blob`]) and
-//! replaced in the held copy by a short text part (Dutch and English) naming the file, its size and
-//! SHA-256, with a download link. The link needs the recipient's own link token, which is derived from
+//! `portal.large_attachment_bytes` — or every attachment at all when a held recipient's policy said
+//! `nta_portal_attachments` ([`Scope::All`]; [`super::cuts`] picks the parts) — is written decoded
+//! into a sealed blob file ([`super::blob`]) and replaced in the held copy by a short text part (Dutch
+//! and English) naming the file, its size and SHA-256, with a download link. The link needs the recipient's own link token, which is derived from
 //! their challenge, so the held copy carries a marker per blob that [`personalise`] replaces with the
 //! recipient's link when the message is released or downloaded. [`sweep`] deletes the files whose
 //! message's retention ended or that was withdrawn. Calls `store` and the master key.
@@ -11,9 +12,12 @@
 
 use std::path::PathBuf;
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MessageParser;
 
-use super::blob::{self, BlobError, BlobWriter, CHUNK};
+use super::{
+    blob::{self, BlobError, BlobWriter, CHUNK},
+    cuts::{self, Cut, Take, STAND_IN_HEADER},
+};
 use crate::{
     challenge::Purpose,
     store::{blobs::BlobRow, StoreError},
@@ -36,82 +40,92 @@ fn marker(blob_id: &str) -> String {
     format!("{{{{nta7516-link:{blob_id}}}}}")
 }
 
-/// Takes the attachments above the threshold out of `raw`; `None` when there are none (or the feature
-/// is off, or the message does not parse). On an error no file is left behind.
+/// Why attachments leave a held copy: the stand-in text says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Larger than `portal.large_attachment_bytes`.
+    TooLarge,
+    /// The policy sends every attachment by link (`nta_portal_attachments`).
+    Policy,
+}
+
+/// Which attachments a held copy loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Those above `portal.large_attachment_bytes`.
+    Large,
+    /// Every attachment (a held recipient's policy said `nta_portal_attachments`; the held copy is
+    /// shared, so this applies to every held recipient of the message).
+    All,
+}
+
+/// Takes the attachments `scope` names out of `raw` ([`cuts`] says which); `None` when there are none
+/// (or the feature is off, or the message does not parse). `already` are blobs this copy lost
+/// before (the streamed intake's): their stand-in parts stay, the new blobs are numbered after them.
+/// On an error no file of this call is left behind.
 pub async fn split(
     gw: &Gateway,
     message_id: &str,
     raw: &[u8],
     expires_at: i64,
+    scope: Scope,
+    already: &[BlobRow],
 ) -> Result<Option<Split>, BlobError> {
     let threshold = gw.config.portal.large_attachment_bytes;
-    if threshold == 0 || (raw.len() as u64) <= threshold {
-        return Ok(None);
-    }
+    let (take, why) = match scope {
+        Scope::Large if threshold == 0 || (raw.len() as u64) <= threshold => return Ok(None),
+        Scope::Large => (Take::Large(threshold), Why::TooLarge),
+        Scope::All => (Take::All, Why::Policy),
+    };
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Ok(None);
     };
-    // Top-level attachments only (never the root part: its headers are the message's).
-    let mut big: Vec<(usize, &mail_parser::MessagePart)> = msg
-        .attachments
-        .iter()
-        .enumerate()
-        .filter(|(_, &id)| id != 0)
-        .filter_map(|(i, &id)| msg.part(id).map(|p| (i, p)))
-        .filter(|(_, p)| !p.is_message() && p.contents().len() as u64 > threshold)
-        .collect();
-    if big.is_empty() {
+    let stand_ins: Vec<String> = already.iter().map(|b| b.blob_id.clone()).collect();
+    let cuts = cuts::cuts(&msg, raw, take, &stand_ins);
+    if cuts.is_empty() {
         return Ok(None);
     }
-    big.sort_by_key(|(_, p)| p.offset_header);
     let dir = blob_dir(gw);
-    let mut out = Vec::with_capacity(raw.len() / 2);
-    let mut at = 0usize;
-    let mut blobs = Vec::new();
-    for (index, part) in big {
-        let row = match seal_part(gw, &dir, message_id, index, part).await {
-            Ok(row) => row,
+    let mut blobs = Vec::with_capacity(cuts.len());
+    for cut in &cuts {
+        match seal_cut(gw, &dir, message_id, already.len() + cut.index, cut).await {
+            Ok(row) => blobs.push(row),
             Err(e) => {
                 remove_files(&dir, &blobs);
                 return Err(e);
             }
-        };
-        out.extend_from_slice(&raw[at..part.offset_header as usize]);
-        out.extend_from_slice(&replacement(&row, expires_at));
-        at = part.offset_end as usize;
-        blobs.push(row);
+        }
     }
-    out.extend_from_slice(&raw[at..]);
-    Ok(Some(Split { raw: out, blobs }))
+    let stand_ins: Vec<Vec<u8>> = blobs
+        .iter()
+        .map(|b| replacement(b, expires_at, why))
+        .collect();
+    Ok(Some(Split {
+        raw: cuts::rebuild(raw, &cuts, &stand_ins),
+        blobs,
+    }))
 }
 
 /// One attachment's decoded bytes into a new blob, in chunk-sized pieces.
-async fn seal_part(
+async fn seal_cut(
     gw: &Gateway,
     dir: &std::path::Path,
     message_id: &str,
     index: usize,
-    part: &mail_parser::MessagePart<'_>,
+    cut: &Cut<'_>,
 ) -> Result<BlobRow, BlobError> {
     let blob_id = crate::ids::new_id("b");
     let mut w = BlobWriter::create(dir, &blob_id, &gw.master).await?;
-    for piece in part.contents().chunks(CHUNK) {
+    for piece in cut.bytes.chunks(CHUNK) {
         w.write(piece).await?;
     }
     let sealed = w.finish().await?;
-    let content_type = part
-        .content_type()
-        .map(|c| match c.subtype() {
-            Some(sub) => format!("{}/{sub}", c.ctype()),
-            None => c.ctype().to_string(),
-        })
-        .unwrap_or_else(|| "application/octet-stream".into());
     Ok(BlobRow {
         blob_id,
         message_id: message_id.to_string(),
         part_index: index as i64,
-        filename: clean_name(part.attachment_name().unwrap_or("attachment")),
-        content_type,
+        filename: cut.name.clone(),
+        content_type: cut.content_type.clone(),
         size: sealed.size as i64,
         sha256: sealed.sha256,
         key_id: sealed.key_id,
@@ -129,30 +143,43 @@ pub(crate) fn clean_name(name: &str) -> String {
     }
 }
 
-/// `31457280` → `30.0 MB` (binary megabytes, as file managers show them).
+/// `31457280` → `30.0 MB`, `10240` → `10.0 KB` (binary units, as file managers show them).
 fn human(size: i64) -> String {
-    let mb = size as f64 / (1024.0 * 1024.0);
+    let kb = size as f64 / 1024.0;
+    let mb = kb / 1024.0;
     if mb >= 1024.0 {
         format!("{:.1} GB", mb / 1024.0)
-    } else {
+    } else if mb >= 1.0 {
         format!("{mb:.1} MB")
+    } else {
+        format!("{kb:.1} KB")
     }
 }
 
-/// The text part that stands in for a large attachment: a MIME part (headers and body) with the link
-/// marker on a line of its own.
-pub(crate) fn replacement(b: &BlobRow, expires_at: i64) -> Vec<u8> {
+/// The text part that stands in for an attachment taken out: a MIME part (headers and body) with the
+/// link marker on a line of its own.
+pub(crate) fn replacement(b: &BlobRow, expires_at: i64, why: Why) -> Vec<u8> {
     let until = crate::time::rfc3339(expires_at);
     let until = until.split('T').next().unwrap_or_default();
     let (name, size, sha, link) = (&b.filename, b.size, &b.sha256, marker(&b.blob_id));
     let h = human(size);
+    let (nl, en) = match why {
+        Why::TooLarge => (
+            "is te groot voor e-mail en staat beveiligd voor u klaar",
+            "is too large for e-mail and is kept securely for you",
+        ),
+        Why::Policy => (
+            "wordt niet met de e-mail meegestuurd en staat beveiligd voor u klaar",
+            "is not sent with the e-mail and is kept securely for you",
+        ),
+    };
     let text = format!(
-        "De bijlage \"{name}\" ({h}, {size} bytes) is te groot voor e-mail en staat beveiligd voor u klaar.\r\n\
+        "De bijlage \"{name}\" ({h}, {size} bytes) {nl}.\r\n\
          Downloaden kan tot {until} via deze link; u bevestigt eerst met een code per sms:\r\n\
          \r\n{link}\r\n\r\n\
          SHA-256: {sha}\r\n\
          \r\n\
-         The attachment \"{name}\" ({h}, {size} bytes) is too large for e-mail and is kept securely for you.\r\n\
+         The attachment \"{name}\" ({h}, {size} bytes) {en}.\r\n\
          You can download it until {until} through the link above; you first confirm with a code by text message.\r\n"
     );
     let cte = if text.is_ascii() { "7bit" } else { "8bit" };
@@ -160,7 +187,7 @@ pub(crate) fn replacement(b: &BlobRow, expires_at: i64) -> Vec<u8> {
         "Content-Type: text/plain; charset=utf-8\r\n\
          Content-Transfer-Encoding: {cte}\r\n\
          Content-Disposition: inline\r\n\
-         X-NTA7516-Large-Attachment: {id}\r\n\
+         {STAND_IN_HEADER}: {id}\r\n\
          \r\n{text}",
         id = b.blob_id
     )
@@ -272,5 +299,6 @@ mod tests {
         assert_eq!(clean_name("a\r\nb\u{7}.pdf"), "ab.pdf");
         assert_eq!(clean_name(" \t"), "attachment");
         assert_eq!(human(30 * 1024 * 1024), "30.0 MB");
+        assert_eq!(human(10 * 1024), "10.0 KB");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod crypto;
+pub mod cuts;
 pub mod large;
 pub mod retention;
 pub mod stream_split;

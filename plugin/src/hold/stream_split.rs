@@ -6,7 +6,8 @@
 //! Memory: the output (the message without its large attachments) plus, per attachment, up to the
 //! threshold before it is known to be large.
 //!
-//! Nested multiparts and attached messages are kept as they are. Fed by the hook's streaming intake
+//! Nested multiparts and attached messages are kept as they are (when a policy sends every attachment
+//! by link, `submission::persist` takes them out of what stayed in memory once the message is held). Fed by the hook's streaming intake
 //! (`submission::intake`, reading the JSON with [`crate::stalwart::hook_stream`]).
 
 use std::path::PathBuf;
@@ -361,8 +362,11 @@ impl<'k> StreamSplitter<'k> {
             key_id: sealed.key_id,
             wrapped_key: sealed.wrapped_key,
         };
-        self.out
-            .extend_from_slice(&super::large::replacement(&row, self.expires_at));
+        self.out.extend_from_slice(&super::large::replacement(
+            &row,
+            self.expires_at,
+            super::large::Why::TooLarge,
+        ));
         self.blobs.push(row);
         Ok(())
     }

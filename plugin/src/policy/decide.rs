@@ -3,11 +3,12 @@
 //! Per recipient, in steps: local domain → policy → exemptions → TLS verdict, then the retry rule (a
 //! recipient an earlier attempt of this submission holds stays held, as held then). Per message: a
 //! message that must be held for someone but whose body cannot be held unaltered is refused.
-//! A policy error, a DNS error or a probe timeout never yields [`Outcome::Deliver`].
+//! A policy error, a DNS error or a probe timeout never yields [`Outcome::Deliver`], nor does a policy
+//! that sends the attachments by link ([`Attachments::ByLink`]: no exemption lifts its 2FA).
 
 use super::{
-    exemptions, Decision, Exemption, Outcome, PolicyVerdict, Reason, ReasonCode, Requirement, Step,
-    TlsFacts, TlsStatus,
+    exemptions, Attachments, Decision, Exemption, Outcome, PolicyVerdict, Reason, ReasonCode,
+    Requirement, Step, TlsFacts, TlsStatus,
 };
 
 /// All inputs of one recipient's decision.
@@ -62,9 +63,18 @@ pub fn decide(input: &RecipientInput<'_>) -> Decision {
             recipient: input.recipient.to_string(),
             outcome,
             reasons,
+            attachments: attachments(input),
         },
         input.earlier_hold,
     )
+}
+
+/// Whether the policy sends this (external) recipient every attachment by link.
+fn attachments(input: &RecipientInput<'_>) -> Attachments {
+    match (input.is_local, &input.policy.attachments_by_link) {
+        (false, Some(_)) => Attachments::ByLink,
+        _ => Attachments::Attached,
+    }
 }
 
 fn first_outcome(input: &RecipientInput<'_>, reasons: &mut Vec<Reason>) -> Outcome {
@@ -77,16 +87,22 @@ fn first_outcome(input: &RecipientInput<'_>, reasons: &mut Vec<Reason>) -> Outco
         ));
         return Outcome::Local;
     }
-    // 2. Policy.
-    let requirement = requirement(input, reasons);
+    // 2. Policy. Attachments by link ask for the recipient's verification: at least 2FA.
+    let by_link = attachments(input) == Attachments::ByLink;
+    let mut requirement = requirement(input, reasons);
+    if by_link {
+        requirement = requirement.max(Requirement::Require2fa);
+    }
     match requirement {
         // Quarantine is for received mail; a message sent out is refused instead of parked.
         Requirement::Reject | Requirement::Quarantine => return Outcome::Reject,
         Requirement::Portal => return Outcome::Portal,
         Requirement::Exempt | Requirement::Require2fa => {}
     }
-    // 3. Exemptions (only when the policy did not exempt already).
-    let needs_2fa = requirement == Requirement::Require2fa && !exempted(input, reasons);
+    // 3. Exemptions (only when the policy did not exempt already; none lifts 2FA for a recipient
+    // whose attachments go by link, so that recipient is always held).
+    let needs_2fa =
+        requirement == Requirement::Require2fa && (by_link || !exempted(input, reasons));
     // 4. TLS verdict.
     tls(input.tls, needs_2fa, reasons)
 }
@@ -97,6 +113,13 @@ fn requirement(input: &RecipientInput<'_>, reasons: &mut Vec<Reason>) -> Require
     let policy = input.policy;
     for r in &policy.reasons {
         reasons.push(Reason::new(Step::Policy, r.requirement.into(), &r.text));
+    }
+    if let Some(text) = &policy.attachments_by_link {
+        reasons.push(Reason::new(
+            Step::Policy,
+            ReasonCode::AttachmentsByLink,
+            text,
+        ));
     }
     match (&policy.error, policy.requirement) {
         (Some(err), req) => {

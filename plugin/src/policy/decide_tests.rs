@@ -39,6 +39,17 @@ fn failed(before: Option<Requirement>) -> PolicyVerdict {
     }
 }
 
+/// `nta_portal_attachments('by link')`, after `before` (as the Sieve engine reports it: the requirement
+/// at least 2FA).
+fn by_link(before: Option<Requirement>) -> PolicyVerdict {
+    let v = before.map(said).unwrap_or_default();
+    PolicyVerdict {
+        requirement: v.requirement.max(Some(Requirement::Require2fa)),
+        attachments_by_link: Some("by link".into()),
+        ..v
+    }
+}
+
 fn verified(until: i64) -> Exemption {
     Exemption::Verified { until }
 }
@@ -222,6 +233,36 @@ fn exemption_cases() -> Vec<Case> {
     ]
 }
 
+/// Attachments by link: always held (no exemption lifts the 2FA the link asks for), a stricter decision
+/// stays.
+#[rustfmt::skip]
+fn by_link_cases() -> Vec<Case> {
+    use Outcome::*;
+    use Requirement as R;
+    use TlsStatus::*;
+    vec![
+        Case { name: "by link, secure", policy: by_link(None), outcome: Challenge,
+               codes: &[C::AttachmentsByLink, C::TlsSecure], ..Default::default() },
+        Case { name: "by link after exempt, verified, peer, admin", policy: by_link(Some(R::Exempt)),
+               exemptions: vec![verified(NOW + 1), peer(PeerSource::ConfigList), admin(domain(), false)],
+               outcome: Challenge, codes: &[C::PolicyExempt, C::AttachmentsByLink, C::TlsSecure],
+               ..Default::default() },
+        Case { name: "by link, default exempt, unknown TLS", policy: by_link(None), default: R::Exempt,
+               tls: Unknown, outcome: Challenge, codes: &[C::AttachmentsByLink, C::TlsUnknown],
+               ..Default::default() },
+        Case { name: "by link, insecure", policy: by_link(None), tls: Insecure, outcome: Portal,
+               codes: &[C::AttachmentsByLink, C::TlsInsecure], ..Default::default() },
+        Case { name: "by link, portal stays", policy: by_link(Some(R::Portal)), outcome: Portal,
+               codes: &[C::PolicyPortal, C::AttachmentsByLink], ..Default::default() },
+        Case { name: "by link, reject stays", policy: by_link(Some(R::Reject)), outcome: Reject,
+               codes: &[C::PolicyReject, C::AttachmentsByLink], ..Default::default() },
+        Case { name: "by link, another policy reports exempt",
+               policy: PolicyVerdict { requirement: Some(R::Exempt), ..by_link(None) },
+               exemptions: vec![verified(NOW + 1)], outcome: Challenge,
+               codes: &[C::AttachmentsByLink, C::TlsSecure], ..Default::default() },
+    ]
+}
+
 #[rustfmt::skip]
 fn retry_cases() -> Vec<Case> {
     use Outcome::*;
@@ -254,10 +295,15 @@ fn input<'a>(c: &'a Case, tls_facts: &'a TlsFacts) -> RecipientInput<'a> {
 }
 
 fn cases() -> Vec<Case> {
-    [policy_cases(), exemption_cases(), retry_cases()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        policy_cases(),
+        exemption_cases(),
+        by_link_cases(),
+        retry_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]
@@ -277,6 +323,18 @@ fn decide_table() {
                 .find(|r| matches!(r.step, Step::Exemption | Step::Hold))
                 .unwrap_or_else(|| panic!("{}: no exemption reason", c.name));
             assert_eq!(exemption_or_retry.text, text, "{}", c.name);
+        }
+        let attachments = match (c.local, &c.policy.attachments_by_link) {
+            (false, Some(_)) => Attachments::ByLink,
+            _ => Attachments::Attached,
+        };
+        assert_eq!(d.attachments, attachments, "{}", c.name);
+        if attachments == Attachments::ByLink {
+            assert!(
+                d.outcome.is_held() || d.outcome == Outcome::Reject,
+                "{}",
+                c.name
+            );
         }
         // Never delivered unless the servers pass SmartTLS.
         if c.tls != TlsStatus::Secure {
@@ -353,6 +411,7 @@ fn decision(rcpt: &str, outcome: Outcome) -> Decision {
         recipient: rcpt.into(),
         outcome,
         reasons: vec![],
+        attachments: Attachments::Attached,
     }
 }
 

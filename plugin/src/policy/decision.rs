@@ -80,12 +80,35 @@ impl Reason {
     }
 }
 
+/// How the attachments of a message reach one recipient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attachments {
+    /// In the message (those above `portal.large_attachment_bytes` of a held copy still by link).
+    #[default]
+    Attached,
+    /// Every attachment, whatever its size, by a secure portal link that asks for the recipient's
+    /// verification (the policy's `nta_portal_attachments`). The recipient is then always held.
+    ByLink,
+}
+
+impl Attachments {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attachments::Attached => "attached",
+            Attachments::ByLink => "by_link",
+        }
+    }
+}
+
 /// The decision for one recipient, with every reason that led to it, in pipeline order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub recipient: String,
     pub outcome: Outcome,
     pub reasons: Vec<Reason>,
+    /// Whether the attachments go by link (its reason is among `reasons`).
+    pub attachments: Attachments,
 }
 
 impl Decision {

@@ -27,7 +27,7 @@ pub mod smarttls;
 pub mod tls;
 
 pub use decide::{decide, decide_all, RecipientInput, StalwartGate};
-pub use decision::{Decision, Outcome, Reason, Step};
+pub use decision::{Attachments, Decision, Outcome, Reason, Step};
 pub use exemptions::{AdminReason, Exemption, ExemptionKind, PeerSource, Scope};
 pub use inbound::{
     decide_inbound, Action, InboundCode, InboundDecision, InboundInput, InboundReason,

@@ -41,6 +41,9 @@ nta7516_smarttls::reason_codes! {
         StalwartUnsafe => "stalwart_unsafe",
         /// `stalwart check` in `serve` cannot read Stalwart's configuration (unknown counts as unsafe).
         StalwartUnknown => "stalwart_unknown",
+        /// The policy sends every attachment by secure link (`nta_portal_attachments`): 2FA required,
+        /// no exemption lifts it ([`super::Attachments::ByLink`]).
+        AttachmentsByLink => "attachments_by_link",
     }
 }
 

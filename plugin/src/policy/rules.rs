@@ -25,6 +25,9 @@ pub struct PolicyVerdict {
     pub groups: Vec<String>,
     /// A runtime error or CPU overrun: the pipeline treats it as "2FA required".
     pub error: Option<String>,
+    /// The policy sends every attachment to this recipient by secure link (`nta_portal_attachments`),
+    /// with its reason. The pipeline then requires 2FA whatever exempts the recipient.
+    pub attachments_by_link: Option<String>,
 }
 
 /// Facts about one recipient, offered to the policy.

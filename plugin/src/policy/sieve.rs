@@ -97,6 +97,7 @@ pub fn verdict(v: nta7516_sieve::Verdict) -> PolicyVerdict {
             .collect(),
         groups: v.groups,
         error: v.error,
+        attachments_by_link: v.attachments_by_link,
     }
 }
 

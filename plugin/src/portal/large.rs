@@ -166,7 +166,7 @@ pub async fn list(gw: &Gateway, ctx: &Ctx, token: &str, message_id: &str) -> Str
         .collect();
     format!(
         "<h2>{}</h2><ul>{items}</ul>",
-        lang.t("Grote bijlagen", "Large attachments")
+        lang.t("Bijlagen via beveiligde link", "Attachments by secure link")
     )
 }
 

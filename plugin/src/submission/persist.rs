@@ -16,7 +16,7 @@ use crate::{
     challenge::phone::{self, Phone, SubjectTag},
     hold::large,
     ids,
-    policy::{Decision, Outcome, ReasonCode},
+    policy::{Attachments, Decision, Outcome, ReasonCode},
     store::{blobs::BlobRow, HookRecord},
     Gateway,
 };
@@ -105,22 +105,10 @@ async fn hold(
         .clone()
         .unwrap_or_else(|| ids::new_id("h"));
     let expires_at = facts.now + facts.retention_days * 86_400;
-    // Large attachments leave the held copy for sealed files (a retry keeps the first copy's).
-    let split = match (facts.earlier_message.is_some(), pre) {
-        (true, _) => None,
-        // Split while the request was read: the blobs belong to this copy.
-        (false, Some(p)) => Some(large::Split {
-            raw: raw.to_vec(),
-            blobs: p
-                .blobs
-                .iter()
-                .map(|b| BlobRow {
-                    message_id: message_ref.clone(),
-                    ..b.clone()
-                })
-                .collect(),
-        }),
-        (false, None) => large::split(gw, &message_ref, &raw, expires_at).await?,
+    // Attachments leave the held copy for sealed files (a retry keeps the first copy's).
+    let split = match facts.earlier_message {
+        Some(_) => None,
+        None => take_out(gw, &message_ref, &raw, expires_at, scope(decisions), pre).await?,
     };
     let (held, blobs) = match &split {
         Some(s) => (&s.raw[..], &s.blobs[..]),
@@ -150,11 +138,64 @@ async fn hold(
         })
         .await;
     // The streaming intake's blobs are deleted by its caller (a retry of this call may use them).
-    if recorded.is_err() && pre.is_none() {
-        large::discard(gw, blobs);
+    if recorded.is_err() {
+        large::discard(
+            gw,
+            &blobs[pre.map_or(0, |p| p.blobs.len()).min(blobs.len())..],
+        );
     }
     recorded?;
     Ok(message_ref)
+}
+
+/// Every attachment leaves the held copy when a held recipient's policy says so (the copy is shared
+/// by the message's held recipients, so the stricter treatment applies to all of them).
+fn scope(decisions: &[Decision]) -> large::Scope {
+    let by_link = decisions
+        .iter()
+        .any(|d| d.outcome.is_held() && d.attachments == Attachments::ByLink);
+    match by_link {
+        true => large::Scope::All,
+        false => large::Scope::Large,
+    }
+}
+
+/// The held copy without the attachments `scope` takes out. The streamed intake took the large ones
+/// out already (its blobs come first); with [`large::Scope::All`] the rest leave here, from what
+/// stayed in memory. On an error no file of this call is left behind.
+async fn take_out(
+    gw: &Gateway,
+    message_ref: &str,
+    raw: &[u8],
+    expires_at: i64,
+    scope: large::Scope,
+    pre: Option<&PreSplit>,
+) -> Result<Option<large::Split>, SubmissionError> {
+    let Some(p) = pre else {
+        return Ok(large::split(gw, message_ref, raw, expires_at, scope, &[]).await?);
+    };
+    // Split while the request was read: the blobs belong to this copy.
+    let mut blobs: Vec<BlobRow> = p
+        .blobs
+        .iter()
+        .map(|b| BlobRow {
+            message_id: message_ref.to_string(),
+            ..b.clone()
+        })
+        .collect();
+    let raw = match scope {
+        large::Scope::Large => raw.to_vec(),
+        large::Scope::All => {
+            match large::split(gw, message_ref, raw, expires_at, scope, &blobs).await? {
+                Some(more) => {
+                    blobs.extend(more.blobs);
+                    more.raw
+                }
+                None => raw.to_vec(),
+            }
+        }
+    };
+    Ok(Some(large::Split { raw, blobs }))
 }
 
 /// What the sender's subject tag said.
@@ -234,6 +275,7 @@ fn decision_events(
             queue_id: facts.queue_id.map(str::to_string),
             outcome: d.outcome,
             reasons: d.reasons.clone(),
+            attachments: d.attachments,
             tls: facts
                 .recipients
                 .iter()

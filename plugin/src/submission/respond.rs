@@ -77,6 +77,7 @@ mod tests {
             recipient: rcpt.into(),
             outcome,
             reasons: Vec::new(),
+            attachments: Default::default(),
         }
     }
 

@@ -152,6 +152,7 @@ fn d(rcpt: &str, outcome: Outcome) -> Decision {
         recipient: rcpt.into(),
         outcome,
         reasons: vec![],
+        attachments: Default::default(),
     }
 }
 

@@ -25,7 +25,7 @@ fn attachment() -> Vec<u8> {
         .collect()
 }
 
-fn base64_lines(bytes: &[u8]) -> String {
+pub(crate) fn base64_lines(bytes: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut out = String::with_capacity(b64.len() + b64.len() / 38);
@@ -61,7 +61,7 @@ fn message(to: &str, msgid: &str, file: &[u8]) -> serde_json::Value {
 
 /// The request in Stalwart's member order (`message.headers` before `contents`, as Stalwart sends it;
 /// `serde_json` sorts keys, which puts `contents` first): the order the streaming intake splits in.
-fn stalwart_order(req: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn stalwart_order(req: &serde_json::Value) -> Vec<u8> {
     let m = &req["message"];
     format!(
         "{{\"context\":{},\"envelope\":{},\"message\":{{\"headers\":{},\"contents\":{},\"size\":{}}}}}",
@@ -70,7 +70,7 @@ fn stalwart_order(req: &serde_json::Value) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn post_hook(gw: &util::Running, body: Vec<u8>) -> serde_json::Value {
+pub(crate) async fn post_hook(gw: &util::Running, body: Vec<u8>) -> serde_json::Value {
     let (status, _, answer) = util::http(
         hyper::Method::POST,
         &gw.url("/v1/mta-hook"),
@@ -90,16 +90,16 @@ async fn post_hook(gw: &util::Running, body: Vec<u8>) -> serde_json::Value {
     serde_json::from_slice(&answer).unwrap()
 }
 
-fn sha(b: &[u8]) -> String {
+pub(crate) fn sha(b: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, b))
 }
 
-fn blob_file(gw: &util::Running, b: &BlobRow) -> std::path::PathBuf {
+pub(crate) fn blob_file(gw: &util::Running, b: &BlobRow) -> std::path::PathBuf {
     stalwart_nta7516::hold::blob::path(&large::blob_dir(&gw.gw), &b.blob_id)
 }
 
 /// The download link in a released message (`…/p/<token>/b/<blob>`).
-fn download_link(data: &[u8]) -> String {
+pub(crate) fn download_link(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     text.split_whitespace()
         .find(|w| w.starts_with("http://") && w.contains("/b/b-"))
@@ -109,7 +109,7 @@ fn download_link(data: &[u8]) -> String {
 
 /// The test's environment with its blob folder in its own temporary folder (on PostgreSQL the default,
 /// `data/blobs`, would be relative to the working directory).
-async fn env(b: Backend, sms: Option<String>, extra: &str) -> Env {
+pub(crate) async fn env(b: Backend, sms: Option<String>, extra: &str) -> Env {
     let mut env = Env::new(b, sms, extra).await;
     let dir = env.dir.path().join("blobs");
     env.extra

@@ -23,6 +23,7 @@ mod large_attachment;
 mod outage;
 mod policy_cli;
 mod portal_a11y;
+mod portal_attachments;
 mod portal_brand;
 mod portal_browser;
 mod portal_reply;

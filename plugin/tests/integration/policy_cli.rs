@@ -123,6 +123,50 @@ fn policy_test_prints_the_decision_per_recipient() {
     assert!(err.contains("expected yes or no"), "{err}");
 }
 
+/// `policy check` accepts `nta_portal_attachments`; `policy test` shows its effect: at least 2FA
+/// (an exemption does not lift it) and the attachments by secure link, with the reason.
+#[test]
+fn policy_check_and_test_know_portal_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("att.sieve");
+    std::fs::write(
+        &policy,
+        "require [\"vnd.stalwart.expressions\", \"vnd.nta7516\"];\n\
+         eval \"nta_exempt('partner')\";\n\
+         if eval \"nta_has_tag('[att]')\" { eval \"nta_portal_attachments('attachments on the portal')\"; }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!((code, out.ends_with(": ok\n")), (0, true), "{out}{err}");
+    let eml = dir.path().join("m.eml");
+    let test = |subject: &str| {
+        std::fs::write(
+            &eml,
+            format!("From: a@b.nl\r\nSubject: {subject}\r\n\r\nhi\r\n"),
+        )
+        .unwrap();
+        let (code, out, err) = run(&[
+            "policy",
+            "test",
+            policy.to_str().unwrap(),
+            "--eml",
+            eml.to_str().unwrap(),
+            "--from",
+            "a@b.nl",
+            "--to",
+            "x@partner.nl",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert_eq!(
+        test("Uitslag [att]"),
+        "x@partner.nl: require_2fa\n  exempt: partner\n  \
+         attachments by secure link: attachments on the portal\n"
+    );
+    assert_eq!(test("Uitslag"), "x@partner.nl: exempt\n  exempt: partner\n");
+}
+
 #[test]
 fn serve_refuses_a_policy_that_does_not_compile() {
     let dir = tempfile::tempdir().unwrap();
