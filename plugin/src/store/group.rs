@@ -3,10 +3,10 @@
 //! trip on PostgreSQL) and one chain append record many of them. Each caller still returns only once
 //! its own writes are committed: nothing is answered before it is durable.
 //!
-//! One writer task per store takes what is waiting and writes it in one transaction: every waiting
-//! hook and append (at most [`MAX_JOBS`]), in arrival order, and webhook deliveries in arrival order
-//! as long as their events fit [`WEBHOOK_EVENTS`] (at least one): a hook then never waits behind a
-//! backlog of delivery events. The decisions of all hooks go in one insert, the audit records of all
+//! One writer task per store takes what is waiting and writes it in one transaction: the waiting
+//! hooks and appends (at most [`MAX_JOBS`]) in arrival order; when none wait, the webhook deliveries
+//! in arrival order as long as their events fit [`WEBHOOK_EVENTS`] (at least one). A hook then waits
+//! for at most one delivery batch, never shares its commit with one. The decisions of all hooks go in one insert, the audit records of all
 //! jobs in one append, in job order. If the shared transaction fails, every job in it is written again
 //! in a transaction of its own, so each caller gets its own result (and its own error: a hook that
 //! lost a race gets `DuplicateSubmission` as before). Without a running writer (its runtime gone) a
@@ -63,6 +63,10 @@ impl Job {
             Reply::Hook(tx) => tx.send(result.map(drop)).map_err(drop),
             Reply::Webhook(tx) => tx.send(result.map(|w| w.intake)).map_err(drop),
         };
+    }
+
+    fn is_webhook(&self) -> bool {
+        matches!(self.work, Work::Webhook(_))
     }
 
     fn webhook_events(&self) -> usize {
@@ -136,7 +140,7 @@ fn crashed() -> StoreError {
 
 /// Takes what is waiting, writes a batch of it in one transaction, answers each caller.
 async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut waiting = VecDeque::new();
+    let (mut waiting, mut hooks_last) = (VecDeque::new(), false);
     loop {
         if waiting.is_empty() {
             match rx.recv().await {
@@ -147,7 +151,8 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
         while let Ok(job) = rx.try_recv() {
             waiting.push_back(job);
         }
-        let batch = take_batch(&mut waiting);
+        let batch = take_batch(&mut waiting, hooks_last);
+        hooks_last = batch.first().is_some_and(|j| !j.is_webhook());
         match write_batch(&store, &batch).await {
             Ok(written) => {
                 for (job, w) in batch.into_iter().zip(written) {
@@ -169,29 +174,33 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// The next batch: the waiting hooks and appends (at most [`MAX_JOBS`]) and the webhook deliveries
-/// that fit [`WEBHOOK_EVENTS`], each kind in arrival order; the rest keeps its place.
-fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
+/// The next batch: the waiting hooks and appends (at most [`MAX_JOBS`]) in arrival order, or the
+/// webhook deliveries in arrival order that fit [`WEBHOOK_EVENTS`] (at least one) — never both, so a
+/// hook never shares its commit with a delivery backlog. The kinds take turns while both wait
+/// (`hooks_last`: the previous batch was hooks), so neither waits for more than one batch of the
+/// other. The rest keeps its place.
+fn take_batch(waiting: &mut VecDeque<Job>, hooks_last: bool) -> Vec<Job> {
+    let webhooks_turn = waiting.iter().any(Job::is_webhook);
+    let hooks_turn = waiting.iter().any(|j| !j.is_webhook()) && !(hooks_last && webhooks_turn);
     let (mut jobs, mut events) = (0usize, 0usize);
     let mut batch = Vec::new();
     let mut rest = VecDeque::with_capacity(waiting.len());
-    let mut webhooks_full = false;
     for job in waiting.drain(..) {
-        let n = job.webhook_events();
-        let fits = match &job.work {
-            Work::Webhook(_) => {
-                let fits = !webhooks_full && (events == 0 || events + n <= WEBHOOK_EVENTS);
-                webhooks_full |= !fits;
+        let fits = match job.is_webhook() {
+            true => {
+                let n = job.webhook_events();
+                let fits = !hooks_turn && (events == 0 || events + n <= WEBHOOK_EVENTS);
+                events += if fits { n } else { WEBHOOK_EVENTS };
                 fits
             }
-            _ => jobs < MAX_JOBS,
+            false => {
+                jobs += 1;
+                hooks_turn && jobs <= MAX_JOBS
+            }
         };
-        if fits {
-            events += n;
-            jobs += usize::from(n == 0);
-            batch.push(job);
-        } else {
-            rest.push_back(job);
+        match fits {
+            true => batch.push(job),
+            false => rest.push_back(job),
         }
     }
     *waiting = rest;
@@ -253,4 +262,83 @@ async fn write_batch_on(
         w.seqs = s;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append() -> Job {
+        let (tx, _) = oneshot::channel();
+        Job {
+            work: Work::Append(Vec::new()),
+            now: 0,
+            reply: Reply::Append(tx),
+        }
+    }
+
+    fn webhook(events: usize) -> Job {
+        let event: webhook::Event = serde_json::from_value(serde_json::json!({
+            "id": "1", "createdAt": "2026-11-22T08:00:00Z", "type": "delivery.delivered", "data": {}
+        }))
+        .unwrap();
+        let (tx, _) = oneshot::channel();
+        Job {
+            work: Work::Webhook(vec![event; events]),
+            now: 0,
+            reply: Reply::Webhook(tx),
+        }
+    }
+
+    fn kinds(jobs: &[Job]) -> Vec<usize> {
+        jobs.iter().map(Job::webhook_events).collect()
+    }
+
+    #[test]
+    fn hooks_and_deliveries_take_turns_and_never_share_a_batch() {
+        let mut waiting: VecDeque<Job> = [webhook(5), append(), webhook(7), append()].into();
+        let batch = take_batch(&mut waiting, false);
+        assert_eq!(kinds(&batch), [0, 0], "the hooks first");
+        assert_eq!(kinds(waiting.make_contiguous()), [5, 7]);
+        waiting.push_back(append());
+        let batch = take_batch(&mut waiting, true);
+        assert_eq!(
+            kinds(&batch),
+            [5, 7],
+            "then the deliveries, although a hook waits"
+        );
+        assert_eq!(kinds(waiting.make_contiguous()), [0]);
+        let batch = take_batch(&mut waiting, false);
+        assert_eq!(kinds(&batch), [0]);
+        assert!(waiting.is_empty());
+        // Only hooks waiting after a batch of hooks: hooks again.
+        waiting.push_back(append());
+        assert_eq!(kinds(&take_batch(&mut waiting, true)), [0]);
+    }
+
+    #[test]
+    fn deliveries_fill_the_event_budget_in_arrival_order() {
+        let mut waiting: VecDeque<Job> =
+            [webhook(1500), webhook(600), webhook(300), webhook(1)].into();
+        assert_eq!(
+            kinds(&take_batch(&mut waiting, false)),
+            [1500],
+            "one, however large"
+        );
+        assert_eq!(kinds(&take_batch(&mut waiting, false)), [600, 300, 1]);
+        let mut waiting: VecDeque<Job> = [webhook(600), webhook(600), webhook(1)].into();
+        assert_eq!(
+            kinds(&take_batch(&mut waiting, false)),
+            [600],
+            "a later small one does not overtake"
+        );
+        assert_eq!(waiting.len(), 2);
+    }
+
+    #[test]
+    fn hooks_are_batched_up_to_the_limit() {
+        let mut waiting: VecDeque<Job> = (0..MAX_JOBS + 3).map(|_| append()).collect();
+        assert_eq!(take_batch(&mut waiting, false).len(), MAX_JOBS);
+        assert_eq!(take_batch(&mut waiting, true).len(), 3);
+    }
 }

@@ -7,9 +7,9 @@ use sqlx::{Any, Transaction};
 
 use super::{
     admin::{get_settings_on, SettingsOut},
-    placeholders,
     challenges::pending_challenge,
     holds::{existing_holds_on, HoldState},
+    placeholders,
     recipients::{recipient_facts_on, set_phone_if_unknown},
     sealed::Sealed,
     Store, StoreError, StoredFacts,

@@ -498,13 +498,25 @@ async fn hooks_and_deliveries_at_once_are_recorded_exactly(b: Backend) {
         async move { hook_with_queue(gw, 1000 + i, &[to.as_str()]).await }
     }));
     let (intakes, later) = tokio::join!(posts, more);
-    let sum = |key: &str| intakes.iter().map(|v| v[key].as_u64().unwrap()).sum::<u64>();
-    assert_eq!((sum("recorded"), sum("duplicates")), (16, 16), "{intakes:?}");
+    let sum = |key: &str| {
+        intakes
+            .iter()
+            .map(|v| v[key].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (sum("recorded"), sum("duplicates")),
+        (16, 16),
+        "{intakes:?}"
+    );
     assert_eq!(sum("waiting"), 0);
     for (i, message) in first.iter().enumerate() {
         let records = delivery_records(&gw, message).await;
         assert_eq!(records.len(), 1, "{message}: {records:?}");
-        assert_eq!(records[0].recipient.as_deref(), Some(rcpt(i as u64).as_str()));
+        assert_eq!(
+            records[0].recipient.as_deref(),
+            Some(rcpt(i as u64).as_str())
+        );
     }
     for message in &later {
         assert!(delivery_records(&gw, message).await.is_empty());
