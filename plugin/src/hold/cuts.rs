@@ -99,14 +99,14 @@ fn cut<'m>(raw: &'m [u8], index: usize, root: bool, part: &'m MessagePart<'_>) -
         false => ((part.offset_header as usize).min(end)..end, None),
     };
     let (name, content_type) = if part.is_message() {
-        let name = super::large::clean_name(part.attachment_name().unwrap_or("message.eml"));
+        let name = clean_name(part.attachment_name().unwrap_or("message.eml"));
         let name = match name.to_ascii_lowercase().ends_with(".eml") {
             true => name,
             false => format!("{name}.eml"),
         };
         (name, "message/rfc822".to_string())
     } else {
-        let name = super::large::clean_name(part.attachment_name().unwrap_or("attachment"));
+        let name = clean_name(part.attachment_name().unwrap_or("attachment"));
         (name, content_type(part))
     };
     Cut {
@@ -194,6 +194,16 @@ pub fn rebuild(raw: &[u8], cuts: &[Cut<'_>], stand_ins: &[Vec<u8>]) -> Vec<u8> {
     }
     out.extend_from_slice(&raw[at..]);
     out
+}
+
+/// A file name as plain text: control characters out, at most 200 characters.
+pub(crate) fn clean_name(name: &str) -> String {
+    let clean: String = name.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() {
+        "attachment".into()
+    } else {
+        clean
+    }
 }
 
 #[cfg(test)]

@@ -133,16 +133,6 @@ async fn seal_cut(
     })
 }
 
-/// A file name as plain text: control characters out, at most 200 characters.
-pub(crate) fn clean_name(name: &str) -> String {
-    let clean: String = name.chars().filter(|c| !c.is_control()).take(200).collect();
-    if clean.trim().is_empty() {
-        "attachment".into()
-    } else {
-        clean
-    }
-}
-
 /// `31457280` → `30.0 MB`, `10240` → `10.0 KB` (binary units, as file managers show them).
 fn human(size: i64) -> String {
     let kb = size as f64 / 1024.0;
@@ -296,8 +286,8 @@ mod tests {
 
     #[test]
     fn names_are_plain_text() {
-        assert_eq!(clean_name("a\r\nb\u{7}.pdf"), "ab.pdf");
-        assert_eq!(clean_name(" \t"), "attachment");
+        assert_eq!(cuts::clean_name("a\r\nb\u{7}.pdf"), "ab.pdf");
+        assert_eq!(cuts::clean_name(" \t"), "attachment");
         assert_eq!(human(30 * 1024 * 1024), "30.0 MB");
         assert_eq!(human(10 * 1024), "10.0 KB");
     }

@@ -256,7 +256,7 @@ impl<'k> StreamSplitter<'k> {
                 Some(s) => format!("{}/{s}", c.ctype()),
                 None => c.ctype().to_string(),
             });
-            let name = super::large::clean_name(p.attachment_name().unwrap_or("attachment"));
+            let name = super::cuts::clean_name(p.attachment_name().unwrap_or("attachment"));
             Some((cte, name, ctype))
         });
         if attachment.is_some() {

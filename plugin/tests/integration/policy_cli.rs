@@ -16,6 +16,13 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `policy test POLICY --eml EML --from FROM` with the rest of the arguments (`--to`, `--fact`).
+fn policy_test(policy: &Path, eml: &Path, from: &str, rest: &[&str]) -> (i32, String, String) {
+    let (policy, eml) = (policy.to_str().unwrap(), eml.to_str().unwrap());
+    let args = ["policy", "test", policy, "--eml", eml, "--from", from];
+    run(&[&args[..], rest].concat())
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
@@ -68,21 +75,19 @@ fn policy_test_prints_the_decision_per_recipient() {
     )
     .unwrap();
     let hospital = example("hospital.sieve");
-    let (code, out, err) = run(&[
-        "policy",
-        "test",
-        hospital.to_str().unwrap(),
-        "--eml",
-        eml.to_str().unwrap(),
-        "--from",
+    let (code, out, err) = policy_test(
+        &hospital,
+        &eml,
         "arts@ziekenhuis.nl",
-        "--to",
-        "huisarts@gmail.com",
-        "--to",
-        "lab@regiolab.nl",
-        "--fact",
-        "tls=secure",
-    ]);
+        &[
+            "--to",
+            "huisarts@gmail.com",
+            "--to",
+            "lab@regiolab.nl",
+            "--fact",
+            "tls=secure",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
@@ -90,35 +95,21 @@ fn policy_test_prints_the_decision_per_recipient() {
          lab@regiolab.nl: exempt\n  exempt: contracted partner domain\n"
     );
     // Facts change the answer: insecure TLS means portal.
-    let (code, out, _) = run(&[
-        "policy",
-        "test",
-        hospital.to_str().unwrap(),
-        "--eml",
-        eml.to_str().unwrap(),
-        "--from",
+    let (code, out, _) = policy_test(
+        &hospital,
+        &eml,
         "a@b.nl",
-        "--to",
-        "x@gmail.com",
-        "--fact",
-        "tls=insecure",
-    ]);
+        &["--to", "x@gmail.com", "--fact", "tls=insecure"],
+    );
     assert_eq!(code, 0);
     assert!(out.starts_with("x@gmail.com: portal\n"), "{out}");
     // A bad fact is a usage error.
-    let (code, _, err) = run(&[
-        "policy",
-        "test",
-        hospital.to_str().unwrap(),
-        "--eml",
-        eml.to_str().unwrap(),
-        "--from",
+    let (code, _, err) = policy_test(
+        &hospital,
+        &eml,
         "a@b.nl",
-        "--to",
-        "x@gmail.com",
-        "--fact",
-        "peer=maybe",
-    ]);
+        &["--to", "x@gmail.com", "--fact", "peer=maybe"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("expected yes or no"), "{err}");
 }
@@ -145,17 +136,7 @@ fn policy_check_and_test_know_portal_attachments() {
             format!("From: a@b.nl\r\nSubject: {subject}\r\n\r\nhi\r\n"),
         )
         .unwrap();
-        let (code, out, err) = run(&[
-            "policy",
-            "test",
-            policy.to_str().unwrap(),
-            "--eml",
-            eml.to_str().unwrap(),
-            "--from",
-            "a@b.nl",
-            "--to",
-            "x@partner.nl",
-        ]);
+        let (code, out, err) = policy_test(&policy, &eml, "a@b.nl", &["--to", "x@partner.nl"]);
         assert_eq!(code, 0, "{err}");
         out
     };

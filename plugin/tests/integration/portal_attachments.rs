@@ -92,6 +92,21 @@ async fn decided(gw: &util::Running, id: &str, rcpt: &str) -> serde_json::Value 
         .unwrap_or_else(|| panic!("no decision record for {rcpt}"))
 }
 
+/// The recipient asks for a code, enters the SMS code, and the message is released: its bytes as the
+/// stand-in release listener received them.
+async fn verify_and_release(
+    br: &mut Browser,
+    landing: &str,
+    moto: &Moto,
+    phone: &str,
+    env: &Env,
+) -> Vec<u8> {
+    assert_eq!(br.request_code(landing).await.status, StatusCode::SEE_OTHER);
+    let done = br.enter_code(landing, &moto.last_code(phone).await).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    env.release.wait_for(1, 30).await.remove(0).data
+}
+
 async fn pdf_by_link_even_for_an_exempt_recipient(b: Backend) {
     let Some(moto) = Moto::start().await else {
         return;
@@ -160,14 +175,7 @@ async fn pdf_by_link_even_for_an_exempt_recipient(b: Backend) {
     assert!(!early.bytes.windows(8).any(|w| w == b"%PDF-1.7"));
 
     // Verified → released with the link part and without the PDF.
-    assert_eq!(
-        br.request_code(&landing).await.status,
-        StatusCode::SEE_OTHER
-    );
-    let done = br.enter_code(&landing, &moto.last_code(phone).await).await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let got = env.release.wait_for(1, 30).await;
-    let released = &got[0].data;
+    let released = &verify_and_release(&mut br, &landing, &moto, phone, &env).await;
     let text = String::from_utf8_lossy(released);
     assert!(text.contains("Bijgaand de uitslag."), "{text}");
     assert!(text.contains("is not sent with the e-mail"), "{text}");
@@ -313,14 +321,7 @@ async fn a_single_part_pdf_becomes_the_link_text(b: Backend) {
     let notice = env.notify.wait_for(1, 10).await;
     let landing = link_in(&notice[0].data, "p");
     let mut br = Browser::new(&gw, "nl-NL");
-    assert_eq!(
-        br.request_code(&landing).await.status,
-        StatusCode::SEE_OTHER
-    );
-    let done = br.enter_code(&landing, &moto.last_code(phone).await).await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let got = env.release.wait_for(1, 30).await;
-    let released = &got[0].data;
+    let released = &verify_and_release(&mut br, &landing, &moto, phone, &env).await;
     let parsed = mail_parser::MessageParser::default()
         .parse(released)
         .unwrap();
@@ -335,7 +336,11 @@ async fn a_single_part_pdf_becomes_the_link_text(b: Backend) {
         "{text}"
     );
     let link = download_link(released);
-    assert_eq!(br.get(&link).await.bytes, pdf());
+    // The release is recorded just after Stalwart accepted the mail.
+    gw.wait_hold(&id, BOB, "released", 10).await;
+    let dl = br.get(&link).await;
+    assert_eq!(dl.status, StatusCode::OK, "{}", dl.body);
+    assert!(dl.bytes == pdf(), "the PDF's exact bytes");
 }
 
 /// A message read as a stream (over the 1 MiB threshold): its large attachment leaves while it is
