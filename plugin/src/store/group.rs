@@ -25,8 +25,9 @@ use crate::{audit::Event, stalwart::webhook};
 
 /// Hooks and appends written together at most.
 const MAX_JOBS: usize = 64;
-/// Webhook events written together at most (more when a single delivery has more).
-const WEBHOOK_EVENTS: usize = 1000;
+/// Webhook events written together at most: a delivery with more is written in parts of this size
+/// (see [`Store::grouped_webhook`]), so that a hook waits for at most this many events' write.
+const WEBHOOK_EVENTS: usize = 50;
 
 /// One caller's write.
 enum Work {
@@ -97,14 +98,31 @@ impl Store {
         rx.await.unwrap_or_else(|_| Err(crashed()))
     }
 
+    /// A delivery in parts of at most [`WEBHOOK_EVENTS`], each committed when its turn comes (hooks
+    /// in between). What it did, once every part is committed; the first error otherwise — the parts
+    /// committed before stay, and Stalwart's re-sent batch finds their events recorded (dedup keys).
     pub(super) async fn grouped_webhook(
         &self,
         events: Vec<webhook::Event>,
         now: i64,
     ) -> Result<Intake, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Work::Webhook(events), now, Reply::Webhook(tx));
-        rx.await.unwrap_or_else(|_| Err(crashed()))
+        let mut waits = Vec::new();
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let part: Vec<webhook::Event> = events.by_ref().take(WEBHOOK_EVENTS).collect();
+            let (tx, rx) = oneshot::channel();
+            self.submit(Work::Webhook(part), now, Reply::Webhook(tx));
+            waits.push(rx);
+        }
+        let mut intake = Intake::default();
+        for rx in waits {
+            let part = rx.await.unwrap_or_else(|_| Err(crashed()))?;
+            intake.recorded += part.recorded;
+            intake.duplicates += part.duplicates;
+            intake.waiting += part.waiting;
+            intake.ignored += part.ignored;
+        }
+        Ok(intake)
     }
 
     /// Queues a job for the writer; without one, writes it here, on its own (in a task, so that the
@@ -318,18 +336,19 @@ mod tests {
 
     #[test]
     fn deliveries_fill_the_event_budget_in_arrival_order() {
+        const W: usize = WEBHOOK_EVENTS;
         let mut waiting: VecDeque<Job> =
-            [webhook(1500), webhook(600), webhook(300), webhook(1)].into();
+            [webhook(3 * W), webhook(W / 2), webhook(W / 4), webhook(1)].into();
         assert_eq!(
             kinds(&take_batch(&mut waiting, false)),
-            [1500],
+            [3 * W],
             "one, however large"
         );
-        assert_eq!(kinds(&take_batch(&mut waiting, false)), [600, 300, 1]);
-        let mut waiting: VecDeque<Job> = [webhook(600), webhook(600), webhook(1)].into();
+        assert_eq!(kinds(&take_batch(&mut waiting, false)), [W / 2, W / 4, 1]);
+        let mut waiting: VecDeque<Job> = [webhook(W - 1), webhook(2), webhook(1)].into();
         assert_eq!(
             kinds(&take_batch(&mut waiting, false)),
-            [600],
+            [W - 1],
             "a later small one does not overtake"
         );
         assert_eq!(waiting.len(), 2);

@@ -462,7 +462,43 @@ both_backends!(
     one_delivery_with_its_dsn_is_reported_once,
     deferred_then_delivered_shows_each_recipients_standing,
     hooks_and_deliveries_at_once_are_recorded_exactly,
+    a_large_delivery_is_written_in_parts_exactly,
 );
+
+/// A delivery of 131 events is written in parts (hooks may commit between them): the intake counts
+/// over all parts, a duplicate in a later part of an event in the first is recognised, and the batch
+/// re-sent records nothing new.
+async fn a_large_delivery_is_written_in_parts_exactly(b: Backend) {
+    let gw = gateway(b).await;
+    verified(&gw, &["bob@example.test"]).await;
+    let message = hook_with_queue(&gw, 4242, &["bob@example.test"]).await;
+    let event = |i: u64| {
+        json!({
+            "id": format!("{i}"),
+            "createdAt": "2026-11-22T08:00:00Z",
+            "type": "delivery.attempt-start",
+            "data": { "queueId": 4242, "attempt": i },
+        })
+    };
+    let mut events: Vec<Value> = (0..130).map(event).collect();
+    events.push(event(3));
+    let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let first = signed(&gw, &body).await.json();
+    assert_eq!(
+        (first["recorded"].as_u64(), first["duplicates"].as_u64()),
+        (Some(130), Some(1)),
+        "{first}"
+    );
+    let again = signed(&gw, &body).await.json();
+    assert_eq!(
+        (again["recorded"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(131)),
+        "{again}"
+    );
+    assert_eq!(delivery_records(&gw, &message).await.len(), 130);
+    let v = gw.gw.store.verify_audit().await.unwrap();
+    assert!(v.ok(), "{:?}", v.findings);
+}
 
 /// The group writer puts hooks and webhook deliveries that arrive together in one transaction: 16
 /// deliveries, each posted twice at once, while 8 more hooks come in. Every delivery is recorded once,
