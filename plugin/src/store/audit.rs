@@ -438,8 +438,9 @@ impl Store {
     }
 
     /// Filters, de-duplicates, correlates and records one webhook delivery (see [`webhook_events`]),
-    /// committed with its audit records before this returns; the transaction may be shared with the
-    /// other writes waiting at the same time ([`super::group`]).
+    /// committed with its audit records before this returns, in parts of at most 50 events, each in a
+    /// transaction that may be shared with other deliveries ([`super::group`]). On an error the parts
+    /// committed before it stay: Stalwart re-sends the batch and their dedup keys recognise them.
     pub async fn record_webhook(
         &self,
         events: Vec<webhook::Event>,
