@@ -1066,7 +1066,89 @@ async fn resolve_uncertain_release(b: Backend) {
     );
 }
 
+/// The hook's read of stored recipient facts (one query over recipients, exemptions and peers): every
+/// kind of row comes back under its own key, expired exemptions and other addresses do not, and an
+/// address exemption and a domain exemption both count, whatever the number of recipients.
+async fn recipient_facts_in_one_query(b: Backend) {
+    let gw = gateway(b).await;
+    let store = &gw.gw.store;
+    let now = 1_800_000_000;
+    store
+        .upsert_recipient("ann@a.test", Some("+31612345678"), Some(now + 60), now)
+        .await
+        .unwrap();
+    store
+        .upsert_recipient("bob@b.test", None, None, now)
+        .await
+        .unwrap();
+    store
+        .upsert_recipient("zed@z.test", Some("+31600000000"), None, now)
+        .await
+        .unwrap();
+    store
+        .add_exemption("address", "bob@b.test", "signed agreement", None, now)
+        .await
+        .unwrap();
+    store
+        .add_exemption("domain", "c.test", "peer hospital", Some(now + 10), now)
+        .await
+        .unwrap();
+    store
+        .add_exemption("domain", "a.test", "expired", Some(now - 1), now)
+        .await
+        .unwrap();
+    store
+        .add_exemption("address", "zed@z.test", "not asked for", None, now)
+        .await
+        .unwrap();
+    store.add_peer("c.test", "zorgmail", now).await.unwrap();
+    store.add_peer("z.test", "zivver", now).await.unwrap();
+
+    let asked = ["ann@a.test", "bob@b.test", "cas@c.test", "dan@c.test"];
+    let facts = store.recipient_facts(&asked, now).await.unwrap();
+    let mut recipients: Vec<_> = facts
+        .recipients
+        .iter()
+        .map(|(k, r)| (k.as_str(), r.phone.as_deref(), r.verified_until))
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            ("ann@a.test", Some("+31612345678"), Some(now + 60)),
+            ("bob@b.test", None, None),
+        ]
+    );
+    let mut exemptions: Vec<_> = facts
+        .exemptions
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    exemptions.sort();
+    assert_eq!(
+        exemptions,
+        [
+            ("bob@b.test", "signed agreement"),
+            ("c.test", "peer hospital")
+        ]
+    );
+    let peers: Vec<_> = facts
+        .peers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(peers, [("c.test", "zorgmail")]);
+
+    // Once the domain exemption expires it is no longer read; nothing asked, nothing read.
+    let later = store.recipient_facts(&asked, now + 10).await.unwrap();
+    assert!(!later.exemptions.contains_key("c.test"));
+    assert!(later.exemptions.contains_key("bob@b.test"));
+    let none = store.recipient_facts(&[], now).await.unwrap();
+    assert!(none.recipients.is_empty() && none.exemptions.is_empty() && none.peers.is_empty());
+}
+
 both_backends!(
+    recipient_facts_in_one_query,
     recipients,
     resolve_uncertain_release,
     csv_import_of_10000_recipients_with_3_bad_rows,
