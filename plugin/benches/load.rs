@@ -21,6 +21,8 @@
 //!       [--rate MSGS_PER_SEC | --rate 0 (closed loop: as fast as the clients get answers)]
 //!       [--secs S] [--clients C] [--body-kb K] [--no-webhook]
 //! PostgreSQL: `NTA7516_TEST_POSTGRES_URL` (a server where the bench may create a database).
+//! The SQLite database and the gateways' files go to `TMPDIR`: `TMPDIR=/dev/shm` (tmpfs) takes the disk's
+//! `fsync` latency out of the figures, to compare CPU; the default shows what the disk adds.
 
 #[path = "../tests/integration/util/mod.rs"]
 #[allow(unused)]
