@@ -230,8 +230,13 @@ pub(super) async fn recipient_facts_on(
             "e" => {
                 facts.exemptions.insert(key, row.try_get(2)?);
             }
-            _ => {
+            "p" => {
                 facts.peers.insert(key, row.try_get(2)?);
+            }
+            other => {
+                return Err(
+                    sqlx::Error::Decode(format!("unknown table tag {other:?}").into()).into(),
+                )
             }
         }
     }
