@@ -206,8 +206,13 @@ pub enum PolicyCommand {
         /// The gateway, e.g. http://127.0.0.1:8470
         #[arg(long)]
         url: String,
-        /// Admin token.
-        #[arg(long, env = "NTA7516_ADMIN_TOKEN", hide_env_values = true)]
+        /// Admin token (a generated one may begin with `-`).
+        #[arg(
+            long,
+            env = "NTA7516_ADMIN_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
     },
 }
@@ -278,5 +283,47 @@ impl ProbeArgs {
             settings.smtp_port = port;
         }
         Ok((config, settings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated admin token is base64url: one in 64 begins with `-`, and must still be taken as the
+    /// value of `--token` (it once failed the reload test as "unexpected argument '-7…'").
+    #[test]
+    fn a_token_that_begins_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from([
+            "stalwart-nta7516",
+            "policy",
+            "reload",
+            "--url",
+            "http://127.0.0.1:8470",
+            "--token",
+            "-7abc_DEF",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Policy(PolicyCommand::Reload { token, .. }) => {
+                assert_eq!(token.as_deref(), Some("-7abc_DEF"))
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "stalwart-nta7516",
+            "admin",
+            "--url",
+            "http://127.0.0.1:8470",
+            "--token",
+            "-x",
+            "peers",
+            "list",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Admin(args) => assert_eq!(args.target.token.as_deref(), Some("-x")),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 }

@@ -32,12 +32,13 @@ pub struct Target {
     /// Send the request to a running gateway's admin API instead, e.g. http://127.0.0.1:8470
     #[arg(long, global = true)]
     pub url: Option<String>,
-    /// Admin token for --url.
+    /// Admin token for --url. A generated token is base64url and may begin with `-` (one in 64).
     #[arg(
         long,
         env = "NTA7516_ADMIN_TOKEN",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub token: Option<String>,
 }
