@@ -1066,6 +1066,13 @@ async fn resolve_uncertain_release(b: Backend) {
     );
 }
 
+/// A map's entries in key order, to compare with a literal.
+fn sorted(map: &std::collections::HashMap<String, String>) -> Vec<(&str, &str)> {
+    let mut v: Vec<_> = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    v.sort();
+    v
+}
+
 /// The hook's read of stored recipient facts (one query over recipients, exemptions and peers): every
 /// kind of row comes back under its own key, expired exemptions and other addresses do not, and an
 /// address exemption and a domain exemption both count, whatever the number of recipients.
@@ -1119,25 +1126,14 @@ async fn recipient_facts_in_one_query(b: Backend) {
             ("bob@b.test", None, None),
         ]
     );
-    let mut exemptions: Vec<_> = facts
-        .exemptions
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    exemptions.sort();
     assert_eq!(
-        exemptions,
+        sorted(&facts.exemptions),
         [
             ("bob@b.test", "signed agreement"),
             ("c.test", "peer hospital")
         ]
     );
-    let peers: Vec<_> = facts
-        .peers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    assert_eq!(peers, [("c.test", "zorgmail")]);
+    assert_eq!(sorted(&facts.peers), [("c.test", "zorgmail")]);
 
     // Once the domain exemption expires it is no longer read; nothing asked, nothing read.
     let later = store.recipient_facts(&asked, now + 10).await.unwrap();
