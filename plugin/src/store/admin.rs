@@ -723,6 +723,33 @@ impl Store {
     }
 }
 
+/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with a sender domain's settings
+/// (tag `s`: domain, groups, —, retention days, updated at, hold confirmation, collection receipt).
+pub(super) fn settings_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, domain: &'a str) {
+    use super::recipients::NT;
+    let domain = read.text(domain);
+    read.branch(format!(
+        "SELECT 's', domain, groups, {NT}, retention_days, updated_at, hold_confirmation, \
+         collection_receipt FROM domain_settings WHERE domain = {domain}"
+    ));
+}
+
+/// The settings in a row of [`settings_branch`]; none when the row is of another branch.
+pub(super) fn take_settings(r: &sqlx::any::AnyRow) -> Result<Option<SettingsOut>, sqlx::Error> {
+    if r.try_get::<String, _>(0)? != "s" {
+        return Ok(None);
+    }
+    let groups: String = r.try_get(2)?;
+    Ok(Some(SettingsOut {
+        domain: r.try_get(1)?,
+        retention_days: r.try_get(4)?,
+        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        hold_confirmation: r.try_get::<Option<i64>, _>(6)?.map(|v| v != 0),
+        collection_receipt: r.try_get::<Option<i64>, _>(7)?.map(|v| v != 0),
+        updated_at: rfc3339(r.try_get(5)?),
+    }))
+}
+
 /// A sender domain's settings, read on `conn` (the hook reads them with its other facts).
 pub(super) async fn get_settings_on(
     conn: &mut sqlx::AnyConnection,

@@ -31,45 +31,113 @@ pub async fn append(
     now: i64,
     events: &[Event],
 ) -> Result<Vec<i64>, StoreError> {
-    let mut seqs = append_segments(tx, &[(now, events)]).await?;
+    let (mut seqs, _) = append_segments(tx, &[(now, events)], HeadHint::Unknown).await?;
     Ok(seqs.pop().unwrap_or_default())
+}
+
+/// The chain head: the sequence number and hash of the last record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// What an append knows of the head before it starts.
+pub(super) enum HeadHint {
+    /// Nothing: it locks and reads the head.
+    Unknown,
+    /// Read under the lock earlier in this transaction ([`lock_head`]).
+    Locked(Head),
+    /// What this process's group writer committed last: right unless something else appended since
+    /// (another connection, another instance). Checked by the head's update itself, which locks it;
+    /// when it was stale, the head is read under the lock and the records chained anew.
+    Cached(Head),
+}
+
+impl HeadHint {
+    /// The head as far as it is known (unchanged by an append of nothing).
+    fn known(self) -> Option<Head> {
+        match self {
+            HeadHint::Unknown => None,
+            HeadHint::Locked(head) | HeadHint::Cached(head) => Some(head),
+        }
+    }
 }
 
 /// [`append`] for several callers' events at once (one head lock, one insert per 500 records, one
 /// head update): each segment's events at its own time, the segments in order. Returns the sequence
-/// numbers per segment.
+/// numbers per segment and the new head. With a [`HeadHint::Cached`] head that is right, the head is
+/// locked, checked and moved by one statement.
 pub(super) async fn append_segments(
     tx: &mut Transaction<'_, Any>,
     segments: &[(i64, &[Event])],
-) -> Result<Vec<Vec<i64>>, StoreError> {
+    hint: HeadHint,
+) -> Result<(Vec<Vec<i64>>, Option<Head>), StoreError> {
     if segments.iter().all(|(_, events)| events.is_empty()) {
-        return Ok(vec![Vec::new(); segments.len()]);
+        return Ok((vec![Vec::new(); segments.len()], hint.known()));
     }
-    // Locks the head row (the chain is appended by one transaction at a time) and reads it.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
-    let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
     let mut records = Vec::new();
-    let mut seqs = Vec::with_capacity(segments.len());
+    let mut ends = Vec::with_capacity(segments.len());
     for (now, events) in segments {
-        let entries = entries_with_late(tx, *now, events).await?;
-        let first = records.len();
-        for e in entries {
-            seq += 1;
-            let record = chained(seq, e, *now, &prev);
-            prev.clone_from(&record.hash);
-            records.push(record);
+        for e in entries_with_late(tx, *now, events).await? {
+            records.push(unchained(e, *now));
         }
-        seqs.push(records[first..].iter().map(|r| r.seq).collect());
+        ends.push(records.len());
     }
+    let head = match hint {
+        HeadHint::Locked(head) => head,
+        HeadHint::Unknown => lock_head(tx).await?,
+        HeadHint::Cached(head) => {
+            let new = chain(&mut records, &head);
+            match move_head(tx, Some(&head), &new).await? {
+                true => return finish(tx, records, &ends, new).await,
+                false => lock_head(tx).await?,
+            }
+        }
+    };
+    let new = chain(&mut records, &head);
+    move_head(tx, None, &new).await?;
+    finish(tx, records, &ends, new).await
+}
+
+/// Inserts the chained records; the sequence numbers per segment (`ends`: where each one ends).
+async fn finish(
+    tx: &mut Transaction<'_, Any>,
+    records: Vec<Record>,
+    ends: &[usize],
+    head: Head,
+) -> Result<(Vec<Vec<i64>>, Option<Head>), StoreError> {
     insert_records(tx, &records).await?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&prev)
-        .execute(&mut **tx)
-        .await?;
-    Ok(seqs)
+    let mut start = 0;
+    let seqs = ends
+        .iter()
+        .map(|&end| {
+            let seqs = records[start..end].iter().map(|r| r.seq).collect();
+            start = end;
+            seqs
+        })
+        .collect();
+    Ok((seqs, Some(head)))
+}
+
+/// Moves the head to `new`; with `from`, only if the head is still there (false: it was not, and
+/// nothing changed). Locks the head row either way.
+async fn move_head(
+    tx: &mut Transaction<'_, Any>,
+    from: Option<&Head>,
+    new: &Head,
+) -> Result<bool, StoreError> {
+    let q = match from {
+        Some(_) => {
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4"
+        }
+        None => "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+    };
+    let mut q = sqlx::query(q).bind(new.seq).bind(new.hash.as_str());
+    if let Some(from) = from {
+        q = q.bind(from.seq).bind(from.hash.as_str());
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
 /// The entries of `events`; a release linking its queue id brings in the delivery events that came
@@ -96,32 +164,41 @@ async fn entries_with_late(
     Ok(entries)
 }
 
-/// The record of one entry at `seq`, chained to `prev`.
-fn chained(seq: i64, e: audit::Entry, now: i64, prev: &str) -> Record {
-    let at = e.at.unwrap_or(now);
-    let details = e.details.to_string();
-    let hash = hash_fields(
-        at,
-        e.kind,
-        e.message_ref.as_deref(),
-        e.message_sha256.as_deref(),
-        e.sender.as_deref(),
-        e.recipient.as_deref(),
-        &details,
-        prev,
-    );
+/// The record of one entry, not yet chained (see [`chain`]).
+fn unchained(e: audit::Entry, now: i64) -> Record {
     Record {
-        seq,
-        at,
+        seq: 0,
+        at: e.at.unwrap_or(now),
         kind: e.kind.to_string(),
         message_ref: e.message_ref,
         message_sha256: e.message_sha256,
         sender: e.sender,
         recipient: e.recipient,
-        details,
-        prev_hash: prev.to_string(),
-        hash,
+        details: e.details.to_string(),
+        prev_hash: String::new(),
+        hash: String::new(),
     }
+}
+
+/// Numbers and chains `records` after `head`; returns the new head.
+fn chain(records: &mut [Record], head: &Head) -> Head {
+    let (mut seq, mut prev) = (head.seq, head.hash.clone());
+    for r in records.iter_mut() {
+        seq += 1;
+        r.seq = seq;
+        r.hash = hash_fields(
+            r.at,
+            &r.kind,
+            r.message_ref.as_deref(),
+            r.message_sha256.as_deref(),
+            r.sender.as_deref(),
+            r.recipient.as_deref(),
+            &r.details,
+            &prev,
+        );
+        r.prev_hash = std::mem::replace(&mut prev, r.hash.clone());
+    }
+    Head { seq, hash: prev }
 }
 
 /// Writes already-chained records (multi-row inserts).
@@ -287,13 +364,17 @@ pub struct Intake {
 /// A recorded webhook event with its queue id and dedup key.
 type Candidate<'e> = (&'e webhook::Event, u64, String);
 
-/// Locks the chain head without changing it: concurrent deliveries of the same webhook batch are then
-/// serialised, and the second one sees the first one's dedup keys.
-pub(super) async fn lock_head(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut **tx)
+/// Locks the chain head without changing it and reads it: on PostgreSQL concurrent deliveries of the
+/// same webhook batch are then serialised, and the second one sees the first one's dedup keys (on
+/// SQLite a write transaction holds the database's write lock from its start).
+pub(super) async fn lock_head(tx: &mut Transaction<'_, Any>) -> Result<Head, StoreError> {
+    let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
         .await?;
-    Ok(())
+    Ok(Head {
+        seq: row.try_get(0)?,
+        hash: row.try_get(1)?,
+    })
 }
 
 /// Filters, de-duplicates and correlates one webhook delivery inside `tx` (after [`lock_head`]): stores

@@ -17,9 +17,9 @@ use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    audit::{self, Intake},
+    audit::{self, Head, HeadHint, Intake},
     hook::{self, HookRecord},
-    Store, StoreError,
+    Backend, Store, StoreError,
 };
 use crate::{audit::Event, stalwart::webhook};
 
@@ -159,6 +159,8 @@ fn crashed() -> StoreError {
 /// Takes what is waiting, writes a batch of it in one transaction, answers each caller.
 async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
     let (mut waiting, mut hooks_last) = (VecDeque::new(), false);
+    // The chain head this writer committed last (see [`HeadHint::Cached`]); none after an error.
+    let mut head = None;
     loop {
         if waiting.is_empty() {
             match rx.recv().await {
@@ -171,7 +173,7 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let batch = take_batch(&mut waiting, hooks_last);
         hooks_last = batch.first().is_some_and(|j| !j.is_webhook());
-        match write_batch(&store, &batch).await {
+        match write_batch(&store, &batch, &mut head).await {
             Ok(written) => {
                 for (job, w) in batch.into_iter().zip(written) {
                     job.answer(Ok(w));
@@ -226,27 +228,39 @@ fn take_batch(waiting: &mut VecDeque<Job>, hooks_last: bool) -> Vec<Job> {
 }
 
 async fn write_one(store: &Store, job: &Job) -> Result<Written, StoreError> {
-    let mut written = write_batch(store, std::slice::from_ref(job)).await?;
+    let mut written = write_batch(store, std::slice::from_ref(job), &mut None).await?;
     Ok(written.pop().unwrap_or_default())
 }
 
 /// Writes the jobs in one transaction: the webhook deliveries' dedup keys under the head lock, the
-/// hooks' rows, then one chain append of everyone's audit records in job order.
-async fn write_batch(store: &Store, batch: &[Job]) -> Result<Vec<Written>, StoreError> {
+/// hooks' rows, then one chain append of everyone's audit records in job order. `head`: the head
+/// committed last, taken (and given back once this batch is committed).
+async fn write_batch(
+    store: &Store,
+    batch: &[Job],
+    head: &mut Option<Head>,
+) -> Result<Vec<Written>, StoreError> {
     let mut conn = store.kept.take().await?;
-    let written = write_batch_on(store, &mut conn, batch).await;
+    let hint = head.take().map_or(HeadHint::Unknown, HeadHint::Cached);
+    let written = write_batch_on(store, &mut conn, batch, hint).await;
     store.kept.put(conn, &written);
-    written
+    let (written, new) = written?;
+    *head = new;
+    Ok(written)
 }
 
 async fn write_batch_on(
     store: &Store,
     conn: &mut sqlx::AnyConnection,
     batch: &[Job],
-) -> Result<Vec<Written>, StoreError> {
+    mut hint: HeadHint,
+) -> Result<(Vec<Written>, Option<Head>), StoreError> {
     let (mut tx, _turn) = store.begin_write_on(conn).await?;
-    if batch.iter().any(|j| matches!(j.work, Work::Webhook(_))) {
-        audit::lock_head(&mut tx).await?;
+    // SQLite's write transaction holds the write lock from its start; PostgreSQL's needs the head's
+    // row lock before the dedup keys are read.
+    let webhooks = batch.iter().any(|j| matches!(j.work, Work::Webhook(_)));
+    if webhooks && store.backend == Backend::Postgres {
+        hint = HeadHint::Locked(audit::lock_head(&mut tx).await?);
     }
     let hooks: Vec<&HookRecord> = batch
         .iter()
@@ -274,12 +288,12 @@ async fn write_batch_on(
         });
     }
     let borrowed: Vec<(i64, &[Event])> = segments.iter().map(|(t, e)| (*t, &e[..])).collect();
-    let seqs = audit::append_segments(&mut tx, &borrowed).await?;
+    let (seqs, head) = audit::append_segments(&mut tx, &borrowed, hint).await?;
     tx.commit().await?;
     for (w, s) in written.iter_mut().zip(seqs) {
         w.seqs = s;
     }
-    Ok(written)
+    Ok((written, head))
 }
 
 #[cfg(test)]

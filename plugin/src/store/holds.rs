@@ -718,6 +718,37 @@ pub(super) async fn holds_of_sender(
     .collect::<Result<_, sqlx::Error>>()?)
 }
 
+/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with an earlier attempt's held copy
+/// and its holds (tag `h`: copy id, recipient, outcome; one row without a recipient when it has none).
+pub(super) fn earlier_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, idem_key: &'a str) {
+    use super::recipients::NI;
+    let key = read.text(idem_key);
+    read.branch(format!(
+        "SELECT 'h', m.id, h.recipient, h.outcome, {NI}, {NI}, {NI}, {NI} FROM held_messages m \
+         LEFT JOIN holds h ON h.message_id = m.id WHERE m.idem_key = {key}"
+    ));
+}
+
+/// Takes a row of [`earlier_branch`] into `earlier`; false when the row is of another branch. The
+/// holds come in no order: the caller sorts them.
+pub(super) fn take_earlier(
+    row: &sqlx::any::AnyRow,
+    earlier: &mut Option<(String, Vec<(String, String)>)>,
+) -> Result<bool, sqlx::Error> {
+    if row.try_get::<String, _>(0)? != "h" {
+        return Ok(false);
+    }
+    let (id, holds) = earlier.get_or_insert_with(|| (String::new(), Vec::new()));
+    *id = row.try_get(1)?;
+    if let Some(recipient) = row.try_get::<Option<String>, _>(2)? {
+        holds.push((
+            recipient,
+            row.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+        ));
+    }
+    Ok(true)
+}
+
 /// The held copy with this idempotency key and its holds `(recipient, outcome)`, in one query on `conn`.
 pub(super) async fn existing_holds_on(
     conn: &mut sqlx::AnyConnection,

@@ -6,11 +6,11 @@
 use sqlx::{Any, Transaction};
 
 use super::{
-    admin::{get_settings_on, SettingsOut},
+    admin::{settings_branch, take_settings, SettingsOut},
     challenges::pending_challenge,
-    holds::{existing_holds_on, HoldState},
+    holds::{earlier_branch, take_earlier, HoldState},
     placeholders,
-    recipients::{recipient_facts_on, set_phone_if_unknown},
+    recipients::{facts_branches, set_phone_if_unknown, take_fact, unknown_tag, TaggedRead},
     sealed::Sealed,
     Store, StoreError, StoredFacts,
 };
@@ -58,7 +58,7 @@ pub struct HookReads {
 }
 
 impl Store {
-    /// Every read of one hook call, one after the other on one kept connection ([`super::kept`]: no
+    /// Every read of one hook call, in one statement on one kept connection ([`super::kept`]: no
     /// pool checkout, whose pings cost more than these reads): the external recipients' stored facts,
     /// the held copy of an earlier attempt (by idempotency key) and the sender domain's settings.
     pub async fn hook_reads(
@@ -85,6 +85,8 @@ impl Store {
     }
 }
 
+/// The hook's reads in one statement ([`TaggedRead`]): the recipients' stored facts, the earlier
+/// attempt's held copy and the sender domain's settings.
 async fn hook_reads_on(
     conn: &mut sqlx::AnyConnection,
     external: &[&str],
@@ -92,15 +94,26 @@ async fn hook_reads_on(
     sender_domain: Option<&str>,
     now: i64,
 ) -> Result<HookReads, StoreError> {
-    let mut reads = HookReads {
-        stored: recipient_facts_on(conn, external, now).await?,
-        ..HookReads::default()
-    };
+    let mut read = TaggedRead::default();
+    facts_branches(&mut read, external, now);
     if let Some(key) = idem_key {
-        reads.earlier = existing_holds_on(conn, key).await?;
+        earlier_branch(&mut read, key);
     }
     if let Some(domain) = sender_domain {
-        reads.settings = get_settings_on(conn, domain).await?;
+        settings_branch(&mut read, domain);
+    }
+    let mut reads = HookReads::default();
+    for row in read.fetch_all(conn).await? {
+        if take_fact(&row, &mut reads.stored)? || take_earlier(&row, &mut reads.earlier)? {
+            continue;
+        }
+        match take_settings(&row)? {
+            Some(settings) => reads.settings = Some(settings),
+            None => return Err(unknown_tag(&row).into()),
+        }
+    }
+    if let Some((_, holds)) = &mut reads.earlier {
+        holds.sort_unstable();
     }
     Ok(reads)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 
 use super::{Store, StoreError};
 
@@ -172,11 +172,8 @@ pub(super) async fn verified_until(
     )
 }
 
-/// Everything the pipeline needs about these recipients, in one query on `conn` whatever their number:
-/// stored recipient data, unexpired admin exemptions (address or domain) and peer-list entries, each
-/// row tagged with its table. One statement: on SQLite each statement is a hop to the connection's
-/// worker thread and back, on PostgreSQL a round trip (as three statements, the read connection's
-/// thread switched 12 % more under the load bench).
+/// Everything the pipeline needs about these recipients, in one query on `conn` whatever their number
+/// (the hook reads these facts with its other reads in one statement: [`super::hook`]).
 pub(super) async fn recipient_facts_on(
     conn: &mut AnyConnection,
     addresses: &[&str],
@@ -186,59 +183,122 @@ pub(super) async fn recipient_facts_on(
     if addresses.is_empty() {
         return Ok(facts);
     }
-    let domains: Vec<&str> = {
-        let mut d: Vec<&str> = addresses
-            .iter()
-            .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d))
-            .collect();
-        d.sort_unstable();
-        d.dedup();
-        d
-    };
-    let list = |start: usize, n: usize| {
-        (start..start + n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // $1 = now, then the addresses, then the domains; each list is used twice.
-    let (addrs, doms) = (
-        list(2, addresses.len()),
-        list(2 + addresses.len(), domains.len()),
-    );
-    let sql = format!(
-        "SELECT 'r', address, phone, verified_until FROM recipients WHERE address IN ({addrs}) \
-         UNION ALL SELECT 'e', value, reason, NULL FROM exemptions \
-         WHERE (expires_at IS NULL OR expires_at > $1) \
-         AND ((kind = 'address' AND value IN ({addrs})) OR (kind = 'domain' AND value IN ({doms}))) \
-         UNION ALL SELECT 'p', domain, provider, NULL FROM peers WHERE domain IN ({doms})"
-    );
-    let mut q = sqlx::query(&sql).bind(now);
-    for a in addresses.iter().chain(domains.iter()) {
-        q = q.bind(*a);
-    }
-    for row in q.fetch_all(&mut *conn).await? {
-        let (table, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        match table.as_str() {
-            "r" => {
-                let row = RecipientRow {
-                    phone: row.try_get(2)?,
-                    verified_until: row.try_get(3)?,
-                };
-                facts.recipients.insert(key, row);
-            }
-            "e" => {
-                facts.exemptions.insert(key, row.try_get(2)?);
-            }
-            "p" => {
-                facts.peers.insert(key, row.try_get(2)?);
-            }
-            other => {
-                return Err(
-                    sqlx::Error::Decode(format!("unknown table tag {other:?}").into()).into(),
-                )
-            }
+    let mut read = TaggedRead::default();
+    facts_branches(&mut read, addresses, now);
+    for row in read.fetch_all(conn).await? {
+        if !take_fact(&row, &mut facts)? {
+            return Err(unknown_tag(&row).into());
         }
     }
     Ok(facts)
+}
+
+/// A read of several tables in one statement: `UNION ALL` of branches whose rows all have the
+/// columns (tag, key, text, text, integer, integer, integer, integer), each row tagged with the
+/// table it comes from. One statement: on SQLite each statement is a hop to the connection's worker
+/// thread and back, on PostgreSQL a round trip (as three statements, the read connection's thread
+/// switched 12 % more under the load bench; as five, more again).
+#[derive(Default)]
+pub(super) struct TaggedRead<'a> {
+    branches: Vec<String>,
+    binds: Vec<Bind<'a>>,
+}
+
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl<'a> TaggedRead<'a> {
+    /// The next parameter's placeholder, bound to `value`.
+    pub(super) fn text(&mut self, value: &'a str) -> String {
+        self.binds.push(Bind::Text(value));
+        format!("${}", self.binds.len())
+    }
+
+    pub(super) fn int(&mut self, value: i64) -> String {
+        self.binds.push(Bind::Int(value));
+        format!("${}", self.binds.len())
+    }
+
+    /// Adds a branch (its `SELECT`, columns as above).
+    pub(super) fn branch(&mut self, select: String) {
+        self.branches.push(select);
+    }
+
+    pub(super) async fn fetch_all(
+        self,
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let sql = self.branches.join(" UNION ALL ");
+        let mut q = sqlx::query(&sql);
+        for b in self.binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        Ok(q.fetch_all(&mut *conn).await?)
+    }
+}
+
+/// A typed NULL for a text column of a [`TaggedRead`] branch (PostgreSQL types a `UNION` pair by
+/// pair: two untyped NULLs become text, which a later integer column cannot match).
+pub(super) const NT: &str = "CAST(NULL AS TEXT)";
+/// A typed NULL for an integer column.
+pub(super) const NI: &str = "CAST(NULL AS BIGINT)";
+
+/// A row whose tag no branch of the read knows.
+pub(super) fn unknown_tag(row: &AnyRow) -> sqlx::Error {
+    let tag: String = row.try_get(0).unwrap_or_default();
+    sqlx::Error::Decode(format!("unknown table tag {tag:?}").into())
+}
+
+/// The branches of the stored recipient facts (tags `r`, `e`, `p`): stored recipient data, unexpired
+/// admin exemptions (address or domain) and peer-list entries.
+pub(super) fn facts_branches<'a>(read: &mut TaggedRead<'a>, addresses: &[&'a str], now: i64) {
+    let mut domains: Vec<&str> = addresses
+        .iter()
+        .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d))
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let now = read.int(now);
+    let addrs: Vec<String> = addresses.iter().map(|a| read.text(a)).collect();
+    let doms: Vec<String> = domains.iter().map(|d| read.text(d)).collect();
+    let (addrs, doms) = (addrs.join(", "), doms.join(", "));
+    read.branch(format!(
+        "SELECT 'r', address, phone, {NT}, verified_until, {NI}, {NI}, {NI} FROM recipients \
+         WHERE address IN ({addrs})"
+    ));
+    read.branch(format!(
+        "SELECT 'e', value, reason, {NT}, {NI}, {NI}, {NI}, {NI} FROM exemptions \
+         WHERE (expires_at IS NULL OR expires_at > {now}) \
+         AND ((kind = 'address' AND value IN ({addrs})) OR (kind = 'domain' AND value IN ({doms})))"
+    ));
+    read.branch(format!(
+        "SELECT 'p', domain, provider, {NT}, {NI}, {NI}, {NI}, {NI} FROM peers WHERE domain IN ({doms})"
+    ));
+}
+
+/// Takes a row of [`facts_branches`] into `facts`; false when the row is of another branch.
+pub(super) fn take_fact(row: &AnyRow, facts: &mut StoredFacts) -> Result<bool, sqlx::Error> {
+    let (tag, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    match tag.as_str() {
+        "r" => {
+            let r = RecipientRow {
+                phone: row.try_get(2)?,
+                verified_until: row.try_get(4)?,
+            };
+            facts.recipients.insert(key, r);
+        }
+        "e" => {
+            facts.exemptions.insert(key, row.try_get(2)?);
+        }
+        "p" => {
+            facts.peers.insert(key, row.try_get(2)?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }

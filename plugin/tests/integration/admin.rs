@@ -1075,7 +1075,8 @@ fn sorted(map: &std::collections::HashMap<String, String>) -> Vec<(&str, &str)> 
 
 /// The hook's read of stored recipient facts (one query over recipients, exemptions and peers): every
 /// kind of row comes back under its own key, expired exemptions and other addresses do not, and an
-/// address exemption and a domain exemption both count, whatever the number of recipients.
+/// address exemption and a domain exemption both count, whatever the number of recipients; the hook's
+/// whole read (these facts, an earlier held copy, the sender domain's settings) gives the same.
 async fn recipient_facts_in_one_query(b: Backend) {
     let gw = gateway(b).await;
     let store = &gw.gw.store;
@@ -1141,6 +1142,41 @@ async fn recipient_facts_in_one_query(b: Backend) {
     assert!(later.exemptions.contains_key("bob@b.test"));
     let none = store.recipient_facts(&[], now).await.unwrap();
     assert!(none.recipients.is_empty() && none.exemptions.is_empty() && none.peers.is_empty());
+
+    // The hook reads the same facts, an earlier attempt's held copy and the sender domain's
+    // settings in one statement: the same rows under each kind, the settings' typed columns intact.
+    let settings = stalwart_nta7516::store::admin::SettingsIn {
+        retention_days: Some(90),
+        groups: vec!["lab".into()],
+        hold_confirmation: Some(true),
+        collection_receipt: Some(false),
+    };
+    store
+        .put_settings_with("test", "zorg.test", &settings, now)
+        .await
+        .unwrap();
+    let reads = store
+        .hook_reads(&asked, Some("no-such-submission"), Some("zorg.test"), now)
+        .await
+        .unwrap();
+    assert_eq!(reads.stored.recipients.len(), 2);
+    assert_eq!(sorted(&reads.stored.exemptions), sorted(&facts.exemptions));
+    assert_eq!(sorted(&reads.stored.peers), sorted(&facts.peers));
+    assert!(reads.earlier.is_none(), "no held copy under that key");
+    let s = reads.settings.expect("the sender domain's settings");
+    assert_eq!(
+        (s.domain.as_str(), s.retention_days, &s.groups[..]),
+        ("zorg.test", Some(90), &["lab".to_string()][..])
+    );
+    assert_eq!(
+        (s.hold_confirmation, s.collection_receipt),
+        (Some(true), Some(false))
+    );
+    let other = store
+        .hook_reads(&asked, None, Some("elders.test"), now)
+        .await
+        .unwrap();
+    assert!(other.settings.is_none() && other.earlier.is_none());
 }
 
 both_backends!(

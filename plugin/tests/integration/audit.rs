@@ -254,6 +254,44 @@ async fn grouped_appends_share_commits_and_keep_one_chain(b: Backend) {
     assert!(err.to_string().contains("closed"), "{err}");
 }
 
+/// The group writer remembers the head it committed; an append by anything else in between (here an
+/// ordinary append; in a cluster another instance) makes that head stale, and the next grouped append
+/// notices it, reads the head under its lock and chains after it: no gap, no sequence number twice.
+async fn a_grouped_append_after_another_append_chains_after_it(b: Backend) {
+    let gw = gateway(b).await;
+    let store = &gw.gw.store;
+    let viewed = |r: &str| Event::PortalViewed {
+        message_ref: r.into(),
+        recipient: "bob@example.test".into(),
+    };
+    let mut seqs = Vec::new();
+    for round in 0..3 {
+        seqs.extend(
+            store
+                .append_audit_grouped(vec![viewed("g1")])
+                .await
+                .unwrap(),
+        );
+        seqs.extend(
+            store
+                .append_audit_grouped(vec![viewed("g2")])
+                .await
+                .unwrap(),
+        );
+        seqs.extend(
+            store
+                .append_audit(&[viewed(&format!("own-{round}"))])
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(seqs, (1..=9).collect::<Vec<i64>>());
+    assert_eq!(store.audit_head().await.unwrap().0, 9);
+    let v = store.verify_audit().await.unwrap();
+    assert!(v.ok(), "{:?}", v.findings);
+    assert_eq!((v.records, v.head_seq), (9, 9));
+}
+
 async fn every_decision_is_recorded_with_reasons_and_tls_evidence(b: Backend) {
     let gw = gateway(b).await;
     let req = hook_request(
@@ -306,6 +344,7 @@ both_backends!(
     chain_detects_a_deleted_record,
     concurrent_appends_form_one_chain,
     grouped_appends_share_commits_and_keep_one_chain,
+    a_grouped_append_after_another_append_chains_after_it,
     every_decision_is_recorded_with_reasons_and_tls_evidence,
 );
 
