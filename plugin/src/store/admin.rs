@@ -92,8 +92,11 @@ pub struct SettingsIn {
     pub collection_receipt: Option<bool>,
 }
 
-const SETTINGS_COLS: &str =
-    "domain, retention_days, groups, updated_at, hold_confirmation, collection_receipt";
+/// The settings as a [`TaggedRead`](super::recipients::TaggedRead) branch reads them (tag `s`: domain,
+/// groups, —, retention days, updated at, hold confirmation, collection receipt): every read of
+/// them, tagged or not, decodes them with [`take_settings`].
+const SETTINGS_SELECT: &str = "SELECT 's', domain, groups, CAST(NULL AS TEXT), retention_days, \
+     updated_at, hold_confirmation, collection_receipt FROM domain_settings";
 
 fn admin(
     actor: Actor<'_>,
@@ -629,15 +632,14 @@ impl Store {
     }
 
     pub async fn list_settings(&self) -> Result<Vec<SettingsOut>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SETTINGS_COLS} FROM domain_settings ORDER BY domain"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(settings_out)
-            .collect::<Result<_, _>>()
-            .map_err(Into::into)
+        let rows = sqlx::query(&format!("{SETTINGS_SELECT} ORDER BY domain"))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut all = Vec::with_capacity(rows.len());
+        for row in &rows {
+            all.extend(take_settings(row)?);
+        }
+        Ok(all)
     }
 
     pub async fn get_settings(&self, domain: &str) -> Result<Option<SettingsOut>, StoreError> {
@@ -723,15 +725,10 @@ impl Store {
     }
 }
 
-/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with a sender domain's settings
-/// (tag `s`: domain, groups, —, retention days, updated at, hold confirmation, collection receipt).
+/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with a sender domain's settings.
 pub(super) fn settings_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, domain: &'a str) {
-    use super::recipients::NT;
     let domain = read.text(domain);
-    read.branch(format!(
-        "SELECT 's', domain, groups, {NT}, retention_days, updated_at, hold_confirmation, \
-         collection_receipt FROM domain_settings WHERE domain = {domain}"
-    ));
+    read.branch(format!("{SETTINGS_SELECT} WHERE domain = {domain}"));
 }
 
 /// The settings in a row of [`settings_branch`]; none when the row is of another branch.
@@ -755,25 +752,10 @@ pub(super) async fn get_settings_on(
     conn: &mut sqlx::AnyConnection,
     domain: &str,
 ) -> Result<Option<SettingsOut>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {SETTINGS_COLS} FROM domain_settings WHERE domain = $1"
-    ))
-    .bind(domain)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.as_ref().map(settings_out).transpose()?)
-}
-
-fn settings_out(r: &sqlx::any::AnyRow) -> Result<SettingsOut, sqlx::Error> {
-    let groups: String = r.try_get(2)?;
-    Ok(SettingsOut {
-        domain: r.try_get(0)?,
-        retention_days: r.try_get(1)?,
-        groups: serde_json::from_str(&groups).unwrap_or_default(),
-        hold_confirmation: r.try_get::<Option<i64>, _>(4)?.map(|v| v != 0),
-        collection_receipt: r.try_get::<Option<i64>, _>(5)?.map(|v| v != 0),
-        updated_at: rfc3339(r.try_get(3)?),
-    })
+    let mut read = super::recipients::TaggedRead::default();
+    settings_branch(&mut read, domain);
+    let rows = read.fetch_all(conn).await?;
+    Ok(rows.first().map(take_settings).transpose()?.flatten())
 }
 
 async fn upsert_recipient(

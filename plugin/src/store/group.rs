@@ -232,7 +232,8 @@ async fn write_one(store: &Store, job: &Job) -> Result<Written, StoreError> {
     Ok(written.pop().unwrap_or_default())
 }
 
-/// Writes the jobs in one transaction: the webhook deliveries' dedup keys under the head lock, the
+/// Writes the jobs in one transaction: the webhook deliveries' dedup keys under the head lock (SQLite:
+/// the write lock), the
 /// hooks' rows, then one chain append of everyone's audit records in job order. `head`: the head
 /// committed last, taken (and given back once this batch is committed).
 async fn write_batch(

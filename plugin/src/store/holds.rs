@@ -730,7 +730,7 @@ pub(super) fn earlier_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, i
 }
 
 /// Takes a row of [`earlier_branch`] into `earlier`; false when the row is of another branch. The
-/// holds come in no order: the caller sorts them.
+/// holds come in no order: the caller sorts them (as [`existing_holds_on`] does).
 pub(super) fn take_earlier(
     row: &sqlx::any::AnyRow,
     earlier: &mut Option<(String, Vec<(String, String)>)>,
@@ -754,27 +754,16 @@ pub(super) async fn existing_holds_on(
     conn: &mut sqlx::AnyConnection,
     idem_key: &str,
 ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT m.id, h.recipient, h.outcome FROM held_messages m \
-         LEFT JOIN holds h ON h.message_id = m.id WHERE m.idem_key = $1 ORDER BY h.recipient",
-    )
-    .bind(idem_key)
-    .fetch_all(&mut *conn)
-    .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let id: String = first.try_get(0)?;
-    let mut holds = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(recipient) = row.try_get::<Option<String>, _>(1)? {
-            holds.push((
-                recipient,
-                row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-            ));
-        }
+    let mut read = super::recipients::TaggedRead::default();
+    earlier_branch(&mut read, idem_key);
+    let mut earlier = None;
+    for row in read.fetch_all(conn).await? {
+        take_earlier(&row, &mut earlier)?;
     }
-    Ok(Some((id, holds)))
+    if let Some((_, holds)) = &mut earlier {
+        holds.sort_unstable();
+    }
+    Ok(earlier)
 }
 
 #[cfg(test)]
