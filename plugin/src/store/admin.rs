@@ -92,7 +92,7 @@ pub struct SettingsIn {
     pub collection_receipt: Option<bool>,
 }
 
-/// The settings as a [`TaggedRead`](super::recipients::TaggedRead) branch reads them (tag `s`: domain,
+/// The settings as a [`TaggedRead`](super::tagged::TaggedRead) branch reads them (tag `s`: domain,
 /// groups, —, retention days, updated at, hold confirmation, collection receipt): every read of
 /// them, tagged or not, decodes them with [`take_settings`].
 const SETTINGS_SELECT: &str = "SELECT 's', domain, groups, CAST(NULL AS TEXT), retention_days, \
@@ -725,8 +725,8 @@ impl Store {
     }
 }
 
-/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with a sender domain's settings.
-pub(super) fn settings_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, domain: &'a str) {
+/// The branch of a [`TaggedRead`](super::tagged::TaggedRead) with a sender domain's settings.
+pub(super) fn settings_branch<'a>(read: &mut super::tagged::TaggedRead<'a>, domain: &'a str) {
     let domain = read.text(domain);
     read.branch(format!("{SETTINGS_SELECT} WHERE domain = {domain}"));
 }
@@ -752,7 +752,7 @@ pub(super) async fn get_settings_on(
     conn: &mut sqlx::AnyConnection,
     domain: &str,
 ) -> Result<Option<SettingsOut>, StoreError> {
-    let mut read = super::recipients::TaggedRead::default();
+    let mut read = super::tagged::TaggedRead::default();
     settings_branch(&mut read, domain);
     let rows = read.fetch_all(conn).await?;
     Ok(rows.first().map(take_settings).transpose()?.flatten())

@@ -10,7 +10,6 @@ use crate::{
     audit::{
         self,
         delivery::{self, Correlation},
-        record::hash_fields,
         Event, Record, Verification, Verifier,
     },
     stalwart::webhook,
@@ -36,7 +35,7 @@ pub async fn append(
 }
 
 /// The chain head: the sequence number and hash of the last record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Head {
     pub seq: i64,
     pub hash: String,
@@ -186,17 +185,9 @@ fn chain(records: &mut [Record], head: &Head) -> Head {
     for r in records.iter_mut() {
         seq += 1;
         r.seq = seq;
-        r.hash = hash_fields(
-            r.at,
-            &r.kind,
-            r.message_ref.as_deref(),
-            r.message_sha256.as_deref(),
-            r.sender.as_deref(),
-            r.recipient.as_deref(),
-            &r.details,
-            &prev,
-        );
-        r.prev_hash = std::mem::replace(&mut prev, r.hash.clone());
+        r.prev_hash = prev;
+        r.hash = r.compute_hash();
+        prev = r.hash.clone();
     }
     Head { seq, hash: prev }
 }

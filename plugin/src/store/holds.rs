@@ -718,10 +718,10 @@ pub(super) async fn holds_of_sender(
     .collect::<Result<_, sqlx::Error>>()?)
 }
 
-/// The branch of a [`TaggedRead`](super::recipients::TaggedRead) with an earlier attempt's held copy
+/// The branch of a [`TaggedRead`](super::tagged::TaggedRead) with an earlier attempt's held copy
 /// and its holds (tag `h`: copy id, recipient, outcome; one row without a recipient when it has none).
-pub(super) fn earlier_branch<'a>(read: &mut super::recipients::TaggedRead<'a>, idem_key: &'a str) {
-    use super::recipients::NI;
+pub(super) fn earlier_branch<'a>(read: &mut super::tagged::TaggedRead<'a>, idem_key: &'a str) {
+    use super::tagged::NI;
     let key = read.text(idem_key);
     read.branch(format!(
         "SELECT 'h', m.id, h.recipient, h.outcome, {NI}, {NI}, {NI}, {NI} FROM held_messages m \
@@ -754,7 +754,7 @@ pub(super) async fn existing_holds_on(
     conn: &mut sqlx::AnyConnection,
     idem_key: &str,
 ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
-    let mut read = super::recipients::TaggedRead::default();
+    let mut read = super::tagged::TaggedRead::default();
     earlier_branch(&mut read, idem_key);
     let mut earlier = None;
     for row in read.fetch_all(conn).await? {

@@ -10,8 +10,9 @@ use super::{
     challenges::pending_challenge,
     holds::{earlier_branch, take_earlier, HoldState},
     placeholders,
-    recipients::{facts_branches, set_phone_if_unknown, take_fact, unknown_tag, TaggedRead},
+    recipients::{facts_branches, set_phone_if_unknown, take_fact},
     sealed::Sealed,
+    tagged::{unknown_tag, TaggedRead},
     Store, StoreError, StoredFacts,
 };
 use crate::{

@@ -41,6 +41,7 @@ pub mod ratelimit;
 pub mod recipients;
 pub mod replies;
 pub mod sealed;
+mod tagged;
 pub mod withdraw;
 
 pub use challenges::{Challenge, ChallengeState, Purpose};

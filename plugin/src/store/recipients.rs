@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 
-use super::{Store, StoreError};
+use super::{
+    tagged::{unknown_tag, TaggedRead, NI, NT},
+    Store, StoreError,
+};
 
 /// Recipient facts the pipeline needs.
 #[derive(Debug, Clone, Default)]
@@ -173,7 +176,7 @@ pub(super) async fn verified_until(
 }
 
 /// Everything the pipeline needs about these recipients, in one query on `conn` whatever their number
-/// (the hook reads these facts with its other reads in one statement: [`super::hook`]).
+/// (a [`TaggedRead`]; the hook reads these facts with its other reads in one statement: [`super::hook`]).
 pub(super) async fn recipient_facts_on(
     conn: &mut AnyConnection,
     addresses: &[&str],
@@ -191,67 +194,6 @@ pub(super) async fn recipient_facts_on(
         }
     }
     Ok(facts)
-}
-
-/// A read of several tables in one statement: `UNION ALL` of branches whose rows all have the
-/// columns (tag, key, text, text, integer, integer, integer, integer), each row tagged with the
-/// table it comes from. One statement: on SQLite each statement is a hop to the connection's worker
-/// thread and back, on PostgreSQL a round trip (as three statements, the read connection's thread
-/// switched 12 % more under the load bench; as five, more again).
-#[derive(Default)]
-pub(super) struct TaggedRead<'a> {
-    branches: Vec<String>,
-    binds: Vec<Bind<'a>>,
-}
-
-enum Bind<'a> {
-    Text(&'a str),
-    Int(i64),
-}
-
-impl<'a> TaggedRead<'a> {
-    /// The next parameter's placeholder, bound to `value`.
-    pub(super) fn text(&mut self, value: &'a str) -> String {
-        self.binds.push(Bind::Text(value));
-        format!("${}", self.binds.len())
-    }
-
-    pub(super) fn int(&mut self, value: i64) -> String {
-        self.binds.push(Bind::Int(value));
-        format!("${}", self.binds.len())
-    }
-
-    /// Adds a branch (its `SELECT`, columns as above).
-    pub(super) fn branch(&mut self, select: String) {
-        self.branches.push(select);
-    }
-
-    pub(super) async fn fetch_all(
-        self,
-        conn: &mut AnyConnection,
-    ) -> Result<Vec<AnyRow>, StoreError> {
-        let sql = self.branches.join(" UNION ALL ");
-        let mut q = sqlx::query(&sql);
-        for b in self.binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        Ok(q.fetch_all(&mut *conn).await?)
-    }
-}
-
-/// A typed NULL for a text column of a [`TaggedRead`] branch (PostgreSQL types a `UNION` pair by
-/// pair: two untyped NULLs become text, which a later integer column cannot match).
-pub(super) const NT: &str = "CAST(NULL AS TEXT)";
-/// A typed NULL for an integer column.
-pub(super) const NI: &str = "CAST(NULL AS BIGINT)";
-
-/// A row whose tag no branch of the read knows.
-pub(super) fn unknown_tag(row: &AnyRow) -> sqlx::Error {
-    let tag: String = row.try_get(0).unwrap_or_default();
-    sqlx::Error::Decode(format!("unknown table tag {tag:?}").into())
 }
 
 /// The branches of the stored recipient facts (tags `r`, `e`, `p`): stored recipient data, unexpired
