@@ -75,7 +75,10 @@ pub struct Gateway {
     /// The SMS sender (`[sms] mode`).
     pub sms: Arc<dyn challenge::sms::SmsSender>,
     /// Wakes the notification/release worker (after a hook commit, a verification, a phone number).
-    pub wake: Arc<tokio::sync::Notify>,
+    pub wake: Arc<challenge::worker::Wake>,
+    /// The worker's SMTP sessions to Stalwart's notify and release listeners, kept between passes.
+    pub notify_session: stalwart_submit::Kept,
+    pub release_session: stalwart_submit::Kept,
     /// HMAC key of Stalwart's webhook; `None`: the intake refuses every request.
     pub webhook_key: Option<String>,
     /// Admin API bearer token; `None`: the admin API refuses every request.
@@ -176,7 +179,9 @@ impl Gateway {
             stalwart_check: Arc::new(deployment::check::monitor::Monitor::new(&config)),
             keys,
             sms,
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake: Arc::default(),
+            notify_session: Default::default(),
+            release_session: Default::default(),
             config,
             store,
             master,

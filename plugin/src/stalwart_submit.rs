@@ -12,7 +12,10 @@
 //! Every failure says whether the message may have been accepted ([`SendError::Uncertain`]: the final
 //! dot was sent but no reply was read) so callers never re-send something Stalwart may already queue.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use base64::Engine;
 use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
@@ -33,6 +36,16 @@ pub const MAX_REPLY_LINE: usize = 4096;
 
 /// The most lines of one reply read.
 pub const MAX_REPLY_LINES: usize = 100;
+
+/// How long a [`Kept`] session waits idle for the next pass before it is closed: well below the
+/// idle timeout of Stalwart's SMTP sessions (`timeout`, 5 minutes by default), so that Stalwart does
+/// not close it first.
+pub const KEPT_IDLE: Duration = Duration::from_secs(30);
+
+/// How long one session carries messages: well below the longest session Stalwart allows
+/// (`maxDuration`, 10 minutes by default), so that Stalwart never ends one in the middle of a message
+/// (a release cut off after its data would be `uncertain`).
+pub const MAX_SESSION_AGE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
@@ -206,6 +219,7 @@ pub struct Session {
     io: BufReader<Box<dyn Stream>>,
     timeout: Duration,
     sent: usize,
+    opened: Instant,
 }
 
 /// One envelope and message.
@@ -250,6 +264,7 @@ impl Session {
             io: BufReader::new(io),
             timeout,
             sent: 0,
+            opened: Instant::now(),
         };
         s.expect("greeting", 220).await?;
         let mut caps = s.ehlo(helo).await?;
@@ -315,9 +330,10 @@ impl Session {
         Ok(())
     }
 
-    /// Whether this session may take another message (Stalwart's per-session limit).
+    /// Whether this session may take another message (Stalwart's per-session limit, and
+    /// [`MAX_SESSION_AGE`]).
     pub fn has_room(&self) -> bool {
-        self.sent < MAX_PER_SESSION
+        self.sent < MAX_PER_SESSION && self.opened.elapsed() < MAX_SESSION_AGE
     }
 
     /// One transaction. Returns Stalwart's queue id (from `250 … queued with id <id>`), or the whole reply
@@ -363,6 +379,12 @@ impl Session {
 
     pub async fn quit(mut self) {
         let _ = self.command("QUIT", "QUIT", 221).await;
+    }
+
+    /// Whether the session still answers (`NOOP` → `250`): a kept session is checked so before it
+    /// carries a message, so that a session the server closed is never where a message fails.
+    async fn answers(&mut self) -> bool {
+        self.command("NOOP", "NOOP", 250).await.is_ok()
     }
 
     async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, SmtpError> {
@@ -449,6 +471,58 @@ impl Session {
     }
 }
 
+/// A session kept open between the worker's passes for one listener: a notification or release then
+/// costs one transaction instead of a TCP connect, a STARTTLS handshake and AUTH (per held message
+/// that was most of the worker's CPU). At most one session is kept, for at most [`KEPT_IDLE`]; one
+/// that failed is never given back (callers drop it), and one that no longer answers `NOOP` is
+/// dropped when taken, so a message is always sent on a session that answered just before.
+#[derive(Default)]
+pub struct Kept {
+    slot: std::sync::Mutex<Option<(Session, Instant)>>,
+}
+
+impl Kept {
+    /// The kept session, if it was given back less than [`KEPT_IDLE`] ago, has room and still answers.
+    pub async fn take(&self) -> Option<Session> {
+        let (mut session, since) = self.lock().take()?;
+        if since.elapsed() >= KEPT_IDLE || !session.has_room() {
+            session.quit().await;
+            return None;
+        }
+        session.answers().await.then_some(session)
+    }
+
+    /// Gives a session back after a pass that used it without error; one without room (full or
+    /// old) is closed instead, and so is a kept one it replaces.
+    pub async fn give_back(&self, session: Session) {
+        if !session.has_room() {
+            return session.quit().await;
+        }
+        let replaced = self.lock().replace((session, Instant::now()));
+        if let Some((old, _)) = replaced {
+            old.quit().await;
+        }
+    }
+
+    /// Closes the kept session once it has been idle for [`KEPT_IDLE`] (each worker pass asks).
+    pub async fn expire(&self) {
+        let stale = {
+            let mut slot = self.lock();
+            match &*slot {
+                Some((_, since)) if since.elapsed() >= KEPT_IDLE => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some((session, _)) = stale {
+            session.quit().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Session, Instant)>> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// RFC 5321 §4.5.2 transparency, plus the terminating `CRLF.CRLF` (a final CRLF is added when the
 /// message does not end with one).
 pub fn dot_stuff(data: &[u8]) -> Vec<u8> {
@@ -522,5 +596,42 @@ mod tests {
         let e = auth_answered(many.as_bytes()).await.err().unwrap();
         assert!(e.to_string().contains("longer than 100 lines"), "{e}");
         assert!(auth_answered(b"235 ok\r\n").await.is_ok());
+    }
+
+    /// A session over a scripted server that answers `NOOP` `noops` times.
+    async fn answering(noops: usize) -> Session {
+        auth_answered(format!("235 ok\r\n{}", "250 ok\r\n".repeat(noops)).as_bytes())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_kept_session_is_used_only_while_it_answers_and_is_young() {
+        let kept = Kept::default();
+        assert!(kept.take().await.is_none(), "nothing kept yet");
+        kept.give_back(answering(1).await).await;
+        let again = kept.take().await.expect("answered NOOP");
+        assert!(kept.take().await.is_none(), "taken: no longer kept");
+        // It answered its one NOOP: the next check fails (the server closed it), so it is dropped.
+        kept.give_back(again).await;
+        assert!(kept.take().await.is_none());
+        // Idle for too long: closed without a check, even though it would answer.
+        kept.give_back(answering(1).await).await;
+        if let Some((_, since)) = kept.lock().as_mut() {
+            *since = Instant::now().checked_sub(KEPT_IDLE).unwrap();
+        }
+        kept.expire().await;
+        assert!(kept.lock().is_none(), "expired");
+        // Too old to carry another message (Stalwart's longest session): never kept.
+        let mut old = answering(1).await;
+        old.opened = Instant::now().checked_sub(MAX_SESSION_AGE).unwrap();
+        assert!(!old.has_room());
+        kept.give_back(old).await;
+        assert!(kept.lock().is_none(), "an old session is closed, not kept");
+        // Full (Stalwart's per-session limit): never kept either.
+        let mut full = answering(1).await;
+        full.sent = MAX_PER_SESSION;
+        kept.give_back(full).await;
+        assert!(kept.lock().is_none());
     }
 }

@@ -136,7 +136,7 @@ pub async fn check_code(
     if pending {
         let until = now + i64::from(gw.config.policy.verified_days) * 86_400;
         gw.store.verify_challenge(c, until, now).await?;
-        gw.wake.notify_one();
+        gw.wake.now();
         tracing::info!(recipient = %c.recipient, "recipient verified");
     }
     let session = random_token();

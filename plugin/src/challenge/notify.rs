@@ -75,7 +75,9 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
             return Ok((0, rows.len()));
         }
     };
-    let mut session: Option<Session> = None;
+    // The session of an earlier pass, when it still answers: a held message's notice then costs
+    // one transaction, not a new STARTTLS session.
+    let mut session: Option<Session> = gw.notify_session.take().await;
     let (mut sent, mut failed) = (0, 0);
     for row in rows {
         // Claimed just before it is sent, so that of several instances (or passes) only one sends it.
@@ -147,7 +149,7 @@ pub async fn send_due(gw: &Gateway, now: i64) -> Result<(usize, usize), StoreErr
         }
     }
     if let Some(s) = session {
-        s.quit().await;
+        gw.notify_session.give_back(s).await;
     }
     Ok((sent, failed))
 }

@@ -70,7 +70,7 @@ pub async fn release_due(
         return Ok(out);
     }
     let target = Target::from_config(conf, true);
-    let mut session: Option<Session> = None;
+    let mut session: Option<Session> = gw.release_session.take().await;
     for hold in due {
         let (id, rcpt) = (hold.message_id.as_str(), hold.recipient.as_str());
         // The claim: only one worker moves it out of `releasing`.
@@ -95,7 +95,7 @@ pub async fn release_due(
         out.push((hold.message_id, hold.recipient, result));
     }
     if let Some(s) = session {
-        s.quit().await;
+        gw.release_session.give_back(s).await;
     }
     Ok(out)
 }

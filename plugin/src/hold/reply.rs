@@ -170,7 +170,8 @@ async fn send(
         return Ok((0, replies.len()));
     }
     let target = Target::from_config(conf, true);
-    let mut session: Option<Session> = None;
+    // Replies go to the release listener: over the releases' kept session.
+    let mut session: Option<Session> = gw.release_session.take().await;
     let (mut sent, mut failed) = (0, 0);
     for reply in replies {
         // The claim: only one worker (or request) moves it out of `pending`.
@@ -196,7 +197,7 @@ async fn send(
         }
     }
     if let Some(s) = session {
-        s.quit().await;
+        gw.release_session.give_back(s).await;
     }
     Ok((sent, failed))
 }

@@ -152,7 +152,7 @@ fn handled(gw: &Arc<Gateway>, result: Result<Handled, submission::SubmissionErro
             // Committed: when someone is held, let the worker plan and send the notifications (from
             // the database, so nothing is lost). A delivered message gives the worker nothing to do.
             if handled.decisions.iter().any(|d| d.outcome.is_held()) {
-                gw.wake.notify_one();
+                gw.wake.soon();
             }
             observe(gw, &handled);
             gw.metrics.answer(handled.response.action.into());

@@ -459,7 +459,7 @@ async fn submit_soon(gw: &Arc<Gateway>, reply_id: &str) {
     if let Ok(Ok(Err(e))) = tokio::time::timeout(SUBMIT_WAIT, task).await {
         tracing::warn!(reply = %reply_id, error = %e, "portal reply not submitted yet; the worker retries");
     }
-    gw.wake.notify_one();
+    gw.wake.now();
 }
 
 /// How long the POST waits for the reply's first submission before it answers.

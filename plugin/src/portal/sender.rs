@@ -166,7 +166,7 @@ pub async fn sender_submit(
         .sender_phone_entry(&c, Some(phone.as_str()), now)
         .await
     {
-        Ok(_) => gw.wake.notify_one(),
+        Ok(_) => gw.wake.now(),
         Err(_) => return ctx.unavailable(&path),
     }
     tracing::info!(recipient = %c.recipient, "mobile number recorded from the sender's link");

@@ -803,7 +803,58 @@ async fn two_instances_send_one_notification(b: Backend) {
     assert_eq!(audit.matches("notification_sent").count(), 1, "{audit}");
 }
 
+/// Notifications of successive worker passes go over one SMTP session (kept between passes, not a new
+/// STARTTLS session per held message); once the listener closed it (Stalwart's idle timeout), the next
+/// notification goes over a new session at once, without a failed attempt or a retry.
+async fn notifications_share_a_kept_session(b: Backend) {
+    let env = Env::new(b, None, "").await;
+    let gw = env.start().await;
+    // One challenge per recipient (shared by all their held messages), so three recipients.
+    let rcpts = [
+        "kees@example.test",
+        "lotte@example.test",
+        "mila@example.test",
+    ];
+    for (n, rcpt) in rcpts.iter().enumerate() {
+        gw.set_phone(rcpt, &format!("+3161111001{n}")).await;
+    }
+    let send = |n: usize| {
+        let req = message(rcpts[n], &format!("<kept-{n}@zorg.test>"), "Uitslag");
+        let (gw, notify) = (&gw, &env.notify);
+        async move {
+            util::held_ref(&gw.hook(&req).await);
+            notify.wait_for(n + 1, 10).await
+        }
+    };
+    send(0).await;
+    let two = send(1).await;
+    assert_eq!(
+        (two[0].session, two[1].session, env.notify.sessions()),
+        (1, 1, 1),
+        "the second pass used the first pass's session"
+    );
+    env.notify.close_idle();
+    let three = send(2).await;
+    assert_eq!((three[2].session, env.notify.sessions()), (2, 2));
+    let rows: Vec<(String, i64, Option<String>)> = {
+        use sqlx::Row;
+        sqlx::query("SELECT state, attempts, last_error FROM outbox ORDER BY created_at")
+            .fetch_all(gw.gw.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| *r == ("sent".to_string(), 1, None)),
+        "each sent at its first attempt: {rows:?}"
+    );
+}
+
 both_backends!(
+    notifications_share_a_kept_session,
     two_instances_send_one_notification,
     release_end_to_end,
     many_releases_over_auth_login,

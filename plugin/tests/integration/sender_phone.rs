@@ -193,7 +193,7 @@ async fn expiry_notice_to_sender(b: Backend) {
     env.notify.wait_for(1, 10).await; // the recipient's notice
     let later = stalwart_nta7516::time::now() + 91 * 86_400;
     assert_eq!(gw.gw.store.purge_expired(later).await.unwrap(), 1);
-    gw.gw.wake.notify_one();
+    gw.gw.wake.now();
     let mails = env.notify.wait_for(2, 10).await;
     let notice = &mails[1];
     assert_eq!(notice.rcpt_to, vec![SENDER.to_string()]);

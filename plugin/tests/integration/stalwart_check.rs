@@ -407,7 +407,7 @@ async fn no_release_while_stalwart_is_unsafe() {
         .await
         .unwrap();
     assert!(moved);
-    gw.gw.wake.notify_one();
+    gw.gw.wake.now();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(
         env.release.messages().is_empty(),
@@ -416,7 +416,7 @@ async fn no_release_while_stalwart_is_unsafe() {
     assert_eq!(gw.hold(&id, "carol@other.test").await.0, "releasing");
     server.serve(Served::V015("world"));
     wait_for_health(&gw, "stalwart: safe").await;
-    gw.gw.wake.notify_one();
+    gw.gw.wake.now();
     env.release.wait_for(1, 10).await;
     gw.stop().await;
 }

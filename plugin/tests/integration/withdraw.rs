@@ -244,7 +244,7 @@ async fn receipt_and_refusal_after_release(b: Backend) {
     let at = receipt.split("\r\nat ").nth(1).unwrap_or_default();
     assert!(at.starts_with("20") && at.contains("Z (UTC)"), "{receipt}");
     // Exactly one, even after more passes.
-    gw.gw.wake.notify_one();
+    gw.gw.wake.now();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         wait_mails(&env, SENDER, "Collection receipt", 1)

@@ -78,6 +78,8 @@ pub struct SmtpServer {
     pub spki_pin: String,
     key_pem: String,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
+    /// Closes the sessions waiting idle for a command (see [`SmtpServer::close_idle`]).
+    hangup: Arc<tokio::sync::Notify>,
     acceptor: tokio_rustls::TlsAcceptor,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -134,6 +136,7 @@ impl SmtpServer {
             spki_pin,
             key_pem: signing_key.serialize_pem(),
             sessions: Arc::default(),
+            hangup: Arc::default(),
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             task: None,
             _dir: dir,
@@ -164,6 +167,7 @@ impl SmtpServer {
             spki_pin: other.spki_pin.clone(),
             key_pem: other.key_pem.clone(),
             sessions: Arc::default(),
+            hangup: Arc::default(),
             acceptor: other.acceptor.clone(),
             task: None,
             _dir: dir,
@@ -185,6 +189,7 @@ impl SmtpServer {
             fail_at: self.fail_at.clone(),
             stall: self.stall.clone(),
             sessions: self.sessions.clone(),
+            hangup: self.hangup.clone(),
             hook: self.hook.clone(),
             hooked: self.hooked.clone(),
             accounts: self.accounts.clone(),
@@ -204,11 +209,13 @@ impl SmtpServer {
         }));
     }
 
-    /// Stops listening (connections are refused) until [`SmtpServer::restart`].
+    /// Stops listening (connections are refused) until [`SmtpServer::restart`], and closes the idle
+    /// sessions, as a stopped Stalwart does.
     pub fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        self.close_idle();
     }
 
     /// Listens again on the same port.
@@ -221,6 +228,17 @@ impl SmtpServer {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         self.listen().await;
+    }
+
+    /// The connections accepted so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes every session that waits for its client's next command, without a reply, as Stalwart
+    /// does when a session's idle timeout runs out (sessions in the middle of a message go on).
+    pub fn close_idle(&self) {
+        self.hangup.notify_waiters();
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -266,6 +284,7 @@ struct Flags {
     fail_at: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     stall: Arc<Stall>,
     sessions: Arc<std::sync::atomic::AtomicUsize>,
+    hangup: Arc<tokio::sync::Notify>,
     hook: Arc<Mutex<Option<HookTarget>>>,
     hooked: Arc<Mutex<Vec<Hooked>>>,
     accounts: Arc<Mutex<Vec<(String, String)>>>,
@@ -407,7 +426,11 @@ async fn session(
         .await?;
     loop {
         let mut line = String::new();
-        if io.read_line(&mut line).await? == 0 {
+        let read = tokio::select! {
+            read = io.read_line(&mut line) => read?,
+            _ = flags.hangup.notified() => return Ok(()),
+        };
+        if read == 0 {
             return Ok(());
         }
         let line = line.trim_end().to_string();
