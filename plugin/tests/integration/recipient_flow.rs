@@ -836,16 +836,10 @@ async fn notifications_share_a_kept_session(b: Backend) {
     env.notify.close_idle();
     let three = send(2).await;
     assert_eq!((three[2].session, env.notify.sessions()), (2, 2));
-    let rows: Vec<(String, i64, Option<String>)> = {
-        use sqlx::Row;
-        sqlx::query("SELECT state, attempts, last_error FROM outbox ORDER BY created_at")
-            .fetch_all(gw.gw.store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect()
-    };
+    let mut rows = Vec::new();
+    for rcpt in rcpts {
+        rows.extend(gw.outbox(rcpt).await);
+    }
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(
         rows.iter().all(|r| *r == ("sent".to_string(), 1, None)),

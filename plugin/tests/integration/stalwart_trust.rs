@@ -115,23 +115,10 @@ async fn pinned_client_delivers_and_refuses_another_key() {
     assert!(other.messages().is_empty());
 }
 
-/// `(state, attempts, last_error)` of the outbox rows to `rcpt`.
-async fn outbox(gw: &util::Running, rcpt: &str) -> Vec<(String, i64, Option<String>)> {
-    use sqlx::Row;
-    sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE rcpt = $1")
-        .bind(rcpt)
-        .fetch_all(gw.gw.store.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
-}
-
 /// Waits until the outbox row to `rcpt` failed at least once and is still pending.
 async fn failed_pending(gw: &util::Running, rcpt: &str) -> String {
     util::eventually(10, "a failed notification attempt", || async {
-        let rows = outbox(gw, rcpt).await;
+        let rows = gw.outbox(rcpt).await;
         match rows.as_slice() {
             [(state, attempts, Some(error))] if state == "pending" && *attempts >= 1 => {
                 Some(error.clone())
@@ -172,7 +159,7 @@ async fn gateway_pinned_listener(b: Backend) {
     let n = env.notify.wait_for(1, 10).await;
     assert!(n[0].tls && n[0].auth == smtp::USER);
     util::eventually(10, "the notification recorded as sent", || async {
-        (outbox(&gw, BOB).await.first().map(|r| r.0.as_str()) == Some("sent")).then_some(())
+        (gw.outbox(BOB).await.first().map(|r| r.0.as_str()) == Some("sent")).then_some(())
     })
     .await;
 
@@ -216,7 +203,7 @@ async fn gateway_refuses_unpinned_key(b: Backend) {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.notify.messages().is_empty(), "nothing delivered");
-    assert_eq!(outbox(&gw, BOB).await[0].0, "pending");
+    assert_eq!(gw.outbox(BOB).await[0].0, "pending");
 }
 
 /// Stalwart's default must-match-sender (no exception for the service account): the notification
@@ -255,7 +242,7 @@ async fn must_match_sender_without_exception(b: Backend) {
     env.notify.sender_exception.store(true, SeqCst);
     env.notify.wait_for(1, 10).await;
     util::eventually(10, "the notification recorded as sent", || async {
-        (outbox(&gw, BOB).await[0].0 == "sent").then_some(())
+        (gw.outbox(BOB).await[0].0 == "sent").then_some(())
     })
     .await;
 

@@ -429,6 +429,19 @@ impl Running {
             .await
             .unwrap();
     }
+
+    /// `(state, attempts, last_error)` of the outbox rows to `rcpt`.
+    pub async fn outbox(&self, rcpt: &str) -> Vec<(String, i64, Option<String>)> {
+        use sqlx::Row;
+        sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE rcpt = $1")
+            .bind(rcpt)
+            .fetch_all(self.gw.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
 }
 
 /// A browser-like client: keeps cookies, sends Accept-Language, reads forms.
