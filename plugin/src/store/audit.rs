@@ -352,8 +352,15 @@ pub struct Intake {
     pub ignored: usize,
 }
 
-/// A recorded webhook event with its queue id and dedup key.
-type Candidate<'e> = (&'e webhook::Event, u64, String);
+/// A recorded webhook event with its queue id, time (unix seconds) and dedup key.
+type Candidate<'e> = (&'e webhook::Event, u64, i64, String);
+
+/// How long a webhook event's dedup key is kept after the event's time. Stalwart re-sends a batch
+/// only until its events are older than `discard-after` (5 minutes by default, a day in the shipped
+/// configuration); a week covers any setting an admin would choose.
+pub const DEDUP_WINDOW: i64 = 7 * 86_400;
+/// Rows deleted per transaction by [`Store::purge_webhook_keys`].
+const PURGE_PART: i64 = 5_000;
 
 /// Locks the chain head without changing it and reads it: on PostgreSQL concurrent deliveries of the
 /// same webhook batch are then serialised, and the second one sees the first one's dedup keys (on
@@ -377,6 +384,7 @@ pub(super) async fn webhook_events(
     tx: &mut Transaction<'_, Any>,
     events: &[webhook::Event],
     now: i64,
+    legacy: bool,
 ) -> Result<(Intake, Vec<Event>), StoreError> {
     let mut intake = Intake::default();
     let mut keys = HashSet::new();
@@ -385,31 +393,32 @@ pub(super) async fn webhook_events(
         match ev.queue_id() {
             Ok(Some(q)) if delivery::is_recorded(&ev.kind) => {
                 let key = delivery::dedup_key(ev);
+                let at = ev.created_unix().unwrap_or(now);
                 match keys.insert(key.clone()) {
-                    true => candidates.push((ev, q, key)),
+                    true => candidates.push((ev, q, at, key)),
                     false => intake.duplicates += 1,
                 }
             }
             _ => intake.ignored += 1,
         }
     }
-    let fresh = insert_seen(tx, &candidates, now).await?;
+    let mut fresh = insert_seen(tx, &candidates, now).await?;
+    if legacy {
+        drop_legacy_seen(tx, &mut fresh).await?;
+    }
     let before = candidates.len();
-    candidates.retain(|(_, _, key)| fresh.contains(key));
+    candidates.retain(|(_, _, _, key)| fresh.contains(key));
     intake.duplicates += before - candidates.len();
 
-    let mut queue_ids: Vec<u64> = candidates.iter().map(|(_, q, _)| *q).collect();
+    let mut queue_ids: Vec<u64> = candidates.iter().map(|(_, q, _, _)| *q).collect();
     queue_ids.sort_unstable();
     queue_ids.dedup();
     let corr = correlate_all(tx, &queue_ids).await?;
     let (mut audit_events, mut waiting) = (Vec::new(), Vec::new());
-    for (ev, queue_id, key) in candidates {
+    for (ev, queue_id, at, key) in candidates {
         match corr.get(&queue_id) {
-            Some(c) => {
-                let at = ev.created_unix().unwrap_or(now);
-                audit_events.push(delivery::to_audit(ev, queue_id, at, c));
-            }
-            None => waiting.push((ev, queue_id, key)),
+            Some(c) => audit_events.push(delivery::to_audit(ev, queue_id, at, c)),
+            None => waiting.push((ev, queue_id, at, key)),
         }
     }
     (intake.recorded, intake.waiting) = (audit_events.len(), waiting.len());
@@ -417,7 +426,8 @@ pub(super) async fn webhook_events(
     Ok((intake, audit_events))
 }
 
-/// Inserts the dedup keys; returns the ones that were new (a re-sent event's key is already there).
+/// Inserts the dedup keys under their events' times; returns the ones that were new (a re-sent
+/// event's key is already there, under the same time).
 async fn insert_seen(
     tx: &mut Transaction<'_, Any>,
     candidates: &[Candidate<'_>],
@@ -426,18 +436,42 @@ async fn insert_seen(
     let mut fresh = HashSet::with_capacity(candidates.len());
     for chunk in candidates.chunks(500) {
         let sql = format!(
-            "INSERT INTO webhook_seen (key, received_at) VALUES {} ON CONFLICT (key) DO NOTHING RETURNING key",
-            placeholders(tx, chunk.len(), 2)
+            "INSERT INTO webhook_keys (created_at, key, received_at) VALUES {} \
+             ON CONFLICT (created_at, key) DO NOTHING RETURNING key",
+            placeholders(tx, chunk.len(), 3)
         );
         let mut q = sqlx::query(&sql);
-        for (_, _, key) in chunk {
-            q = q.bind(key.as_str()).bind(now);
+        for (_, _, at, key) in chunk {
+            q = q.bind(*at).bind(key.as_str()).bind(now);
         }
         for row in q.fetch_all(&mut **tx).await? {
             fresh.insert(row.try_get::<String, _>(0)?);
         }
     }
     Ok(fresh)
+}
+
+/// Removes from `fresh` the keys recorded before migration 0007, in the old `webhook_seen`, while it
+/// still has any (see [`Store::purge_webhook_keys`]).
+async fn drop_legacy_seen(
+    tx: &mut Transaction<'_, Any>,
+    fresh: &mut HashSet<String>,
+) -> Result<(), StoreError> {
+    let keys: Vec<String> = fresh.iter().cloned().collect();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT key FROM webhook_seen WHERE key IN {}",
+            placeholders(tx, 1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for key in chunk {
+            q = q.bind(key.as_str());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            fresh.remove(&row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(())
 }
 
 /// Keeps events whose queue id names no message yet, until a release links it.
@@ -453,7 +487,7 @@ async fn insert_unmatched(
             placeholders(tx, chunk.len(), 4)
         );
         let mut q = sqlx::query(&sql);
-        for (ev, queue_id, key) in chunk {
+        for (ev, queue_id, _, key) in chunk {
             q = q
                 .bind(key.as_str())
                 .bind(format!("{queue_id:x}"))
@@ -519,6 +553,62 @@ impl Store {
         now: i64,
     ) -> Result<Intake, StoreError> {
         self.grouped_webhook(events, now).await
+    }
+
+    /// Deletes the dedup keys of webhook events older than [`DEDUP_WINDOW`], and the keys of the old
+    /// `webhook_seen` (before migration 0007) received before it; in parts of [`PURGE_PART`] rows,
+    /// each in a write transaction of its own, so a hook waits for one part at most. Returns how many
+    /// were deleted. Once `webhook_seen` is empty the intake stops reading it.
+    pub async fn purge_webhook_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let cutoff = now - DEDUP_WINDOW;
+        let mut deleted = self
+            .purge_parts(
+                "DELETE FROM webhook_keys WHERE (created_at, key) IN (SELECT created_at, key \
+                 FROM webhook_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                cutoff,
+            )
+            .await?;
+        if self.legacy_keys.load(std::sync::atomic::Ordering::Relaxed) {
+            deleted += self
+                .purge_parts(
+                    "DELETE FROM webhook_seen WHERE key IN \
+                     (SELECT key FROM webhook_seen WHERE received_at < $1 LIMIT $2)",
+                    cutoff,
+                )
+                .await?;
+            if !self.has_legacy_keys().await? {
+                self.legacy_keys
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Runs `delete` (`$1` the cutoff, `$2` the part's size) until a part deletes less than a part.
+    async fn purge_parts(&self, delete: &str, cutoff: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let n = sqlx::query(delete)
+                .bind(cutoff)
+                .bind(PURGE_PART)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            deleted += n;
+            if n < PURGE_PART as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Whether the old `webhook_seen` still holds keys (read at start, see [`Store::connect`]).
+    pub(super) async fn has_legacy_keys(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT key FROM webhook_seen LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     /// The chain head: `(seq, hash)` of the last appended record.

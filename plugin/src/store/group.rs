@@ -278,7 +278,9 @@ async fn write_batch_on(
             Work::Append(events) => (events.clone(), Intake::default()),
             Work::Hook(_) => (hook_events.next().unwrap_or_default(), Intake::default()),
             Work::Webhook(events) => {
-                let (intake, audit) = audit::webhook_events(&mut tx, events, job.now).await?;
+                let legacy = store.legacy_keys.load(std::sync::atomic::Ordering::Relaxed);
+                let (intake, audit) =
+                    audit::webhook_events(&mut tx, events, job.now, legacy).await?;
                 (audit, intake)
             }
         };

@@ -199,6 +199,9 @@ pub struct Store {
     group: std::sync::Arc<group::Group>,
     /// Connections of the hot paths, kept open without sqlx's pings ([`kept`]).
     kept: std::sync::Arc<kept::Kept>,
+    /// The old `webhook_seen` still has dedup keys, which the webhook intake then reads too
+    /// ([`Store::purge_webhook_keys`] empties it once they are out of the window).
+    legacy_keys: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A write transaction. On SQLite it also holds this process's one writer turn until it commits or is
@@ -271,13 +274,19 @@ impl Store {
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store {
+        let store = Store {
             kept: std::sync::Arc::new(kept::Kept::new(options, backend, pool.clone())),
             pool,
             backend,
             writer: Default::default(),
             group: Default::default(),
-        })
+            legacy_keys: Default::default(),
+        };
+        let legacy = store.has_legacy_keys().await?;
+        store
+            .legacy_keys
+            .store(legacy, std::sync::atomic::Ordering::Relaxed);
+        Ok(store)
     }
 
     /// The same database and writer turn without the group-commit queue (the group writer's own
@@ -289,6 +298,7 @@ impl Store {
             writer: self.writer.clone(),
             group: Default::default(),
             kept: self.kept.clone(),
+            legacy_keys: self.legacy_keys.clone(),
         }
     }
 

@@ -463,7 +463,68 @@ both_backends!(
     deferred_then_delivered_shows_each_recipients_standing,
     hooks_and_deliveries_at_once_are_recorded_exactly,
     a_large_delivery_is_written_in_parts_exactly,
+    dedup_keys_last_the_window_across_the_upgrade,
 );
+
+/// Dedup keys live under their event's time (migration 0007): a re-sent event is recognised for the
+/// dedup window after its time and its key deleted after it, by the event's time, not by when it came
+/// in. A key recorded before the migration, in the old `webhook_seen`, is recognised as well until it
+/// is out of the window; then that table is emptied.
+async fn dedup_keys_last_the_window_across_the_upgrade(b: Backend) {
+    use stalwart_nta7516::{audit::delivery::dedup_key, stalwart::webhook, store::Store};
+    const W: i64 = stalwart_nta7516::store::audit::DEDUP_WINDOW;
+    let gw = gateway(b).await;
+    verified(&gw, &["bob@example.test"]).await;
+    let message = hook_with_queue(&gw, 7777, &["bob@example.test"]).await;
+    let event = |n: u64, at: &str| -> webhook::Event {
+        serde_json::from_value(json!({
+            "id": format!("{n}"), "createdAt": at, "type": "delivery.attempt-start",
+            "data": { "queueId": 7777, "attempt": n },
+        }))
+        .unwrap()
+    };
+    let (legacy, early, late) = (
+        event(1, "2026-11-22T08:00:00Z"),
+        event(2, "2026-11-22T08:00:00Z"),
+        event(3, "2026-11-24T08:00:00Z"),
+    );
+    let t0 = early.created_unix().unwrap();
+    // Recorded by the version before: its key in webhook_seen, received a second after its time.
+    sqlx::query("INSERT INTO webhook_seen (key, received_at) VALUES ($1, $2)")
+        .bind(dedup_key(&legacy))
+        .bind(t0 + 1)
+        .execute(gw.gw.store.pool())
+        .await
+        .unwrap();
+    // The upgraded gateway (the old table is read at start).
+    let store = Store::connect(&gw.gw.config.storage.url, 2).await.unwrap();
+    let all = || vec![legacy.clone(), early.clone(), late.clone()];
+    let counts = |i: stalwart_nta7516::store::audit::Intake| (i.recorded, i.duplicates);
+    let first = store.record_webhook(all(), t0 + 5).await.unwrap();
+    assert_eq!(counts(first), (2, 1), "the legacy key is recognised");
+    let again = store.record_webhook(all(), t0 + 9).await.unwrap();
+    assert_eq!(counts(again), (0, 3), "a re-sent batch records nothing");
+
+    assert_eq!(store.purge_webhook_keys(t0 + W - 1).await.unwrap(), 0);
+    let resent = store.record_webhook(all(), t0 + W - 1).await.unwrap();
+    assert_eq!(counts(resent), (0, 3), "still inside the window");
+    // Out of the window: the two events of 08:00 in webhook_keys (the legacy event's key went there
+    // too when it was re-sent) and the legacy key in webhook_seen; the later event's key stays.
+    assert_eq!(store.purge_webhook_keys(t0 + W + 2).await.unwrap(), 3);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_seen")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the old table is emptied");
+    let late_again = store
+        .record_webhook(vec![late.clone()], t0 + W + 3)
+        .await
+        .unwrap();
+    assert_eq!(counts(late_again), (0, 1));
+    let v = store.verify_audit().await.unwrap();
+    assert!(v.ok(), "{:?}", v.findings);
+    assert_eq!(delivery_records(&gw, &message).await.len(), 2);
+}
 
 /// A delivery of 131 events is written in parts (hooks may commit between them): the intake counts
 /// over all parts, a duplicate in a later part of an event in the first is recognised, and the batch
