@@ -9,6 +9,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix time in milliseconds.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for a unix time (UTC), civil-from-days after H. Hinnant.
 pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);

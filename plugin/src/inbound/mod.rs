@@ -67,7 +67,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request) -> Result<Handled, InboundE
     let facts = facts::gather(gw, verifier, &req).await?;
     let verdicts = recipient_verdicts(gw.policy().as_ref(), &facts);
     let decision = decide(&gw.config, &facts, &verdicts);
-    let message_ref = ids::new_id("r");
+    let message_ref = ids::ordered_id("r");
     gw.store
         .append_audit_grouped(receipts(gw, &facts, &decision, &message_ref))
         .await?;

@@ -207,7 +207,7 @@ pub(super) async fn pending_challenge(
             return Err(StoreError::VerifiedMeanwhile);
         }
         // None pending: a new one, invisible to every verification until this transaction commits.
-        let id = crate::ids::new_id("c");
+        let id = crate::ids::ordered_id("c");
         let inserted = sqlx::query(
             "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, 'pending', $3, $4) \
              ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING RETURNING id",

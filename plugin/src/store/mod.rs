@@ -137,7 +137,9 @@ where
 /// survives a power cut), a busy timeout for writers outside this process's queue, checkpoints in the
 /// background (see `checkpoint`) instead of in a commit, foreign keys, and pages read through a shared
 /// mapping instead of a read() each (another connection's commit empties this one's page cache, so
-/// reads are frequent).
+/// reads are frequent). Temporary tables and statement journals stay in memory: on files (the default)
+/// every hold's notice planning opened, wrote and deleted one in `TMPDIR` — write system calls, and
+/// pages of the database outside its own file.
 async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         for pragma in [
@@ -147,6 +149,7 @@ async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(
             "PRAGMA wal_autocheckpoint = 0",
             "PRAGMA foreign_keys = ON",
             "PRAGMA mmap_size = 268435456",
+            "PRAGMA temp_store = MEMORY",
         ] {
             conn.execute(pragma).await?;
         }

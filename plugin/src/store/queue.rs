@@ -75,7 +75,7 @@ pub(super) async fn enqueue(
         "INSERT INTO outbox (id, kind, ref_id, rcpt, state, attempts, next_attempt_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $5) ON CONFLICT (kind, ref_id, rcpt) DO NOTHING",
     )
-    .bind(crate::ids::new_id("o"))
+    .bind(crate::ids::ordered_id("o"))
     .bind(kind.as_str())
     .bind(ref_id)
     .bind(rcpt)

@@ -56,7 +56,7 @@ async fn decisions_only(
     decisions: &[Decision],
     pre: Option<&PreSplit>,
 ) -> Result<String, SubmissionError> {
-    let message_ref = ids::new_id("m");
+    let message_ref = ids::ordered_id("m");
     let sha = match pre {
         Some(p) => p.sha256.clone(),
         None => facts
@@ -103,7 +103,7 @@ async fn hold(
     let message_ref = facts
         .earlier_message
         .clone()
-        .unwrap_or_else(|| ids::new_id("h"));
+        .unwrap_or_else(|| ids::ordered_id("h"));
     let expires_at = facts.now + facts.retention_days * 86_400;
     // Attachments leave the held copy for sealed files (a retry keeps the first copy's).
     let split = match facts.earlier_message {
