@@ -32,10 +32,22 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve { .. }) {
         init_log(LogFormat::Text);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `serve` reads its configuration before the runtime starts: `[server] worker_threads` sizes it.
+    let mut serve_config = None;
+    if let Command::Serve { config, data_dir } = &cli.command {
+        match serve_config_of(config.as_deref(), data_dir) {
+            Ok(c) => serve_config = Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some((config, _)) = &serve_config {
+        builder.worker_threads(config.server.runtime_threads());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -44,7 +56,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, data_dir } => serve(config, data_dir).await,
+            Command::Serve { data_dir, .. } => {
+                let (config, embedded) = serve_config.expect("read before the runtime started");
+                serve(config, embedded, &data_dir).await
+            }
             Command::Probe { domain, json, net } => {
                 let (_, settings) = net.resolve().unwrap_or_else(|e| usage_error(&e));
                 return probe(&domain, json, settings).await;
@@ -119,15 +134,20 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    config_path: Option<std::path::PathBuf>,
-    data_dir: std::path::PathBuf,
-) -> Result<(), String> {
-    let embedded = config_path.is_none();
-    let config = match &config_path {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::embedded(&data_dir, std::env::vars()).map_err(|e| e.to_string())?,
-    };
+/// The configuration `serve` runs with: the file given, or the embedded default in `data_dir`
+/// (then `true`: embedded).
+fn serve_config_of(
+    config_path: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> Result<(Config, bool), String> {
+    match config_path {
+        Some(path) => Config::load(path).map(|c| (c, false)),
+        None => Config::embedded(data_dir, std::env::vars()).map(|c| (c, true)),
+    }
+    .map_err(|e| e.to_string())
+}
+
+async fn serve(config: Config, embedded: bool, data_dir: &std::path::Path) -> Result<(), String> {
     init_log(config.log.format);
     let tls: Arc<dyn TlsVerdicts> = if config.smarttls.enabled {
         let prober = nta7516_smarttls::SmartTls::new(config.smarttls.probe.clone())
@@ -161,7 +181,7 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", gw.config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    banner(&gw, embedded, &data_dir, addr);
+    banner(&gw, embedded, data_dir, addr);
     tokio::spawn(hold::retention::run(
         gw.store.clone(),
         Duration::from_secs(3600),

@@ -12,6 +12,34 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The address recipients use to reach the portal.
     pub public_url: String,
+    /// Threads that run the gateway's requests and workers; 0 = one per CPU core. One is the default:
+    /// the gateway shares its machine with Stalwart, and one thread needs no hand-offs between threads
+    /// (on a 2-core VM a quarter less CPU per message than two, and lower hook latency at Stalwart's
+    /// rates). The database's own threads come on top.
+    pub worker_threads: usize,
+}
+
+/// More threads than this is a typo, not a machine.
+const MAX_WORKER_THREADS: usize = 1024;
+
+impl ServerConfig {
+    pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(super::ConfigError::Invalid(format!(
+                "server.worker_threads must be 0 (one per CPU core) … {MAX_WORKER_THREADS}, not {}",
+                self.worker_threads
+            )));
+        }
+        Ok(())
+    }
+
+    /// The number of runtime threads to start: `worker_threads`, or one per CPU core for 0.
+    pub fn runtime_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -19,6 +47,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8470".parse().expect("static address"),
             public_url: "http://127.0.0.1:8470".into(),
+            worker_threads: 1,
         }
     }
 }

@@ -284,6 +284,7 @@ impl Config {
 
     /// The checks serde cannot make, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
         self.storage.validate()?;
         if let Some(s) = &self.stalwart {
             s.validate()?;
@@ -368,6 +369,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_and_zero_means_one_per_core() {
+        let parse = |text: &str| Config::parse(text, Path::new("x.toml"), std::iter::empty());
+        assert_eq!(parse("").unwrap().server.runtime_threads(), 1);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let all = parse("[server]\nworker_threads = 0\n").unwrap();
+        assert_eq!(all.server.runtime_threads(), cores);
+        assert_eq!(
+            parse("[server]\nworker_threads = 3\n")
+                .unwrap()
+                .server
+                .runtime_threads(),
+            3
+        );
+        assert!(parse("[server]\nworker_threads = 1025\n").is_err());
+        assert!(parse("[server]\nworker_threads = -1\n").is_err());
     }
 
     #[test]

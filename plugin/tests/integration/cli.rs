@@ -131,6 +131,37 @@ fn check_config_reports_line_and_column() {
     );
 }
 
+/// `[server] worker_threads` sizes the runtime before anything starts: a value out of range stops
+/// `serve` with the key's name before it opens the database, and `check-config` names it too.
+#[test]
+fn serve_refuses_a_worker_count_out_of_range_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let db = dir.path().join("gateway.db");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nworker_threads = 5000\n[storage]\nurl = \"sqlite://{}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    for command in ["serve", "check-config"] {
+        let out = Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("server.worker_threads must be 0 (one per CPU core) … 1024, not 5000"),
+            "{command}: {err}"
+        );
+    }
+    assert!(!db.exists(), "nothing was opened");
+}
+
 /// `stalwart render`: the shipped files are its output for the example (byte for byte, as an admin
 /// would produce them), and a configuration it cannot render is a usage error naming the key.
 #[test]
