@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         }
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some((config, _)) = &serve_config {
+    if let Some(config) = &serve_config {
         builder.worker_threads(config.server.runtime_threads());
     }
     let runtime = match builder.enable_all().build() {
@@ -56,9 +56,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { data_dir, .. } => {
-                let (config, embedded) = serve_config.expect("read before the runtime started");
-                serve(config, embedded, &data_dir).await
+            Command::Serve { config, data_dir } => {
+                let read = serve_config.expect("read before the runtime started");
+                serve(read, config.is_none(), &data_dir).await
             }
             Command::Probe { domain, json, net } => {
                 let (_, settings) = net.resolve().unwrap_or_else(|e| usage_error(&e));
@@ -134,15 +134,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The configuration `serve` runs with: the file given, or the embedded default in `data_dir`
-/// (then `true`: embedded).
+/// The configuration `serve` runs with: the file given, or the embedded default in `data_dir`.
 fn serve_config_of(
     config_path: Option<&std::path::Path>,
     data_dir: &std::path::Path,
-) -> Result<(Config, bool), String> {
+) -> Result<Config, String> {
     match config_path {
-        Some(path) => Config::load(path).map(|c| (c, false)),
-        None => Config::embedded(data_dir, std::env::vars()).map(|c| (c, true)),
+        Some(path) => Config::load(path),
+        None => Config::embedded(data_dir, std::env::vars()),
     }
     .map_err(|e| e.to_string())
 }
