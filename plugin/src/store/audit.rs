@@ -3,9 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
-use super::{placeholders, Store, StoreError};
+use super::{
+    exec::{Arg, Exec},
+    placeholders, Store, StoreError,
+};
 use crate::{
     audit::{
         self,
@@ -25,8 +28,8 @@ const COLUMNS: &str =
 /// own time. The chain head is locked first (PostgreSQL: row lock; SQLite: the write lock), so appends
 /// from any number of connections or gateway instances form one chain; make it the last write of the
 /// transaction to keep the lock short. Returns the sequence numbers given.
-pub async fn append(
-    tx: &mut Transaction<'_, Any>,
+pub async fn append<E: Exec>(
+    tx: &mut E,
     now: i64,
     events: &[Event],
 ) -> Result<Vec<i64>, StoreError> {
@@ -67,8 +70,8 @@ impl HeadHint {
 /// head update): each segment's events at its own time, the segments in order. Returns the sequence
 /// numbers per segment and the new head. With a [`HeadHint::Cached`] head that is right, the head is
 /// locked, checked and moved by one statement.
-pub(super) async fn append_segments(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn append_segments<E: Exec>(
+    tx: &mut E,
     segments: &[(i64, &[Event])],
     hint: HeadHint,
 ) -> Result<(Vec<Vec<i64>>, Option<Head>), StoreError> {
@@ -100,8 +103,8 @@ pub(super) async fn append_segments(
 }
 
 /// Inserts the chained records; the sequence numbers per segment (`ends`: where each one ends).
-async fn finish(
-    tx: &mut Transaction<'_, Any>,
+async fn finish<E: Exec>(
+    tx: &mut E,
     records: Vec<Record>,
     ends: &[usize],
     head: Head,
@@ -121,28 +124,36 @@ async fn finish(
 
 /// Moves the head to `new`; with `from`, only if the head is still there (false: it was not, and
 /// nothing changed). Locks the head row either way.
-async fn move_head(
-    tx: &mut Transaction<'_, Any>,
+async fn move_head<E: Exec>(
+    tx: &mut E,
     from: Option<&Head>,
     new: &Head,
 ) -> Result<bool, StoreError> {
-    let q = match from {
-        Some(_) => {
-            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4"
+    let changed = match from {
+        Some(from) => {
+            let sql =
+                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4";
+            let args = [
+                new.seq.into(),
+                (&new.hash).into(),
+                from.seq.into(),
+                (&from.hash).into(),
+            ];
+            tx.execute(sql, &args).await?
         }
-        None => "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        None => {
+            let sql = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+            tx.execute(sql, &[new.seq.into(), (&new.hash).into()])
+                .await?
+        }
     };
-    let mut q = sqlx::query(q).bind(new.seq).bind(new.hash.as_str());
-    if let Some(from) = from {
-        q = q.bind(from.seq).bind(from.hash.as_str());
-    }
-    Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
+    Ok(changed == 1)
 }
 
 /// The entries of `events`; a release linking its queue id brings in the delivery events that came
 /// before it, right after it.
-async fn entries_with_late(
-    tx: &mut Transaction<'_, Any>,
+async fn entries_with_late<E: Exec>(
+    tx: &mut E,
     now: i64,
     events: &[Event],
 ) -> Result<Vec<audit::Entry>, StoreError> {
@@ -193,58 +204,53 @@ fn chain(records: &mut [Record], head: &Head) -> Head {
 }
 
 /// Writes already-chained records (multi-row inserts).
-async fn insert_records(
-    tx: &mut Transaction<'_, Any>,
-    records: &[Record],
-) -> Result<(), StoreError> {
+async fn insert_records<E: Exec>(tx: &mut E, records: &[Record]) -> Result<(), StoreError> {
     for chunk in records.chunks(500) {
         let sql = format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
-            placeholders(tx, chunk.len(), 10)
+            placeholders(tx.sqlite(), chunk.len(), 10)
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(chunk.len() * 10);
         for r in chunk {
-            q = q
-                .bind(r.seq)
-                .bind(r.at)
-                .bind(r.kind.as_str())
-                .bind(r.message_ref.as_deref())
-                .bind(r.message_sha256.as_deref())
-                .bind(r.sender.as_deref())
-                .bind(r.recipient.as_deref())
-                .bind(r.details.as_str())
-                .bind(r.prev_hash.as_str())
-                .bind(r.hash.as_str());
+            args.extend([
+                r.seq.into(),
+                r.at.into(),
+                (&r.kind).into(),
+                r.message_ref.as_deref().into(),
+                r.message_sha256.as_deref().into(),
+                r.sender.as_deref().into(),
+                r.recipient.as_deref().into(),
+                (&r.details).into(),
+                (&r.prev_hash).into(),
+                Arg::from(&r.hash),
+            ]);
         }
-        q.execute(&mut **tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }
 
 /// Records the link queue id → message and returns the audit events for webhook events of that queue
 /// id that arrived before the link (they are removed from the waiting table).
-async fn link_queue(
-    tx: &mut Transaction<'_, Any>,
+async fn link_queue<E: Exec>(
+    tx: &mut E,
     queue_id: u64,
     message_ref: &str,
     now: i64,
 ) -> Result<Vec<Event>, StoreError> {
     let hex = format!("{queue_id:x}");
-    sqlx::query(
+    tx.execute(
         "INSERT INTO queue_links (queue_id, message_ref, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (queue_id) DO NOTHING",
+        &[(&hex).into(), message_ref.into(), now.into()],
     )
-    .bind(&hex)
-    .bind(message_ref)
-    .bind(now)
-    .execute(&mut **tx)
     .await?;
-    let waiting = sqlx::query(
-        "SELECT key, event FROM webhook_unmatched WHERE queue_id = $1 ORDER BY received_at, key",
-    )
-    .bind(&hex)
-    .fetch_all(&mut **tx)
-    .await?;
+    let waiting = tx
+        .fetch_all(
+            "SELECT key, event FROM webhook_unmatched WHERE queue_id = $1 ORDER BY received_at, key",
+            &[(&hex).into()],
+        )
+        .await?;
     if waiting.is_empty() {
         return Ok(Vec::new());
     }
@@ -257,7 +263,7 @@ async fn link_queue(
         });
     let mut events = Vec::with_capacity(waiting.len());
     for row in waiting {
-        let text: String = row.try_get(1)?;
+        let text: String = row.get(1)?;
         // Stored by the intake from a validated event; an unreadable row is kept, not dropped.
         if let Ok(ev) = serde_json::from_str::<webhook::Event>(&text) {
             if let Ok(at) = ev.created_unix() {
@@ -265,30 +271,28 @@ async fn link_queue(
             }
         }
     }
-    sqlx::query("DELETE FROM webhook_unmatched WHERE queue_id = $1")
-        .bind(&hex)
-        .execute(&mut **tx)
-        .await?;
+    tx.execute(
+        "DELETE FROM webhook_unmatched WHERE queue_id = $1",
+        &[(&hex).into()],
+    )
+    .await?;
     Ok(events)
 }
 
 /// The message behind a Stalwart queue id: the hook's decisions first, then recorded releases.
-async fn correlate(
-    tx: &mut Transaction<'_, Any>,
-    queue_id: u64,
-) -> Result<Option<Correlation>, StoreError> {
+async fn correlate<E: Exec>(tx: &mut E, queue_id: u64) -> Result<Option<Correlation>, StoreError> {
     Ok(correlate_all(tx, &[queue_id]).await?.remove(&queue_id))
 }
 
 /// [`correlate`] for many queue ids at once: two queries per 500 ids, whatever the batch holds.
-async fn correlate_all(
-    tx: &mut Transaction<'_, Any>,
+async fn correlate_all<E: Exec>(
+    tx: &mut E,
     queue_ids: &[u64],
 ) -> Result<HashMap<u64, Correlation>, StoreError> {
     let mut found = HashMap::with_capacity(queue_ids.len());
     for chunk in queue_ids.chunks(500) {
         let hex: HashMap<String, u64> = chunk.iter().map(|q| (format!("{q:x}"), *q)).collect();
-        let list = placeholders(tx, 1, hex.len());
+        let list = placeholders(tx.sqlite(), 1, hex.len());
         // The first decision of a queue id names its message (a retry adds later rows).
         let sql = format!(
             "SELECT queue_id, message_ref, sha256, sender FROM decisions WHERE queue_id IN {list} \
@@ -305,7 +309,7 @@ async fn correlate_all(
         let sql = format!(
             "SELECT q.queue_id, q.message_ref, h.sha256, h.sender FROM queue_links q \
              LEFT JOIN held_messages h ON h.id = q.message_ref WHERE q.queue_id IN {}",
-            placeholders(tx, 1, missing.len())
+            placeholders(tx.sqlite(), 1, missing.len())
         );
         found_rows(tx, &sql, &missing, &mut found).await?;
     }
@@ -313,24 +317,21 @@ async fn correlate_all(
 }
 
 /// Runs a correlation query over the hex queue ids of `ids` and keeps the first row of each.
-async fn found_rows(
-    tx: &mut Transaction<'_, Any>,
+async fn found_rows<E: Exec>(
+    tx: &mut E,
     sql: &str,
     ids: &HashMap<String, u64>,
     found: &mut HashMap<u64, Correlation>,
 ) -> Result<(), StoreError> {
-    let mut q = sqlx::query(sql);
-    for hex in ids.keys() {
-        q = q.bind(hex.as_str());
-    }
-    for row in q.fetch_all(&mut **tx).await? {
-        let hex: String = row.try_get(0)?;
+    let args: Vec<Arg> = ids.keys().map(Arg::from).collect();
+    for row in tx.fetch_all(sql, &args).await? {
+        let hex: String = row.get(0)?;
         if let Some(queue_id) = ids.get(&hex) {
             if !found.contains_key(queue_id) {
                 let corr = Correlation {
-                    message_ref: row.try_get(1)?,
-                    sha256: row.try_get(2)?,
-                    sender: row.try_get(3)?,
+                    message_ref: row.get(1)?,
+                    sha256: row.get(2)?,
+                    sender: row.get(3)?,
                 };
                 found.insert(*queue_id, corr);
             }
@@ -365,13 +366,12 @@ const PURGE_PART: i64 = 5_000;
 /// Locks the chain head without changing it and reads it: on PostgreSQL concurrent deliveries of the
 /// same webhook batch are then serialised, and the second one sees the first one's dedup keys (on
 /// SQLite a write transaction holds the database's write lock from its start).
-pub(super) async fn lock_head(tx: &mut Transaction<'_, Any>) -> Result<Head, StoreError> {
-    let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
+pub(super) async fn lock_head<E: Exec>(tx: &mut E) -> Result<Head, StoreError> {
+    let sql = "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash";
+    let row = tx.fetch_one(sql, &[]).await?;
     Ok(Head {
-        seq: row.try_get(0)?,
-        hash: row.try_get(1)?,
+        seq: row.get(0)?,
+        hash: row.get(1)?,
     })
 }
 
@@ -380,8 +380,8 @@ pub(super) async fn lock_head(tx: &mut Transaction<'_, Any>) -> Result<Head, Sto
 /// append. `events` were validated by the caller (queue ids and times parse). A fixed number of
 /// statements whatever the batch's size: the dedup keys in one insert, the correlations in one query,
 /// the waiting events in one insert.
-pub(super) async fn webhook_events(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn webhook_events<E: Exec>(
+    tx: &mut E,
     events: &[webhook::Event],
     now: i64,
     legacy: bool,
@@ -428,8 +428,8 @@ pub(super) async fn webhook_events(
 
 /// Inserts the dedup keys under their events' times; returns the ones that were new (a re-sent
 /// event's key is already there, under the same time).
-async fn insert_seen(
-    tx: &mut Transaction<'_, Any>,
+async fn insert_seen<E: Exec>(
+    tx: &mut E,
     candidates: &[Candidate<'_>],
     now: i64,
 ) -> Result<HashSet<String>, StoreError> {
@@ -438,14 +438,14 @@ async fn insert_seen(
         let sql = format!(
             "INSERT INTO webhook_keys (created_at, key, received_at) VALUES {} \
              ON CONFLICT (created_at, key) DO NOTHING RETURNING key",
-            placeholders(tx, chunk.len(), 3)
+            placeholders(tx.sqlite(), chunk.len(), 3)
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(chunk.len() * 3);
         for (_, _, at, key) in chunk {
-            q = q.bind(*at).bind(key.as_str()).bind(now);
+            args.extend([Arg::from(*at), key.into(), now.into()]);
         }
-        for row in q.fetch_all(&mut **tx).await? {
-            fresh.insert(row.try_get::<String, _>(0)?);
+        for row in tx.fetch_all(&sql, &args).await? {
+            fresh.insert(row.get::<String>(0)?);
         }
     }
     Ok(fresh)
@@ -453,30 +453,27 @@ async fn insert_seen(
 
 /// Removes from `fresh` the keys recorded before migration 0007, in the old `webhook_seen`, while it
 /// still has any (see [`Store::purge_webhook_keys`]).
-async fn drop_legacy_seen(
-    tx: &mut Transaction<'_, Any>,
+async fn drop_legacy_seen<E: Exec>(
+    tx: &mut E,
     fresh: &mut HashSet<String>,
 ) -> Result<(), StoreError> {
     let keys: Vec<String> = fresh.iter().cloned().collect();
     for chunk in keys.chunks(500) {
         let sql = format!(
             "SELECT key FROM webhook_seen WHERE key IN {}",
-            placeholders(tx, 1, chunk.len())
+            placeholders(tx.sqlite(), 1, chunk.len())
         );
-        let mut q = sqlx::query(&sql);
-        for key in chunk {
-            q = q.bind(key.as_str());
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            fresh.remove(&row.try_get::<String, _>(0)?);
+        let args: Vec<Arg> = chunk.iter().map(Arg::from).collect();
+        for row in tx.fetch_all(&sql, &args).await? {
+            fresh.remove(&row.get::<String>(0)?);
         }
     }
     Ok(())
 }
 
 /// Keeps events whose queue id names no message yet, until a release links it.
-async fn insert_unmatched(
-    tx: &mut Transaction<'_, Any>,
+async fn insert_unmatched<E: Exec>(
+    tx: &mut E,
     waiting: &[Candidate<'_>],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -484,17 +481,20 @@ async fn insert_unmatched(
         let sql = format!(
             "INSERT INTO webhook_unmatched (key, queue_id, event, received_at) VALUES {} \
              ON CONFLICT (key) DO NOTHING",
-            placeholders(tx, chunk.len(), 4)
+            placeholders(tx.sqlite(), chunk.len(), 4)
         );
-        let mut q = sqlx::query(&sql);
-        for (ev, queue_id, _, key) in chunk {
-            q = q
-                .bind(key.as_str())
-                .bind(format!("{queue_id:x}"))
-                .bind(serde_json::to_string(ev).unwrap_or_default())
-                .bind(now);
+        let texts: Vec<(String, String)> = chunk
+            .iter()
+            .map(|(ev, queue_id, _, _)| {
+                let event = serde_json::to_string(ev).unwrap_or_default();
+                (format!("{queue_id:x}"), event)
+            })
+            .collect();
+        let mut args = Vec::with_capacity(chunk.len() * 4);
+        for ((_, _, _, key), (queue_id, event)) in chunk.iter().zip(&texts) {
+            args.extend([Arg::from(key), queue_id.into(), event.into(), now.into()]);
         }
-        q.execute(&mut **tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }

@@ -2,9 +2,13 @@
 //! type, size, digest, wrapped key), who may download it, and which ones must go. The files themselves
 //! are `hold::blob`'s; this module never touches the disk.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
-use super::{holds::HoldState, Store, StoreError};
+use super::{
+    exec::{Arg, Exec},
+    holds::HoldState,
+    Store, StoreError,
+};
 
 /// Whether a blob's file is still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,29 +74,30 @@ fn row(r: &sqlx::any::AnyRow) -> Result<BlobRow, sqlx::Error> {
 }
 
 /// The blobs of a newly held message, in the hook's transaction.
-pub(super) async fn insert(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn insert<E: Exec>(
+    tx: &mut E,
     blobs: &[BlobRow],
     now: i64,
 ) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO hold_blobs ({COLUMNS}, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    );
     for b in blobs {
-        sqlx::query(&format!(
-            "INSERT INTO hold_blobs ({COLUMNS}, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&b.blob_id)
-        .bind(&b.message_id)
-        .bind(b.part_index)
-        .bind(&b.filename)
-        .bind(&b.content_type)
-        .bind(b.size)
-        .bind(&b.sha256)
-        .bind(&b.key_id)
-        .bind(&b.wrapped_key)
-        .bind(BlobState::Stored.as_str())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        let args = [
+            Arg::from(&b.blob_id),
+            (&b.message_id).into(),
+            b.part_index.into(),
+            (&b.filename).into(),
+            (&b.content_type).into(),
+            b.size.into(),
+            (&b.sha256).into(),
+            (&b.key_id).into(),
+            (&b.wrapped_key).into(),
+            BlobState::Stored.as_str().into(),
+            now.into(),
+        ];
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }

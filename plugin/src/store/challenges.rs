@@ -4,10 +4,11 @@
 //! audit record. Secrets arrive hashed: this file never sees a link token, code or cookie in clear. May
 //! call the rest of `store`, `audit` event types and `ids`; nothing above the store.
 
-use sqlx::{Any, Executor, Row, Transaction};
+use sqlx::{Any, Executor, Row};
 
 use super::{
     audit::append,
+    exec::Exec,
     holds::{
         self, first_sender, messages_of, waiting_portal_messages, HoldState, HoldUpdate, Holds,
     },
@@ -184,8 +185,8 @@ fn per_message(messages: &[String], f: impl Fn(Option<String>) -> Event) -> Vec<
 /// a new 2FA hold, decided from facts in which the recipient was not verified) a recipient verified
 /// by now means those facts are stale ([`StoreError::VerifiedMeanwhile`]: the hook decides again);
 /// otherwise a new challenge is made.
-pub(super) async fn pending_challenge(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn pending_challenge<E: Exec>(
+    tx: &mut E,
     recipient: &str,
     (now, expires_at): (i64, i64),
     fresh_2fa: bool,
@@ -194,30 +195,34 @@ pub(super) async fn pending_challenge(
     // unique index `challenges_one_pending ... WHERE state = 'pending'` literally, or neither SQLite
     // nor a generic PostgreSQL plan can use it on this, the hook's, path.
     for _ in 0..3 {
-        let locked = sqlx::query(
-            "UPDATE challenges SET state = 'pending' WHERE recipient = $1 AND state = 'pending' RETURNING id",
-        )
-        .bind(recipient)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let locked = tx
+            .fetch_optional(
+                "UPDATE challenges SET state = 'pending' WHERE recipient = $1 AND state = 'pending' \
+                 RETURNING id",
+                &[recipient.into()],
+            )
+            .await?;
         if let Some(row) = locked {
-            return Ok(row.try_get(0)?);
+            return row.get(0);
         }
         if fresh_2fa && verified_now(tx, recipient, now).await? {
             return Err(StoreError::VerifiedMeanwhile);
         }
         // None pending: a new one, invisible to every verification until this transaction commits.
         let id = crate::ids::ordered_id("c");
-        let inserted = sqlx::query(
-            "INSERT INTO challenges (id, recipient, state, created_at, expires_at) VALUES ($1, $2, 'pending', $3, $4) \
-             ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING RETURNING id",
-        )
-        .bind(&id)
-        .bind(recipient)
-        .bind(now)
-        .bind(expires_at)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let inserted = tx
+            .fetch_optional(
+                "INSERT INTO challenges (id, recipient, state, created_at, expires_at) \
+                 VALUES ($1, $2, 'pending', $3, $4) \
+                 ON CONFLICT (recipient) WHERE state = 'pending' DO NOTHING RETURNING id",
+                &[
+                    (&id).into(),
+                    recipient.into(),
+                    now.into(),
+                    expires_at.into(),
+                ],
+            )
+            .await?;
         if inserted.is_some() {
             return Ok(id);
         }
@@ -229,18 +234,10 @@ pub(super) async fn pending_challenge(
 }
 
 /// Whether the recipient's verification is valid now (as committed).
-async fn verified_now(
-    tx: &mut Transaction<'_, Any>,
-    recipient: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let row =
-        sqlx::query("SELECT COUNT(*) FROM recipients WHERE address = $1 AND verified_until > $2")
-            .bind(recipient)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(row.try_get::<i64, _>(0)? > 0)
+async fn verified_now<E: Exec>(tx: &mut E, recipient: &str, now: i64) -> Result<bool, StoreError> {
+    let sql = "SELECT COUNT(*) FROM recipients WHERE address = $1 AND verified_until > $2";
+    let row = tx.fetch_one(sql, &[recipient.into(), now.into()]).await?;
+    Ok(row.get::<i64>(0)? > 0)
 }
 
 impl Store {

@@ -18,8 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     audit::{self, Head, HeadHint, Intake},
+    exec::{Exec, LiteTx},
     hook::{self, HookRecord},
-    Backend, Store, StoreError,
+    lite::{ready_now, Lite},
+    Store, StoreError,
 };
 use crate::{audit::Event, stalwart::webhook};
 
@@ -132,8 +134,9 @@ impl Store {
         if let Err(mpsc::error::SendError(job)) = self.group_queue().send(job) {
             let store = self.detached();
             tokio::spawn(async move {
-                let result = write_one(&store, &job).await;
-                job.answer(result);
+                if let (Some(job), result) = write_one(&store, job).await {
+                    job.answer(result);
+                }
             });
         }
     }
@@ -173,21 +176,22 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let batch = take_batch(&mut waiting, hooks_last);
         hooks_last = batch.first().is_some_and(|j| !j.is_webhook());
-        match write_batch(&store, &batch, &mut head).await {
-            Ok(written) => {
+        match write_batch(&store, batch, &mut head).await {
+            (batch, Ok(written)) => {
                 for (job, w) in batch.into_iter().zip(written) {
                     job.answer(Ok(w));
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            (batch, Err(e)) if batch.len() == 1 => {
                 if let Some(job) = batch.into_iter().next() {
                     job.answer(Err(e));
                 }
             }
-            Err(_) => {
+            (batch, Err(_)) => {
                 for job in batch {
-                    let result = write_one(&store, &job).await;
-                    job.answer(result);
+                    if let (Some(job), result) = write_one(&store, job).await {
+                        job.answer(result);
+                    }
                 }
             }
         }
@@ -227,41 +231,92 @@ fn take_batch(waiting: &mut VecDeque<Job>, hooks_last: bool) -> Vec<Job> {
     batch
 }
 
-async fn write_one(store: &Store, job: &Job) -> Result<Written, StoreError> {
-    let mut written = write_batch(store, std::slice::from_ref(job), &mut None).await?;
-    Ok(written.pop().unwrap_or_default())
+/// [`write_batch`] of one job; the job back (none if the SQLite writer was gone) with its result.
+async fn write_one(store: &Store, job: Job) -> (Option<Job>, Result<Written, StoreError>) {
+    let (jobs, written) = write_batch(store, vec![job], &mut None).await;
+    let written = written.map(|mut w| w.pop().unwrap_or_default());
+    (jobs.into_iter().next(), written)
 }
 
-/// Writes the jobs in one transaction: the webhook deliveries' dedup keys under the head lock (SQLite:
-/// the write lock), the
-/// hooks' rows, then one chain append of everyone's audit records in job order. `head`: the head
-/// committed last, taken (and given back once this batch is committed).
+/// Writes the jobs in one transaction ([`write_jobs`]): on a SQLite file on the group writer's own
+/// connection ([`super::lite`]), otherwise on a kept sqlx connection. `head`: the head committed
+/// last, taken (and given back once this batch is committed). The jobs come back with the result.
 async fn write_batch(
     store: &Store,
-    batch: &[Job],
+    batch: Vec<Job>,
     head: &mut Option<Head>,
-) -> Result<Vec<Written>, StoreError> {
-    let mut conn = store.kept.take().await?;
+) -> (Vec<Job>, Result<Vec<Written>, StoreError>) {
     let hint = head.take().map_or(HeadHint::Unknown, HeadHint::Cached);
-    let written = write_batch_on(store, &mut conn, batch, hint).await;
-    store.kept.put(conn, &written);
-    let (written, new) = written?;
-    *head = new;
-    Ok(written)
+    let legacy = store.legacy_keys.load(std::sync::atomic::Ordering::Relaxed);
+    let (batch, written) = match &store.lite {
+        Some(lite) => on_lite(store, lite, batch, hint, legacy).await,
+        None => {
+            let written = on_kept(store, &batch, hint, legacy).await;
+            (batch, written)
+        }
+    };
+    match written {
+        Ok((written, new)) => {
+            *head = new;
+            (batch, Ok(written))
+        }
+        Err(e) => (batch, Err(e)),
+    }
 }
 
-async fn write_batch_on(
+type Batch = Result<(Vec<Written>, Option<Head>), StoreError>;
+
+async fn on_kept(store: &Store, batch: &[Job], hint: HeadHint, legacy: bool) -> Batch {
+    let mut conn = store.kept.take().await?;
+    let written = async {
+        let (mut tx, _turn) = store.begin_write_on(&mut conn).await?;
+        let written = write_jobs(&mut tx, batch, hint, legacy).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+    .await;
+    store.kept.put(conn, &written);
+    written
+}
+
+/// The batch on the SQLite writer's thread, in this process's writer turn; fails like a kept
+/// connection once the pool is closed.
+async fn on_lite(
     store: &Store,
-    conn: &mut sqlx::AnyConnection,
-    batch: &[Job],
-    mut hint: HeadHint,
-) -> Result<(Vec<Written>, Option<Head>), StoreError> {
-    let (mut tx, _turn) = store.begin_write_on(conn).await?;
+    lite: &Lite,
+    batch: Vec<Job>,
+    hint: HeadHint,
+    legacy: bool,
+) -> (Vec<Job>, Batch) {
+    if store.pool.is_closed() {
+        return (batch, Err(StoreError::Db(sqlx::Error::PoolClosed)));
+    }
+    let _turn = match store.writer_turn().await {
+        Ok(turn) => turn,
+        Err(e) => return (batch, Err(e)),
+    };
+    let ran = lite
+        .run(move |conn| {
+            let written = LiteTx::begin(conn).and_then(|mut tx| {
+                let written = ready_now(write_jobs(&mut tx, &batch, hint, legacy))?;
+                tx.commit()?;
+                Ok(written)
+            });
+            (batch, written)
+        })
+        .await;
+    // A writer gone took the jobs with it: their callers' waits end with an error.
+    ran.unwrap_or_else(|e| (Vec::new(), Err(e)))
+}
+
+/// Writes the jobs inside `tx`: the webhook deliveries' dedup keys under the head lock (SQLite: the
+/// write lock), the hooks' rows, then one chain append of everyone's audit records in job order.
+async fn write_jobs<E: Exec>(tx: &mut E, batch: &[Job], mut hint: HeadHint, legacy: bool) -> Batch {
     // SQLite's write transaction holds the write lock from its start; PostgreSQL's needs the head's
     // row lock before the dedup keys are read.
     let webhooks = batch.iter().any(|j| matches!(j.work, Work::Webhook(_)));
-    if webhooks && store.backend == Backend::Postgres {
-        hint = HeadHint::Locked(audit::lock_head(&mut tx).await?);
+    if webhooks && !tx.sqlite() {
+        hint = HeadHint::Locked(audit::lock_head(tx).await?);
     }
     let hooks: Vec<&HookRecord> = batch
         .iter()
@@ -270,7 +325,7 @@ async fn write_batch_on(
             _ => None,
         })
         .collect();
-    let mut hook_events = hook::write_hooks(&mut tx, &hooks).await?.into_iter();
+    let mut hook_events = hook::write_hooks(tx, &hooks).await?.into_iter();
     let mut written = Vec::with_capacity(batch.len());
     let mut segments: Vec<(i64, Vec<Event>)> = Vec::with_capacity(batch.len());
     for job in batch {
@@ -278,9 +333,7 @@ async fn write_batch_on(
             Work::Append(events) => (events.clone(), Intake::default()),
             Work::Hook(_) => (hook_events.next().unwrap_or_default(), Intake::default()),
             Work::Webhook(events) => {
-                let legacy = store.legacy_keys.load(std::sync::atomic::Ordering::Relaxed);
-                let (intake, audit) =
-                    audit::webhook_events(&mut tx, events, job.now, legacy).await?;
+                let (intake, audit) = audit::webhook_events(tx, events, job.now, legacy).await?;
                 (audit, intake)
             }
         };
@@ -291,8 +344,7 @@ async fn write_batch_on(
         });
     }
     let borrowed: Vec<(i64, &[Event])> = segments.iter().map(|(t, e)| (*t, &e[..])).collect();
-    let (seqs, head) = audit::append_segments(&mut tx, &borrowed, hint).await?;
-    tx.commit().await?;
+    let (seqs, head) = audit::append_segments(tx, &borrowed, hint).await?;
     for (w, s) in written.iter_mut().zip(seqs) {
         w.seqs = s;
     }

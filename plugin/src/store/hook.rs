@@ -3,11 +3,10 @@
 //! recipient with their shared pending challenge, and a phone number from the subject tag. May call
 //! the rest of `store`, `audit` event types and `policy` values.
 
-use sqlx::{Any, Transaction};
-
 use super::{
     admin::{settings_branch, take_settings, SettingsOut},
     challenges::pending_challenge,
+    exec::{Arg, Exec},
     holds::{earlier_branch, take_earlier, HoldState},
     placeholders,
     recipients::{facts_branches, set_phone_if_unknown, take_fact},
@@ -121,8 +120,8 @@ async fn hook_reads_on(
 
 /// Writes the hooks' records inside `tx` (the decisions of all of them in one insert) and returns, per
 /// hook, the audit events to append: its own, then those of the holds and the phone number it stored.
-pub(super) async fn write_hooks(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn write_hooks<E: Exec>(
+    tx: &mut E,
     hooks: &[&HookRecord],
 ) -> Result<Vec<Vec<Event>>, StoreError> {
     insert_decisions(tx, hooks).await?;
@@ -153,66 +152,71 @@ pub(super) async fn write_hooks(
 }
 
 /// The hooks' decisions, multi-row inserts (at most 500 rows each).
-async fn insert_decisions(
-    tx: &mut Transaction<'_, Any>,
-    hooks: &[&HookRecord],
-) -> Result<(), StoreError> {
-    let rows: Vec<(&HookRecord, &Decision)> = hooks
+async fn insert_decisions<E: Exec>(tx: &mut E, hooks: &[&HookRecord]) -> Result<(), StoreError> {
+    let rows: Vec<(&HookRecord, &Decision, String)> = hooks
         .iter()
-        .flat_map(|rec| rec.decisions.iter().map(move |d| (*rec, d)))
+        .flat_map(|rec| {
+            rec.decisions.iter().map(move |d| {
+                let reasons = serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into());
+                (*rec, d, reasons)
+            })
+        })
         .collect();
     for chunk in rows.chunks(500) {
         let sql = format!(
             "INSERT INTO decisions (message_ref, queue_id, sender, recipient, outcome, reasons, sha256, \
              created_at) VALUES {}",
-            placeholders(tx, chunk.len(), 8)
+            placeholders(tx.sqlite(), chunk.len(), 8)
         );
-        let mut q = sqlx::query(&sql);
-        for (rec, d) in chunk {
-            q = q
-                .bind(rec.message_ref.as_str())
-                .bind(rec.queue_id.as_deref())
-                .bind(rec.sender.as_str())
-                .bind(d.recipient.as_str())
-                .bind(d.outcome.as_str())
-                .bind(serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into()))
-                .bind(rec.sha256.as_str())
-                .bind(rec.now);
+        let mut args = Vec::with_capacity(chunk.len() * 8);
+        for (rec, d, reasons) in chunk {
+            args.extend([
+                Arg::from(&rec.message_ref),
+                rec.queue_id.as_deref().into(),
+                (&rec.sender).into(),
+                (&d.recipient).into(),
+                d.outcome.as_str().into(),
+                reasons.into(),
+                (&rec.sha256).into(),
+                rec.now.into(),
+            ]);
         }
-        q.execute(&mut **tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }
 
 /// The sealed copy and one `held` hold per held recipient (with its pending challenge). Returns the
 /// `Held` events of the holds this call created (none for a retried submission).
-async fn insert_holds(
-    tx: &mut Transaction<'_, Any>,
+async fn insert_holds<E: Exec>(
+    tx: &mut E,
     rec: &HookRecord,
     sealed: &Sealed,
 ) -> Result<Vec<Event>, StoreError> {
     // A retry of the same submission finds its copy (same idempotency key) and keeps it; its holds
     // then refer to that copy's id, which the hook took from `existing_holds`.
-    let copied = sqlx::query(
-        "INSERT INTO held_messages (id, idem_key, queue_id, sender, sha256, size, key_id, wrapped_key, nonce, \
-         ciphertext, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (idem_key) DO NOTHING",
-    )
-    .bind(rec.message_ref.as_str())
-    .bind(rec.idem_key.as_str())
-    .bind(rec.queue_id.as_deref())
-    .bind(rec.sender.as_str())
-    .bind(rec.sha256.as_str())
-    .bind(rec.size as i64)
-    .bind(&sealed.key_id)
-    .bind(&sealed.wrapped_key)
-    .bind(&sealed.nonce)
-    .bind(&sealed.ciphertext)
-    .bind(rec.now)
-    .bind(rec.hold_expires_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let args = [
+        Arg::from(&rec.message_ref),
+        (&rec.idem_key).into(),
+        rec.queue_id.as_deref().into(),
+        (&rec.sender).into(),
+        (&rec.sha256).into(),
+        (rec.size as i64).into(),
+        (&sealed.key_id).into(),
+        (&sealed.wrapped_key).into(),
+        (&sealed.nonce).into(),
+        (&sealed.ciphertext).into(),
+        rec.now.into(),
+        rec.hold_expires_at.into(),
+    ];
+    let copied = tx
+        .execute(
+            "INSERT INTO held_messages (id, idem_key, queue_id, sender, sha256, size, key_id, wrapped_key, \
+             nonce, ciphertext, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (idem_key) DO NOTHING",
+            &args,
+        )
+        .await?;
     if copied == 0 && !rec.retry {
         // Another call holds this submission under another id: its holds would refer to a copy that
         // does not exist. Roll back (the caller decides again and finds that copy).
@@ -243,19 +247,21 @@ async fn insert_holds(
     let mut held = Vec::new();
     for d in rec.decisions.iter().filter(|d| d.outcome.is_held()) {
         let challenge_id = challenges[d.recipient.as_str()].clone();
-        let inserted = sqlx::query(
-            "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (message_id, recipient) DO NOTHING",
-        )
-        .bind(rec.message_ref.as_str())
-        .bind(&d.recipient)
-        .bind(d.outcome.as_str())
-        .bind(HoldState::Held.as_str())
-        .bind(&challenge_id)
-        .bind(rec.now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let args = [
+            Arg::from(&rec.message_ref),
+            (&d.recipient).into(),
+            d.outcome.as_str().into(),
+            HoldState::Held.as_str().into(),
+            (&challenge_id).into(),
+            rec.now.into(),
+        ];
+        let inserted = tx
+            .execute(
+                "INSERT INTO holds (message_id, recipient, outcome, state, challenge_id, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (message_id, recipient) DO NOTHING",
+                &args,
+            )
+            .await?;
         if inserted == 1 {
             held.push(Event::Held {
                 message_ref: rec.message_ref.clone(),

@@ -31,10 +31,12 @@ pub mod blobs;
 pub mod bulk;
 pub mod challenges;
 mod checkpoint;
+pub mod exec;
 mod group;
 pub mod holds;
 pub mod hook;
 mod kept;
+mod lite;
 pub mod outbox;
 pub mod queue;
 pub mod ratelimit;
@@ -60,6 +62,9 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The SQLite group writer's connection ([`lite`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the database directory {0}: {1}")]
@@ -143,19 +148,22 @@ where
 /// pages of the database outside its own file.
 async fn configure(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = FULL",
-            "PRAGMA busy_timeout = 5000",
-            "PRAGMA wal_autocheckpoint = 0",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA temp_store = MEMORY",
-        ] {
+        for pragma in SQLITE_PRAGMAS {
             conn.execute(pragma).await?;
         }
     }
     Ok(())
 }
+
+/// The settings of every SQLite connection (see [`configure`]).
+const SQLITE_PRAGMAS: [&str; 6] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA wal_autocheckpoint = 0",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA temp_store = MEMORY",
+];
 
 /// Creates a missing SQLite database file empty with mode 0600 and its folders 0700 (existing ones are
 /// left as they are; `serve` warns when they are more open).
@@ -172,9 +180,9 @@ fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
 /// `cols`, numbered from 1. SQLite gets anonymous `?`: it resolves every `$N` by a linear search of the
 /// statement's parameter names, once when preparing and again for each value sqlx binds — quadratic in
 /// a statement of thousands of values (it was most of the webhook intake's CPU). PostgreSQL needs `$N`.
-pub(crate) fn placeholders(conn: &sqlx::AnyConnection, rows: usize, cols: usize) -> String {
+/// `sqlite`: the statement is for SQLite.
+pub(crate) fn placeholders(sqlite: bool, rows: usize, cols: usize) -> String {
     use std::fmt::Write;
-    let sqlite = conn.backend_name() == "SQLite";
     let mut s = String::with_capacity(rows * (cols * 5 + 4));
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ", (" });
@@ -200,6 +208,8 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit writer of the hook's records, webhook deliveries and audit appends.
     group: std::sync::Arc<group::Group>,
+    /// The group writer's own connection on SQLite files ([`lite`]); none on PostgreSQL and in memory.
+    lite: Option<std::sync::Arc<lite::Lite>>,
     /// Connections of the hot paths, kept open without sqlx's pings ([`kept`]).
     kept: std::sync::Arc<kept::Kept>,
     /// The old `webhook_seen` still has dedup keys, which the webhook intake then reads too
@@ -270,10 +280,16 @@ impl Store {
             .after_connect(move |conn, _| Box::pin(configure(conn, backend)))
             .connect_with(options.clone())
             .await?;
+        let mut lite = None;
         match backend {
             Backend::Sqlite => {
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
                 checkpoint::spawn(pool.clone());
+                if let Some(path) = crate::config::sqlite_file(&url) {
+                    lite = Some(std::sync::Arc::new(lite::Lite::open(
+                        std::path::Path::new(path),
+                    )?));
+                }
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
@@ -283,6 +299,7 @@ impl Store {
             backend,
             writer: Default::default(),
             group: Default::default(),
+            lite,
             legacy_keys: Default::default(),
         };
         let legacy = store.has_legacy_keys().await?;
@@ -300,6 +317,7 @@ impl Store {
             backend: self.backend,
             writer: self.writer.clone(),
             group: Default::default(),
+            lite: self.lite.clone(),
             kept: self.kept.clone(),
             legacy_keys: self.legacy_keys.clone(),
         }

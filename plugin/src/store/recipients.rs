@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
 
 use super::{
+    exec::Exec,
     tagged::{unknown_tag, TaggedRead, NI, NT},
     Store, StoreError,
 };
@@ -122,23 +123,21 @@ impl Store {
 
 /// Records a number for a recipient who has none, inside `tx`. Returns false (and changes nothing)
 /// when one is known.
-pub(super) async fn set_phone_if_unknown(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn set_phone_if_unknown<E: Exec>(
+    tx: &mut E,
     recipient: &str,
     phone: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO recipients (address, phone, verified_until, created_at, updated_at) \
-         VALUES ($1, $2, NULL, $3, $3) ON CONFLICT (address) DO UPDATE SET phone = excluded.phone, \
-         updated_at = excluded.updated_at WHERE recipients.phone IS NULL",
-    )
-    .bind(recipient)
-    .bind(phone)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let done = tx
+        .execute(
+            "INSERT INTO recipients (address, phone, verified_until, created_at, updated_at) \
+             VALUES ($1, $2, NULL, $3, $3) ON CONFLICT (address) DO UPDATE SET phone = excluded.phone, \
+             updated_at = excluded.updated_at WHERE recipients.phone IS NULL",
+            &[recipient.into(), phone.into(), now.into()],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// The recipient is verified until `until` (created when unknown), inside `tx`.

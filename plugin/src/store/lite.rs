@@ -1,0 +1,117 @@
+//! The SQLite group writer's own connection, on its own thread.
+//!
+//! sqlx runs each SQLite connection on a worker thread and hands every statement's result back over a
+//! channel: one wake of the runtime thread and one of the worker per statement. A group-commit batch
+//! is a dozen statements or more, and those wakes were a large part of the gateway's CPU under load
+//! (thread switches, not SQL). Here a batch is handed over once: the thread runs all its statements
+//! and the commit on a rusqlite connection and answers once. Same file, same settings
+//! ([`super::SQLITE_PRAGMAS`]); the process's writer turn ([`super::Store::begin_write`]) is taken
+//! before a batch is handed over, so it still writes one at a time with the pool's writers.
+
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::StoreError;
+
+/// Statements kept prepared: the batches' multi-row inserts differ by their row count.
+const STATEMENT_CACHE: usize = 256;
+
+type Task = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
+
+/// The writer thread's queue; the thread ends when the last store handle is dropped.
+pub(super) struct Lite {
+    tasks: mpsc::Sender<Task>,
+}
+
+impl Lite {
+    /// Opens `path` (migrated already) with the store's settings and starts the thread.
+    pub(super) fn open(path: &std::path::Path) -> Result<Lite, StoreError> {
+        let mut conn = rusqlite::Connection::open(path)?;
+        for pragma in super::SQLITE_PRAGMAS {
+            // `journal_mode` answers with a row: read and dropped.
+            conn.query_row(pragma, [], |_| Ok(()))
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                    e => Err(e),
+                })?;
+        }
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (tx, rx) = mpsc::channel::<Task>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                for task in rx {
+                    // A panic ends its task (its transaction rolled back, its caller answered with an
+                    // error), not the writer.
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut conn)));
+                }
+            })
+            .map_err(|e| StoreError::File(path.display().to_string(), e))?;
+        Ok(Lite { tasks: tx })
+    }
+
+    /// Runs `f` on the writer's connection; its result once it ran.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let task: Task = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        if self.tasks.send(task).is_err() {
+            return Err(StoreError::Db(sqlx::Error::WorkerCrashed));
+        }
+        rx.await
+            .map_err(|_| StoreError::Db(sqlx::Error::WorkerCrashed))
+    }
+}
+
+/// The output of a future that is ready at once (a write on [`super::exec::LiteTx`], which never
+/// waits); an error if it would wait.
+pub(super) fn ready_now<T>(
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    futures_util::FutureExt::now_or_never(f)
+        .unwrap_or(Err(StoreError::Db(sqlx::Error::WorkerCrashed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Lite::open(&dir.path().join("db.sqlite")).unwrap();
+        let mode: String = lite
+            .run(|conn| conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mode, "wal", "the store's settings");
+        let panicked = lite.run(|_| -> i64 { panic!("a bug in a batch") }).await;
+        assert!(matches!(
+            panicked,
+            Err(StoreError::Db(sqlx::Error::WorkerCrashed))
+        ));
+        let after = lite
+            .run(|conn| conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, 42);
+    }
+
+    #[test]
+    fn a_future_that_would_wait_is_an_error() {
+        let pending = std::future::pending::<Result<(), StoreError>>();
+        assert!(matches!(
+            ready_now(pending),
+            Err(StoreError::Db(sqlx::Error::WorkerCrashed))
+        ));
+        assert_eq!(ready_now(async { Ok(3) }).unwrap(), 3);
+    }
+}
