@@ -1,5 +1,7 @@
 //! Storage: the only place that talks to the database. One sqlx `Any` pool, the same queries for SQLite
-//! (embedded default) and PostgreSQL (several gateway instances), with a migration set for each.
+//! (embedded default) and PostgreSQL (several gateway instances), with a migration set for each. On a
+//! SQLite file the group writer ([`group`]) has its own connection on its own thread ([`lite`]); its
+//! statements are written once against [`exec::Exec`] and run on either.
 //!
 //! One file per table group, each adding its methods to [`Store`]:
 //! - [`hook`]: the hook's one transaction (decisions, the sealed copy, holds, challenges);
