@@ -129,25 +129,15 @@ async fn move_head<E: Exec>(
     from: Option<&Head>,
     new: &Head,
 ) -> Result<bool, StoreError> {
-    let changed = match from {
+    let mut args = vec![new.seq.into(), Arg::from(&new.hash)];
+    let sql = match from {
         Some(from) => {
-            let sql =
-                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4";
-            let args = [
-                new.seq.into(),
-                (&new.hash).into(),
-                from.seq.into(),
-                (&from.hash).into(),
-            ];
-            tx.execute(sql, &args).await?
+            args.extend([from.seq.into(), Arg::from(&from.hash)]);
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4"
         }
-        None => {
-            let sql = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
-            tx.execute(sql, &[new.seq.into(), (&new.hash).into()])
-                .await?
-        }
+        None => "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
     };
-    Ok(changed == 1)
+    Ok(tx.execute(sql, &args).await? == 1)
 }
 
 /// The entries of `events`; a release linking its queue id brings in the delivery events that came

@@ -10,7 +10,8 @@
 //! jobs in one append, in job order. If the shared transaction fails, every job in it is written again
 //! in a transaction of its own, so each caller gets its own result (and its own error: a hook that
 //! lost a race gets `DuplicateSubmission` as before). Without a running writer (its runtime gone) a
-//! job runs in a transaction of its own.
+//! job runs in a transaction of its own. On a SQLite file a batch is handed to the writer's own
+//! connection and thread ([`super::lite`]) and runs there in one go.
 
 use std::collections::VecDeque;
 

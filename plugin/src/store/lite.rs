@@ -48,7 +48,7 @@ impl Lite {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut conn)));
                 }
             })
-            .map_err(|e| StoreError::File(path.display().to_string(), e))?;
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         Ok(Lite { tasks: tx })
     }
 
