@@ -234,7 +234,10 @@ async fn start_instance(site: &Site, n: usize, config: impl Fn(u16) -> String) -
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("NTA7516_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

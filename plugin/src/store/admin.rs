@@ -636,8 +636,8 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let mut all = Vec::with_capacity(rows.len());
-        for row in &rows {
-            all.extend(take_settings(row)?);
+        for row in rows {
+            all.extend(take_settings(&super::exec::Row::Sqlx(row))?);
         }
         Ok(all)
     }
@@ -732,18 +732,18 @@ pub(super) fn settings_branch<'a>(read: &mut super::tagged::TaggedRead<'a>, doma
 }
 
 /// The settings in a row of [`settings_branch`]; none when the row is of another branch.
-pub(super) fn take_settings(r: &sqlx::any::AnyRow) -> Result<Option<SettingsOut>, sqlx::Error> {
-    if r.try_get::<String, _>(0)? != "s" {
+pub(super) fn take_settings(r: &super::exec::Row) -> Result<Option<SettingsOut>, StoreError> {
+    if r.get::<String>(0)? != "s" {
         return Ok(None);
     }
-    let groups: String = r.try_get(2)?;
+    let groups: String = r.get(2)?;
     Ok(Some(SettingsOut {
-        domain: r.try_get(1)?,
-        retention_days: r.try_get(4)?,
+        domain: r.get(1)?,
+        retention_days: r.get(4)?,
         groups: serde_json::from_str(&groups).unwrap_or_default(),
-        hold_confirmation: r.try_get::<Option<i64>, _>(6)?.map(|v| v != 0),
-        collection_receipt: r.try_get::<Option<i64>, _>(7)?.map(|v| v != 0),
-        updated_at: rfc3339(r.try_get(5)?),
+        hold_confirmation: r.get::<Option<i64>>(6)?.map(|v| v != 0),
+        collection_receipt: r.get::<Option<i64>>(7)?.map(|v| v != 0),
+        updated_at: rfc3339(r.get(5)?),
     }))
 }
 

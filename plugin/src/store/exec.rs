@@ -157,19 +157,33 @@ fn bound<'q>(
     q
 }
 
-impl Exec for sqlx::Transaction<'_, Any> {
+impl Exec for sqlx::AnyConnection {
     fn sqlite(&self) -> bool {
-        let conn: &sqlx::AnyConnection = self;
-        conn.backend_name() == "SQLite"
+        self.backend_name() == "SQLite"
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        Ok(bound(sql, args).execute(&mut **self).await?.rows_affected())
+        Ok(bound(sql, args).execute(&mut *self).await?.rows_affected())
     }
 
     async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-        let rows = bound(sql, args).fetch_all(&mut **self).await?;
+        let rows = bound(sql, args).fetch_all(&mut *self).await?;
         Ok(rows.into_iter().map(Row::Sqlx).collect())
+    }
+}
+
+impl Exec for sqlx::Transaction<'_, Any> {
+    fn sqlite(&self) -> bool {
+        let conn: &sqlx::AnyConnection = self;
+        conn.sqlite()
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        (**self).execute(sql, args).await
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+        (**self).fetch_all(sql, args).await
     }
 }
 
@@ -211,46 +225,55 @@ impl<'c> LiteTx<'c> {
         Ok(())
     }
 
-    fn statement(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut next = 0;
-        for i in 1..=stmt.parameter_count() {
-            let numbered = stmt
-                .parameter_name(i)
-                .and_then(|n| n.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok());
-            let at = numbered.map_or_else(|| next, |n| n.saturating_sub(1));
-            next = at + 1;
-            let arg = args
-                .get(at)
-                .ok_or(rusqlite::Error::InvalidParameterCount(at + 1, args.len()))?;
-            stmt.raw_bind_parameter(i, arg)?;
-        }
-        Ok(stmt)
-    }
-
     fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        let mut stmt = self.statement(sql, args)?;
-        Ok(stmt.raw_execute()? as u64)
+        run(self.conn, sql, args)
     }
 
     fn rows(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.statement(sql, args)?;
-        let columns = stmt.column_count();
-        let mut rows = stmt.raw_query();
-        let mut all = Vec::new();
-        while let Some(row) = rows.next()? {
-            let values = (0..columns)
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<rusqlite::Result<_>>()?;
-            all.push(Row::Lite(values));
-        }
-        Ok(all)
+        rows(self.conn, sql, args)
     }
+}
+
+/// `sql` prepared (cached) on `conn` with `args` bound: `$N` by its number, `?` in order.
+fn statement<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut next = 0;
+    for i in 1..=stmt.parameter_count() {
+        let numbered = stmt
+            .parameter_name(i)
+            .and_then(|n| n.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok());
+        let at = numbered.map_or_else(|| next, |n| n.saturating_sub(1));
+        next = at + 1;
+        let arg = args
+            .get(at)
+            .ok_or(rusqlite::Error::InvalidParameterCount(at + 1, args.len()))?;
+        stmt.raw_bind_parameter(i, arg)?;
+    }
+    Ok(stmt)
+}
+
+fn run(conn: &rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+    let mut stmt = statement(conn, sql, args)?;
+    Ok(stmt.raw_execute()? as u64)
+}
+
+fn rows(conn: &rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = statement(conn, sql, args)?;
+    let columns = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns)
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<rusqlite::Result<_>>()?;
+        all.push(Row::Lite(values));
+    }
+    Ok(all)
 }
 
 impl Drop for LiteTx<'_> {
@@ -280,6 +303,34 @@ impl Exec for LiteTx<'_> {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send {
         std::future::ready(self.rows(sql, args))
+    }
+}
+
+/// Reads on a read-only SQLite connection of this process ([`super::lite::Lite::read_now`]): each
+/// statement is its own read transaction and runs when it is called, on the caller's thread.
+pub(crate) struct LiteRead<'c> {
+    pub(super) conn: &'c mut rusqlite::Connection,
+}
+
+impl Exec for LiteRead<'_> {
+    fn sqlite(&self) -> bool {
+        true
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        std::future::ready(run(self.conn, sql, args))
+    }
+
+    fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Row>, StoreError>> + Send {
+        std::future::ready(rows(self.conn, sql, args))
     }
 }
 

@@ -732,19 +732,16 @@ pub(super) fn earlier_branch<'a>(read: &mut super::tagged::TaggedRead<'a>, idem_
 /// Takes a row of [`earlier_branch`] into `earlier`; false when the row is of another branch. The
 /// holds come in no order: the caller sorts them (as [`existing_holds_on`] does).
 pub(super) fn take_earlier(
-    row: &sqlx::any::AnyRow,
+    row: &super::exec::Row,
     earlier: &mut Option<(String, Vec<(String, String)>)>,
-) -> Result<bool, sqlx::Error> {
-    if row.try_get::<String, _>(0)? != "h" {
+) -> Result<bool, StoreError> {
+    if row.get::<String>(0)? != "h" {
         return Ok(false);
     }
     let (id, holds) = earlier.get_or_insert_with(|| (String::new(), Vec::new()));
-    *id = row.try_get(1)?;
-    if let Some(recipient) = row.try_get::<Option<String>, _>(2)? {
-        holds.push((
-            recipient,
-            row.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
-        ));
+    *id = row.get(1)?;
+    if let Some(recipient) = row.get::<Option<String>>(2)? {
+        holds.push((recipient, row.get::<Option<String>>(3)?.unwrap_or_default()));
     }
     Ok(true)
 }

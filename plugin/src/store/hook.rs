@@ -8,6 +8,7 @@ use super::{
     challenges::pending_challenge,
     exec::{Arg, Exec},
     holds::{earlier_branch, take_earlier, HoldState},
+    lite::ready_now,
     placeholders,
     recipients::{facts_branches, set_phone_if_unknown, take_fact},
     sealed::Sealed,
@@ -58,9 +59,11 @@ pub struct HookReads {
 }
 
 impl Store {
-    /// Every read of one hook call, in one statement on one kept connection ([`super::kept`]: no
-    /// pool checkout, whose pings cost more than these reads): the external recipients' stored facts,
-    /// the held copy of an earlier attempt (by idempotency key) and the sender domain's settings.
+    /// Every read of one hook call, in one statement: the external recipients' stored facts, the held
+    /// copy of an earlier attempt (by idempotency key) and the sender domain's settings. On a SQLite
+    /// file on the caller's thread ([`super::lite::Lite::read_now`]: no hop to a connection's worker
+    /// thread and back); otherwise, or when that read would wait, on a kept connection
+    /// ([`super::kept`]: no pool checkout, whose pings cost more than these reads).
     pub async fn hook_reads(
         &self,
         external: &[&str],
@@ -70,6 +73,14 @@ impl Store {
     ) -> Result<HookReads, StoreError> {
         if external.is_empty() {
             return Ok(HookReads::default());
+        }
+        let inline = self.lite.as_ref().and_then(|lite| {
+            lite.read_now(|conn| {
+                ready_now(hook_reads_on(conn, external, idem_key, sender_domain, now))
+            })
+        });
+        if let Some(reads) = inline {
+            return reads;
         }
         let mut conn = self.kept.take().await?;
         let reads = hook_reads_on(&mut conn, external, idem_key, sender_domain, now).await;
@@ -87,8 +98,8 @@ impl Store {
 
 /// The hook's reads in one statement ([`TaggedRead`]): the recipients' stored facts, the earlier
 /// attempt's held copy and the sender domain's settings.
-async fn hook_reads_on(
-    conn: &mut sqlx::AnyConnection,
+async fn hook_reads_on<E: Exec>(
+    conn: &mut E,
     external: &[&str],
     idem_key: Option<&str>,
     sender_domain: Option<&str>,

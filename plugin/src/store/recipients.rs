@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{any::AnyRow, Any, AnyConnection, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::{
     exec::Exec,
@@ -223,21 +223,24 @@ pub(super) fn facts_branches<'a>(read: &mut TaggedRead<'a>, addresses: &[&'a str
 }
 
 /// Takes a row of [`facts_branches`] into `facts`; false when the row is of another branch.
-pub(super) fn take_fact(row: &AnyRow, facts: &mut StoredFacts) -> Result<bool, sqlx::Error> {
-    let (tag, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+pub(super) fn take_fact(
+    row: &super::exec::Row,
+    facts: &mut StoredFacts,
+) -> Result<bool, StoreError> {
+    let (tag, key): (String, String) = (row.get(0)?, row.get(1)?);
     match tag.as_str() {
         "r" => {
             let r = RecipientRow {
-                phone: row.try_get(2)?,
-                verified_until: row.try_get(4)?,
+                phone: row.get(2)?,
+                verified_until: row.get(4)?,
             };
             facts.recipients.insert(key, r);
         }
         "e" => {
-            facts.exemptions.insert(key, row.try_get(2)?);
+            facts.exemptions.insert(key, row.get(2)?);
         }
         "p" => {
-            facts.peers.insert(key, row.try_get(2)?);
+            facts.peers.insert(key, row.get(2)?);
         }
         _ => return Ok(false),
     }

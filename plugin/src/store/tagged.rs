@@ -2,9 +2,10 @@
 //! SQLite each statement is a hop to the connection's worker thread and back, on PostgreSQL a round
 //! trip. Each table's branch and its decoder live with that table's module.
 
-use sqlx::{any::AnyRow, AnyConnection, Row};
-
-use super::StoreError;
+use super::{
+    exec::{Arg, Exec, Row},
+    StoreError,
+};
 
 /// A read of several tables in one statement: `UNION ALL` of branches whose rows all have the
 /// columns (tag, key, text, text, integer, integer, integer, integer), each row tagged with the
@@ -39,19 +40,17 @@ impl<'a> TaggedRead<'a> {
         self.branches.push(select);
     }
 
-    pub(super) async fn fetch_all(
-        self,
-        conn: &mut AnyConnection,
-    ) -> Result<Vec<AnyRow>, StoreError> {
+    pub(super) async fn fetch_all<E: Exec>(self, conn: &mut E) -> Result<Vec<Row>, StoreError> {
         let sql = self.branches.join(" UNION ALL ");
-        let mut q = sqlx::query(&sql);
-        for b in self.binds {
-            q = match b {
-                Bind::Text(t) => q.bind(t),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        Ok(q.fetch_all(&mut *conn).await?)
+        let args: Vec<Arg> = self
+            .binds
+            .iter()
+            .map(|b| match *b {
+                Bind::Text(t) => Arg::Text(t),
+                Bind::Int(i) => Arg::Int(i),
+            })
+            .collect();
+        conn.fetch_all(&sql, &args).await
     }
 }
 
@@ -62,7 +61,7 @@ pub(super) const NT: &str = "CAST(NULL AS TEXT)";
 pub(super) const NI: &str = "CAST(NULL AS BIGINT)";
 
 /// A row whose tag no branch of the read knows.
-pub(super) fn unknown_tag(row: &AnyRow) -> sqlx::Error {
-    let tag: String = row.try_get(0).unwrap_or_default();
+pub(super) fn unknown_tag(row: &Row) -> sqlx::Error {
+    let tag: String = row.get(0).unwrap_or_default();
     sqlx::Error::Decode(format!("unknown table tag {tag:?}").into())
 }
