@@ -15,23 +15,18 @@ use super::{
 #[derive(Default)]
 pub(super) struct TaggedRead<'a> {
     branches: Vec<String>,
-    binds: Vec<Bind<'a>>,
-}
-
-enum Bind<'a> {
-    Text(&'a str),
-    Int(i64),
+    binds: Vec<Arg<'a>>,
 }
 
 impl<'a> TaggedRead<'a> {
     /// The next parameter's placeholder, bound to `value`.
     pub(super) fn text(&mut self, value: &'a str) -> String {
-        self.binds.push(Bind::Text(value));
+        self.binds.push(Arg::Text(value));
         format!("${}", self.binds.len())
     }
 
     pub(super) fn int(&mut self, value: i64) -> String {
-        self.binds.push(Bind::Int(value));
+        self.binds.push(Arg::Int(value));
         format!("${}", self.binds.len())
     }
 
@@ -42,15 +37,7 @@ impl<'a> TaggedRead<'a> {
 
     pub(super) async fn fetch_all<E: Exec>(self, conn: &mut E) -> Result<Vec<Row>, StoreError> {
         let sql = self.branches.join(" UNION ALL ");
-        let args: Vec<Arg> = self
-            .binds
-            .iter()
-            .map(|b| match *b {
-                Bind::Text(t) => Arg::Text(t),
-                Bind::Int(i) => Arg::Int(i),
-            })
-            .collect();
-        conn.fetch_all(&sql, &args).await
+        conn.fetch_all(&sql, &self.binds).await
     }
 }
 
