@@ -194,6 +194,13 @@ async fn walk(
     checks.page(chrome, look, "wrong-code").await;
     chrome.type_into("#code", &code).await;
     chrome.click("button[type=submit]").await;
+    // Wait for the code's answer first: a navigation started now would cancel the form's POST.
+    let confirmed = if nl {
+        "U bent bevestigd als ontvanger"
+    } else {
+        "You are confirmed as the recipient"
+    };
+    chrome.wait_for(confirmed, "/messages").await;
     let read = if nl { ">Lezen<" } else { ">Read<" };
     util::eventually(10, "portal message listed", || async {
         chrome.goto(&format!("{link}/messages")).await;
