@@ -16,6 +16,7 @@ use std::{fmt::Write as _, path::PathBuf};
 use serde_json::{json, Value};
 
 use crate::portal_brand::{branded_env, send, KLINIEK, KLINIEK_NAME};
+use crate::portal_browser::{EN, NL};
 use crate::util::{self, link_in, webdriver::Chrome, Moto, SENDER};
 
 const TAB: &str = "\u{E004}";
@@ -163,44 +164,22 @@ async fn walk(
 ) {
     let (link, sender_link) = links;
     let nl = checks.lang == "nl";
+    let t = if nl { &NL } else { &EN };
     chrome.goto(link).await;
     checks.page(chrome, look, "landing").await;
     chrome.click("button[type=submit]").await;
-    chrome
-        .wait_for(
-            if nl {
-                "Code uit de sms"
-            } else {
-                "Code from the text message"
-            },
-            "/code",
-        )
-        .await;
+    chrome.wait_for(t.code, "/code").await;
     checks.page(chrome, look, "code").await;
     let code = moto.last_code(phone).await;
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     chrome.type_into("#code", &wrong).await;
     chrome.click("button[type=submit]").await;
-    chrome
-        .wait_for(
-            if nl {
-                "Deze code klopt niet"
-            } else {
-                "This code is not correct"
-            },
-            "/code",
-        )
-        .await;
+    chrome.wait_for(t.wrong, "/code").await;
     checks.page(chrome, look, "wrong-code").await;
     chrome.type_into("#code", &code).await;
     chrome.click("button[type=submit]").await;
     // Wait for the code's answer first: a navigation started now would cancel the form's POST.
-    let confirmed = if nl {
-        "U bent bevestigd als ontvanger"
-    } else {
-        "You are confirmed as the recipient"
-    };
-    chrome.wait_for(confirmed, "/messages").await;
+    chrome.wait_for(t.confirmed, "/messages").await;
     let read = if nl { ">Lezen<" } else { ">Read<" };
     util::eventually(10, "portal message listed", || async {
         chrome.goto(&format!("{link}/messages")).await;

@@ -38,19 +38,19 @@ impl Shots {
     }
 }
 
-/// Texts expected on each step, per language.
-struct Texts {
-    landing: &'static str,
-    send: &'static str,
-    code: &'static str,
-    wrong: &'static str,
-    confirmed: &'static str,
-    read: &'static str,
-    phone_error: &'static str,
-    not_found: &'static str,
+/// Texts expected on each step, per language (the accessibility walk reads them too).
+pub(crate) struct Texts {
+    pub(crate) landing: &'static str,
+    pub(crate) send: &'static str,
+    pub(crate) code: &'static str,
+    pub(crate) wrong: &'static str,
+    pub(crate) confirmed: &'static str,
+    pub(crate) read: &'static str,
+    pub(crate) phone_error: &'static str,
+    pub(crate) not_found: &'static str,
 }
 
-const NL: Texts = Texts {
+pub(crate) const NL: Texts = Texts {
     landing: "Er staat een beveiligd bericht voor u klaar",
     send: "Stuur mij een code",
     code: "Code uit de sms",
@@ -60,7 +60,7 @@ const NL: Texts = Texts {
     phone_error: "Dit is geen geldig mobiel nummer",
     not_found: "Link niet gevonden",
 };
-const EN: Texts = Texts {
+pub(crate) const EN: Texts = Texts {
     landing: "A secure message is waiting for you",
     send: "Send me a code",
     code: "Code from the text message",
