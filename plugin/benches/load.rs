@@ -23,6 +23,8 @@
 //! PostgreSQL: `NTA7516_TEST_POSTGRES_URL` (a server where the bench may create a database).
 //! The SQLite database and the gateways' files go to `TMPDIR`: `TMPDIR=/dev/shm` (tmpfs) takes the disk's
 //! `fsync` latency out of the figures, to compare CPU; the default shows what the disk adds.
+//! `NTA7516_BENCH_BIN=<path>` runs another build of the gateway (to compare two builds on the same
+//! machine in alternating runs); `NTA7516_BENCH_LOG` sets the gateway's `RUST_LOG` (default `warn`).
 
 #[path = "../tests/integration/util/mod.rs"]
 #[allow(unused)]
@@ -231,7 +233,9 @@ async fn start_instance(site: &Site, n: usize, config: impl Fn(u16) -> String) -
     let path = site.dir.path().join(format!("gateway-{n}.toml"));
     std::fs::write(&path, config(port)).unwrap();
     let log = std::fs::File::create(site.dir.path().join(format!("gateway-{n}.log"))).unwrap();
-    let mut child = Command::new(BIN)
+    // Another build of the gateway to compare with this one: `NTA7516_BENCH_BIN`.
+    let bin = std::env::var("NTA7516_BENCH_BIN").unwrap_or_else(|_| BIN.into());
+    let mut child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&path)
         .env(
