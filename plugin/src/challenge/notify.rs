@@ -5,7 +5,9 @@
 //! sender's "enter the mobile number" link), expired holds (→ the sender's "not collected" notice) — and
 //! records it in `outbox` in the same transaction that marks it planned. [`send_due`] submits due
 //! outbox rows to Stalwart's `nta-notify` listener and retries with backoff. Nothing here runs inside the
-//! hook, and a restart loses nothing: both steps start again from the database.
+//! hook (which queues only the sender's hold confirmation of a new copy, see
+//! [`super::sender_notices::at_hold`]), and a restart loses nothing: both steps start again from the
+//! database.
 //!
 //! Mails carry no message content and no subject: only the sender, that a secure message waits, the link,
 //! and the sender domain's brand (name, support contact, privacy statement).
@@ -191,9 +193,14 @@ async fn render(
     now: i64,
 ) -> Result<Vec<u8>, StoreError> {
     let base = gw.config.server.public_url.trim_end_matches('/');
+    // The senders of a challenge's messages, first held first (for a recipient's notice).
+    let senders = match kind {
+        Kind::RecipientNotice => gw.store.senders(ref_id).await?,
+        _ => Vec::new(),
+    };
     // The sender domain's brand: the message's first sender's, or the sender this mail goes to.
     let brand = match kind {
-        Kind::RecipientNotice => match gw.store.senders(ref_id).await?.first() {
+        Kind::RecipientNotice => match senders.first() {
             Some(s) => gw.brands.for_sender(s).clone(),
             None => gw.brands.default_brand().clone(),
         },
@@ -201,7 +208,6 @@ async fn render(
     };
     let (subject, body) = match kind {
         Kind::RecipientNotice => {
-            let senders = gw.store.senders(ref_id).await?;
             let from = if senders.is_empty() {
                 "-".to_string()
             } else {

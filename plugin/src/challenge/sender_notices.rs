@@ -3,8 +3,10 @@
 //! withdraw: <link>") and the **collection receipt** (one mail when the recipient verified and the
 //! message reached their inbox or was first opened on the portal).
 //!
-//! [`plan`] looks at each newly held message once: it keeps the subject sealed (the receipt may go out
-//! after the content is erased) and queues the confirmation, in one transaction. Receipts are queued by
+//! A new held copy gets its notices planned with it, in the hook's transaction ([`at_hold`]): the
+//! subject kept sealed (the receipt may go out after the content is erased), the confirmation queued,
+//! the copy marked noticed. [`plan`] does the same later, once, for a copy held without that (before
+//! the hook planned them): it reads the copy back and opens it for its subject. Receipts are queued by
 //! the store in the transaction that records the release or the first opening. [`confirmation`] and
 //! [`receipt`] render the mails at send time. They name the recipient, the subject the sender wrote and
 //! times — never the content or a code. Calls `store`, the master key and the gateway's keys.
@@ -13,7 +15,7 @@ use mail_parser::MessageParser;
 
 use super::token_hash;
 use crate::{
-    store::{queue::parse_receipt_ref, HoldState, Sealed, StoreError},
+    store::{hook::SenderNotices, queue::parse_receipt_ref, HoldState, Sealed, StoreError},
     Gateway,
 };
 
@@ -22,22 +24,54 @@ fn subject_aad(message_id: &str) -> String {
     format!("{message_id}/subject")
 }
 
-/// Plans the sender's notices of newly held messages. Returns how many confirmations were queued.
+/// Which of the sender's notices a held message gets: the sender domain's settings (`None`: not set
+/// there), else the `[portal]` defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub confirmation: bool,
+    pub receipt: bool,
+}
+
+impl Choice {
+    pub fn of(gw: &Gateway, (confirmation, receipt): (Option<bool>, Option<bool>)) -> Choice {
+        Choice {
+            confirmation: confirmation.unwrap_or(gw.config.portal.hold_confirmation),
+            receipt: receipt.unwrap_or(gw.config.portal.collection_receipt),
+        }
+    }
+}
+
+/// The sender's notices of a message held now, planned in the hook's transaction (see
+/// [`SenderNotices`]): `raw` is the held copy as it is sealed.
+pub fn at_hold(gw: &Gateway, id: &str, raw: &[u8], choice: Choice) -> SenderNotices {
+    SenderNotices {
+        confirmation: choice
+            .confirmation
+            .then(|| token_hash(&gw.keys.withdraw_token(id))),
+        subject: match choice.confirmation || choice.receipt {
+            true => seal_subject(gw, id, raw),
+            false => None,
+        },
+    }
+}
+
+/// Plans the sender's notices of held messages the hook did not plan (held before it did, or by
+/// another path). Returns how many confirmations were queued.
 pub async fn plan(gw: &Gateway, batch: i64, now: i64) -> Result<usize, StoreError> {
     let mut planned = 0;
     for (id, sender) in gw.store.unnoticed_held(batch).await? {
-        let (confirm, receipt) = gw.store.sender_notice_settings(&sender).await?;
-        let confirm = confirm.unwrap_or(gw.config.portal.hold_confirmation);
-        let receipt = receipt.unwrap_or(gw.config.portal.collection_receipt);
-        let subject = match confirm || receipt {
+        let choice = Choice::of(gw, gw.store.sender_notice_settings(&sender).await?);
+        let subject = match choice.confirmation || choice.receipt {
             true => sealed_subject(gw, &id).await?,
             false => None,
         };
-        let hash = confirm.then(|| token_hash(&gw.keys.withdraw_token(&id)));
+        let hash = choice
+            .confirmation
+            .then(|| token_hash(&gw.keys.withdraw_token(&id)));
         gw.store
             .plan_sender_notices(&id, &sender, hash.as_deref(), subject.as_ref(), now)
             .await?;
-        planned += usize::from(confirm);
+        planned += usize::from(choice.confirmation);
     }
     Ok(planned)
 }
@@ -47,18 +81,22 @@ async fn sealed_subject(gw: &Gateway, id: &str) -> Result<Option<Sealed>, StoreE
     let Some(sealed) = gw.store.held(id).await?.and_then(|h| h.sealed) else {
         return Ok(None);
     };
-    let raw = match gw.master.open(id, &sealed) {
-        Ok(raw) => raw,
+    match gw.master.open(id, &sealed) {
+        Ok(raw) => Ok(seal_subject(gw, id, &raw)),
         Err(e) => {
             tracing::error!(error = %e, message = id, "cannot open held message for its subject");
-            return Ok(None);
+            Ok(None)
         }
-    };
+    }
+}
+
+/// The subject of message `id` (`raw`: its held copy), sealed on its own.
+fn seal_subject(gw: &Gateway, id: &str, raw: &[u8]) -> Option<Sealed> {
     let subject = MessageParser::default()
-        .parse_headers(&raw)
+        .parse_headers(raw)
         .and_then(|m| m.subject().map(str::to_string))
         .unwrap_or_default();
-    Ok(gw.master.seal(&subject_aad(id), subject.as_bytes()).ok())
+    gw.master.seal(&subject_aad(id), subject.as_bytes()).ok()
 }
 
 /// The subject as one safe line (no control characters, at most 200 characters), or a dash.

@@ -156,22 +156,28 @@ impl Store {
     /// Stored blobs whose message's retention has ended, or none of whose holds is still live (every
     /// recipient's hold withdrawn, expired or deleted): their files must be deleted.
     pub async fn blobs_to_delete(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT b.blob_id FROM hold_blobs b JOIN held_messages m ON m.id = b.message_id \
-             WHERE b.state = $1 AND (m.expires_at <= $2 OR NOT EXISTS (SELECT 1 FROM holds h \
-             WHERE h.message_id = b.message_id AND h.state NOT IN ($3, $4, $5))) ORDER BY b.blob_id",
-        )
-        .bind(BlobState::Stored.as_str())
-        .bind(now)
-        .bind(HoldState::Withdrawn.as_str())
-        .bind(HoldState::Expired.as_str())
-        .bind(HoldState::Deleted.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    let args = [
+                        BlobState::Stored.as_str().into(),
+                        now.into(),
+                        HoldState::Withdrawn.as_str().into(),
+                        HoldState::Expired.as_str().into(),
+                        HoldState::Deleted.as_str().into(),
+                    ];
+                    db.fetch_all(
+                        "SELECT b.blob_id FROM hold_blobs b JOIN held_messages m ON m.id = b.message_id \
+                         WHERE b.state = $1 AND (m.expires_at <= $2 OR NOT EXISTS (SELECT 1 FROM holds h \
+                         WHERE h.message_id = b.message_id AND h.state NOT IN ($3, $4, $5))) \
+                         ORDER BY b.blob_id",
+                        &args,
+                    )
+                    .await
+                })
+            })
+            .await?;
+        rows.iter().map(|r| r.get(0)).collect()
     }
 
     /// A blob's file is gone: the row keeps its size and digest (the audit trail names them), its

@@ -4,11 +4,11 @@
 //! audit record. Secrets arrive hashed: this file never sees a link token, code or cookie in clear. May
 //! call the rest of `store`, `audit` event types and `ids`; nothing above the store.
 
-use sqlx::{Any, Executor, Row};
+use sqlx::Row;
 
 use super::{
     audit::append,
-    exec::Exec,
+    exec::{Arg, Exec},
     holds::{
         self, first_sender, messages_of, waiting_portal_messages, HoldState, HoldUpdate, Holds,
     },
@@ -117,8 +117,8 @@ enum Challenges<'a> {
 
 /// THE challenge state change: refuses an illegal one before touching anything. Entering `verified`
 /// records the time and drops the code. Returns the number of challenges moved.
-async fn transition<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
+async fn transition<E: Exec>(
+    exec: &mut E,
     which: Challenges<'_>,
     from: ChallengeState,
     to: ChallengeState,
@@ -142,15 +142,15 @@ async fn transition<'c, E: Executor<'c, Database = Any>>(
         Challenges::ExpiredBy(_) => "expires_at <= $3",
     };
     let sql = format!("UPDATE challenges SET state = $1{extra} WHERE state = $2 AND {filter}");
-    let mut q = sqlx::query(&sql).bind(to.as_str()).bind(from.as_str());
-    q = match which {
-        Challenges::One(id) => q.bind(id),
-        Challenges::ExpiredBy(t) => q.bind(t),
-    };
+    let mut args = vec![Arg::from(to.as_str()), from.as_str().into()];
+    args.push(match which {
+        Challenges::One(id) => id.into(),
+        Challenges::ExpiredBy(t) => t.into(),
+    });
     if verified {
-        q = q.bind(now);
+        args.push(now.into());
     }
-    Ok(q.execute(exec).await?.rows_affected())
+    exec.execute(&sql, &args).await
 }
 
 const CHALLENGE_COLS: &str = "id, recipient, state, code_hash, code_expires_at, tries, expires_at";
@@ -260,43 +260,55 @@ impl Store {
 
     /// The recipient of a challenge.
     pub async fn challenge_recipient(&self, id: &str) -> Result<String, StoreError> {
-        Ok(
-            sqlx::query("SELECT recipient FROM challenges WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
+        self.read_op(|db| {
+            let id = id.to_string();
+            Box::pin(async move {
+                db.fetch_one(
+                    "SELECT recipient FROM challenges WHERE id = $1",
+                    &[Arg::from(&id)],
+                )
                 .await?
-                .try_get(0)?,
-        )
+                .get(0)
+            })
+        })
+        .await
     }
 
     /// Pending challenges whose link expired become `expired`.
     pub async fn expire_challenges(&self, now: i64) -> Result<u64, StoreError> {
         let (from, to) = (ChallengeState::Pending, ChallengeState::Expired);
-        transition(&self.pool, Challenges::ExpiredBy(now), from, to, now).await
+        self.write_op(move |db| {
+            Box::pin(async move { transition(db, Challenges::ExpiredBy(now), from, to, now).await })
+        })
+        .await
     }
 
     /// Pending challenges without a planned recipient notice, oldest first.
     pub async fn unplanned_challenges(&self, limit: i64) -> Result<Vec<Unplanned>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.recipient, c.sender_asked, r.phone FROM challenges c \
-             LEFT JOIN recipients r ON r.address = c.recipient \
-             WHERE c.state = $1 AND c.notice_queued = 0 ORDER BY c.created_at LIMIT $2",
-        )
-        .bind(ChallengeState::Pending.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    let args = [Arg::from(ChallengeState::Pending.as_str()), limit.into()];
+                    db.fetch_all(
+                        "SELECT c.id, c.recipient, c.sender_asked, r.phone FROM challenges c \
+                         LEFT JOIN recipients r ON r.address = c.recipient \
+                         WHERE c.state = $1 AND c.notice_queued = 0 ORDER BY c.created_at LIMIT $2",
+                        &args,
+                    )
+                    .await
+                })
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Unplanned {
-                    id: r.try_get(0)?,
-                    recipient: r.try_get(1)?,
-                    sender_asked: r.try_get::<i64, _>(2)? != 0,
-                    has_phone: r.try_get::<Option<String>, _>(3)?.is_some(),
+                    id: r.get(0)?,
+                    recipient: r.get(1)?,
+                    sender_asked: r.get::<i64>(2)? != 0,
+                    has_phone: r.get::<Option<String>>(3)?.is_some(),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     /// A code went out by SMS: stores its hash (replacing any earlier one) and records the SMS, in one
@@ -395,7 +407,7 @@ impl Store {
             if tries >= max_tries {
                 let state = ChallengeState::parse(&row.try_get::<String, _>(1)?);
                 let locked = ChallengeState::Locked;
-                transition(&mut **tx, Challenges::One(&c.id), state, locked, now).await?;
+                transition(&mut *tx, Challenges::One(&c.id), state, locked, now).await?;
                 events.extend(per_message(&messages, |message_ref| {
                     Event::ChallengeLocked {
                         message_ref,
@@ -422,7 +434,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let (pending, verified) = (ChallengeState::Pending, ChallengeState::Verified);
-        if transition(&mut **tx, Challenges::One(&c.id), pending, verified, now).await? != 1 {
+        if transition(&mut *tx, Challenges::One(&c.id), pending, verified, now).await? != 1 {
             return Ok(false);
         }
         set_verified_until(&mut tx, &c.recipient, verified_until, now).await?;

@@ -1,5 +1,5 @@
 //! One write transaction's statements, whichever connection runs them: a sqlx transaction (PostgreSQL,
-//! in-memory SQLite, every write outside the group writer) or the SQLite group writer's own connection
+//! every write outside the group writer) or the SQLite group writer's own connection
 //! on its own thread ([`super::lite`]). The writes of the hot path — the hook's record, the webhook
 //! intake, the chain append — are written once, against [`Exec`], and run on either.
 //!
@@ -18,6 +18,8 @@ use super::StoreError;
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
     Null,
+    /// A NULL where PostgreSQL expects `BYTEA` (a plain [`Arg::Null`] is bound as text).
+    NullBytes,
     Int(i64),
     Text(&'a str),
     Bytes(&'a [u8]),
@@ -62,7 +64,7 @@ impl<'a, T: Into<Arg<'a>>> From<Option<T>> for Arg<'a> {
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match *self {
-            Arg::Null => ValueRef::Null,
+            Arg::Null | Arg::NullBytes => ValueRef::Null,
             Arg::Int(v) => ValueRef::Integer(v),
             Arg::Text(v) => ValueRef::Text(v.as_bytes()),
             Arg::Bytes(v) => ValueRef::Blob(v),
@@ -149,6 +151,7 @@ fn bound<'q>(
     for arg in args {
         q = match *arg {
             Arg::Null => q.bind(None::<String>),
+            Arg::NullBytes => q.bind(None::<Vec<u8>>),
             Arg::Int(v) => q.bind(v),
             Arg::Text(v) => q.bind(v),
             Arg::Bytes(v) => q.bind(v),
@@ -225,6 +228,11 @@ impl<'c> LiteTx<'c> {
         Ok(())
     }
 
+    /// The transaction's connection, for an operation written against [`super::op::Db`].
+    pub(crate) fn db(&mut self) -> super::op::Db<'_> {
+        super::op::Db::Lite(self.conn)
+    }
+
     fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
         run(self.conn, sql, args)
     }
@@ -257,12 +265,20 @@ fn statement<'c>(
     Ok(stmt)
 }
 
-fn run(conn: &rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+pub(super) fn run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<u64, StoreError> {
     let mut stmt = statement(conn, sql, args)?;
     Ok(stmt.raw_execute()? as u64)
 }
 
-fn rows(conn: &rusqlite::Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+pub(super) fn rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Vec<Row>, StoreError> {
     let mut stmt = statement(conn, sql, args)?;
     let columns = stmt.column_count();
     let mut rows = stmt.raw_query();

@@ -8,7 +8,12 @@ use std::fmt;
 
 use sqlx::{Any, Executor, Row, Transaction};
 
-use super::{audit, sealed::Sealed, Store, StoreError};
+use super::{
+    audit,
+    exec::{self, Exec},
+    sealed::Sealed,
+    Store, StoreError,
+};
 use crate::{audit::Event, policy::Outcome};
 
 /// Where one held recipient of a message stands. The release-safety rule — never an insecure delivery,
@@ -497,25 +502,35 @@ impl Store {
 
     /// Holds due for release (`releasing`, next attempt reached), in a stable order.
     pub async fn due_releases(&self, now: i64, limit: i64) -> Result<Vec<DueRelease>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT h.message_id, h.recipient, m.sender, h.attempts FROM holds h JOIN held_messages m ON m.id = h.message_id \
-             WHERE h.state = $2 AND h.next_attempt_at <= $1 ORDER BY h.message_id, h.recipient LIMIT $3",
-        )
-        .bind(now)
-        .bind(HoldState::Releasing.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(DueRelease {
-                message_id: r.try_get(0)?,
-                recipient: r.try_get(1)?,
-                sender: r.try_get(2)?,
-                attempts: r.try_get(3)?,
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    let args = [
+                        now.into(),
+                        HoldState::Releasing.as_str().into(),
+                        limit.into(),
+                    ];
+                    db.fetch_all(
+                        "SELECT h.message_id, h.recipient, m.sender, h.attempts FROM holds h \
+                         JOIN held_messages m ON m.id = h.message_id \
+                         WHERE h.state = $2 AND h.next_attempt_at <= $1 \
+                         ORDER BY h.message_id, h.recipient LIMIT $3",
+                        &args,
+                    )
+                    .await
+                })
             })
-        })
-        .collect::<Result<_, sqlx::Error>>()?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueRelease {
+                    message_id: r.get(0)?,
+                    recipient: r.get(1)?,
+                    sender: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })
+            .collect()
     }
 
     /// After a crash, claims older than `lease`: `sending` (nothing submitted yet) goes back to
@@ -607,60 +622,68 @@ impl Store {
 
     /// Senders of the messages waiting on a challenge, first held first.
     pub async fn senders(&self, challenge_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.sender, MIN(h.created_at) AS first FROM holds h JOIN held_messages m ON m.id = h.message_id \
-             WHERE h.challenge_id = $1 GROUP BY m.sender ORDER BY first",
-        )
-        .bind(challenge_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, sqlx::Error>>()?)
+        let rows = self
+            .read_op(|db| {
+                let id = challenge_id.to_string();
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT m.sender, MIN(h.created_at) AS first FROM holds h \
+                         JOIN held_messages m ON m.id = h.message_id \
+                         WHERE h.challenge_id = $1 GROUP BY m.sender ORDER BY first",
+                        &[exec::Arg::from(&id)],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        rows.iter().map(|r| r.get(0)).collect()
     }
 
     /// Recipients of a message whose holds expired (for the sender's "not collected" notice).
     pub async fn expired_recipients(&self, message_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(expired_holds(&self.pool, message_id)
-            .await?
-            .into_iter()
-            .map(|(_, recipient)| recipient)
-            .collect())
+        let message_id = message_id.to_string();
+        let holds = self
+            .read_op(|db| {
+                let message_id = message_id.clone();
+                Box::pin(async move { expired_holds(db, &message_id).await })
+            })
+            .await?;
+        Ok(holds.into_iter().map(|(_, recipient)| recipient).collect())
     }
 }
 
 /// `(message id, recipient)` of a message's expired holds, by recipient.
-pub(super) async fn expired_holds<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
+pub(super) async fn expired_holds<E: Exec>(
+    exec: &mut E,
     message_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query(
+    let args = [
+        exec::Arg::from(message_id),
+        HoldState::Expired.as_str().into(),
+    ];
+    exec.fetch_all(
         "SELECT message_id, recipient FROM holds WHERE message_id = $1 AND state = $2 ORDER BY recipient",
+        &args,
     )
-    .bind(message_id)
-    .bind(HoldState::Expired.as_str())
-    .fetch_all(exec)
     .await?
     .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-    .collect::<Result<_, sqlx::Error>>()?)
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
 }
 
 /// The held messages waiting on a challenge (one pending verification covers several messages).
-pub(super) async fn messages_of(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn messages_of<E: Exec>(
+    tx: &mut E,
     challenge_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query(
+    tx.fetch_all(
         "SELECT DISTINCT message_id FROM holds WHERE challenge_id = $1 ORDER BY message_id",
+        &[challenge_id.into()],
     )
-    .bind(challenge_id)
-    .fetch_all(&mut **tx)
     .await?
     .iter()
-    .map(|r| r.try_get(0))
-    .collect::<Result<_, sqlx::Error>>()?)
+    .map(|r| r.get(0))
+    .collect()
 }
 
 /// The messages of a challenge's portal holds still waiting (`held`), by message id.
@@ -700,22 +723,20 @@ pub(super) async fn first_sender(
 }
 
 /// `(message id, recipient)` of the holds of a challenge for messages from `sender`.
-pub(super) async fn holds_of_sender(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn holds_of_sender<E: Exec>(
+    tx: &mut E,
     challenge_id: &str,
     sender: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query(
+    tx.fetch_all(
         "SELECT h.message_id, h.recipient FROM holds h JOIN held_messages m ON m.id = h.message_id \
          WHERE h.challenge_id = $1 AND m.sender = $2 ORDER BY h.message_id",
+        &[challenge_id.into(), sender.into()],
     )
-    .bind(challenge_id)
-    .bind(sender)
-    .fetch_all(&mut **tx)
     .await?
     .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-    .collect::<Result<_, sqlx::Error>>()?)
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
 }
 
 /// The branch of a [`TaggedRead`](super::tagged::TaggedRead) with an earlier attempt's held copy

@@ -45,6 +45,19 @@ pub struct HookRecord {
     /// The large attachments taken out of the held copy (their files already written), stored with a
     /// new held copy (a retry keeps the first attempt's).
     pub blobs: Vec<super::blobs::BlobRow>,
+    /// The sender's notices of a new held copy, planned with it (`None`: a retry, or left to the
+    /// notice planner, see [`super::Store::plan_sender_notices`]).
+    pub sender_notices: Option<SenderNotices>,
+}
+
+/// The sender's notices of a held copy, decided when it is held: the copy is marked noticed, its
+/// subject kept sealed for the notices (`subject`), and with the withdraw token's hash
+/// (`confirmation`) the hold confirmation queued, in the hook's transaction. The planner's later pass
+/// would read the whole sealed copy back, open it for its subject and rewrite its row.
+#[derive(Debug, Clone, Default)]
+pub struct SenderNotices {
+    pub confirmation: Option<String>,
+    pub subject: Option<Sealed>,
 }
 
 /// What the hook reads before it decides (see [`Store::hook_reads`]).
@@ -206,6 +219,8 @@ async fn insert_holds<E: Exec>(
 ) -> Result<Vec<Event>, StoreError> {
     // A retry of the same submission finds its copy (same idempotency key) and keeps it; its holds
     // then refer to that copy's id, which the hook took from `existing_holds`.
+    let notices = rec.sender_notices.as_ref();
+    let subject = notices.and_then(|n| n.subject.as_ref());
     let args = [
         Arg::from(&rec.message_ref),
         (&rec.idem_key).into(),
@@ -219,12 +234,20 @@ async fn insert_holds<E: Exec>(
         (&sealed.ciphertext).into(),
         rec.now.into(),
         rec.hold_expires_at.into(),
+        i64::from(notices.is_some()).into(),
+        notices.and_then(|n| n.confirmation.as_ref()).into(),
+        subject.map(|s| &s.key_id).into(),
+        subject.map_or(Arg::NullBytes, |s| (&s.wrapped_key).into()),
+        subject.map_or(Arg::NullBytes, |s| (&s.nonce).into()),
+        subject.map_or(Arg::NullBytes, |s| (&s.ciphertext).into()),
     ];
     let copied = tx
         .execute(
             "INSERT INTO held_messages (id, idem_key, queue_id, sender, sha256, size, key_id, wrapped_key, \
-             nonce, ciphertext, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (idem_key) DO NOTHING",
+             nonce, ciphertext, created_at, expires_at, sender_noticed, withdraw_token_hash, \
+             subject_key_id, subject_wrapped_key, subject_nonce, subject_ciphertext) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             ON CONFLICT (idem_key) DO NOTHING",
             &args,
         )
         .await?;
@@ -235,6 +258,10 @@ async fn insert_holds<E: Exec>(
     }
     if copied == 1 {
         super::blobs::insert(tx, &rec.blobs, rec.now).await?;
+        if notices.is_some_and(|n| n.confirmation.is_some()) {
+            let kind = super::queue::OutboxKind::SenderHoldConfirmation;
+            super::queue::enqueue(tx, kind, &rec.message_ref, &rec.sender, rec.now).await?;
+        }
     }
     // Each held recipient's pending challenge, locked in address order: two messages to the same
     // recipients in another envelope order then wait for each other instead of deadlocking. A new 2FA

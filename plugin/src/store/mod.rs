@@ -39,6 +39,7 @@ pub mod holds;
 pub mod hook;
 mod kept;
 mod lite;
+mod op;
 pub mod outbox;
 pub mod queue;
 pub mod ratelimit;
@@ -73,6 +74,10 @@ pub enum StoreError {
     Dir(String, std::io::Error),
     #[error("cannot create the database file {0}: {1}")]
     File(String, std::io::Error),
+    /// `storage.url` names an in-memory SQLite database: every hold would be lost when the gateway
+    /// stops (and each connection would see a database of its own).
+    #[error("storage.url {0:?} is an in-memory SQLite database, which loses every held message when the gateway stops: use a file (sqlite://data/gateway.db) or PostgreSQL")]
+    InMemory(String),
     /// A state change the state machine does not allow; nothing was changed.
     #[error("illegal {what} state change: {from} → {to}")]
     IllegalTransition {
@@ -210,7 +215,7 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit writer of the hook's records, webhook deliveries and audit appends.
     group: std::sync::Arc<group::Group>,
-    /// The group writer's own connection on SQLite files ([`lite`]); none on PostgreSQL and in memory.
+    /// The group writer's own connection on SQLite files ([`lite`]); none on PostgreSQL.
     lite: Option<std::sync::Arc<lite::Lite>>,
     /// Connections of the hot paths, kept open without sqlx's pings ([`kept`]).
     kept: std::sync::Arc<kept::Kept>,
@@ -265,9 +270,10 @@ impl Store {
         };
         let mut url = url.to_string();
         if backend == Backend::Sqlite {
-            if let Some(path) = crate::config::sqlite_file(&url) {
-                create_sqlite_file(std::path::Path::new(path))?;
-            }
+            let Some(path) = crate::config::sqlite_file(&url) else {
+                return Err(StoreError::InMemory(url));
+            };
+            create_sqlite_file(std::path::Path::new(path))?;
             if !url.contains('?') {
                 url.push_str("?mode=rwc");
             }

@@ -3,12 +3,11 @@
 //! and their outcome with its audit record. Mails are rendered at send time from `(kind, ref_id)`, so
 //! no link token is stored here. May call the rest of `store`, `audit` event types and `ids`.
 
-use sqlx::{Any, Row, Transaction};
-
 pub use super::queue::{OutboxKind, OutboxState};
 use super::{
     audit::append,
-    holds::{expired_holds, holds_of_sender, messages_of},
+    exec::{Arg, Exec},
+    holds::{expired_holds, holds_of_sender, messages_of, HoldState},
     queue::{enqueue, parse_receipt_ref},
     Store, StoreError,
 };
@@ -46,18 +45,22 @@ impl Store {
                 )))
             }
         };
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!(
-            "UPDATE challenges SET {flag} = 1, token_hash = $1, sender_token_hash = $2 WHERE id = $3"
-        ))
-        .bind(token_hashes.0)
-        .bind(token_hashes.1)
-        .bind(challenge_id)
-        .execute(&mut **tx)
-        .await?;
-        enqueue(&mut tx, kind, challenge_id, rcpt, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let (id, rcpt) = (challenge_id.to_string(), rcpt.to_string());
+        let hashes = (token_hashes.0.to_string(), token_hashes.1.to_string());
+        self.write_op(move |db| {
+            Box::pin(async move {
+                db.execute(
+                    &format!(
+                        "UPDATE challenges SET {flag} = 1, token_hash = $1, sender_token_hash = $2 \
+                         WHERE id = $3"
+                    ),
+                    &[(&hashes.0).into(), (&hashes.1).into(), (&id).into()],
+                )
+                .await?;
+                enqueue(db, kind, &id, &rcpt, now).await
+            })
+        })
+        .await
     }
 
     /// Messages with an expired hold whose sender was not told yet: `(message id, sender)`.
@@ -65,17 +68,21 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT DISTINCT m.id, m.sender FROM held_messages m JOIN holds h ON h.message_id = m.id \
-             WHERE h.state = $1 AND m.expiry_noticed = 0 LIMIT $2",
-        )
-        .bind(super::holds::HoldState::Expired.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?)
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    let args = [Arg::from(HoldState::Expired.as_str()), limit.into()];
+                    db.fetch_all(
+                        "SELECT DISTINCT m.id, m.sender FROM held_messages m \
+                         JOIN holds h ON h.message_id = m.id \
+                         WHERE h.state = $1 AND m.expiry_noticed = 0 LIMIT $2",
+                        &args,
+                    )
+                    .await
+                })
+            })
+            .await?;
+        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
     }
 
     /// Plans the sender's "not collected" mail for a message: marks it noticed and queues the mail.
@@ -85,38 +92,46 @@ impl Store {
         sender: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1")
-            .bind(message_id)
-            .execute(&mut **tx)
-            .await?;
-        enqueue(&mut tx, OutboxKind::SenderExpired, message_id, sender, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let (id, sender) = (message_id.to_string(), sender.to_string());
+        self.write_op(move |db| {
+            Box::pin(async move {
+                db.execute(
+                    "UPDATE held_messages SET expiry_noticed = 1 WHERE id = $1",
+                    &[(&id).into()],
+                )
+                .await?;
+                enqueue(db, OutboxKind::SenderExpired, &id, &sender, now).await
+            })
+        })
+        .await
     }
 
     /// Pending outbox rows due now, oldest first. Rows of an unknown kind are skipped.
     pub async fn due_outbox(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, ref_id, rcpt, attempts FROM outbox WHERE state = $2 AND next_attempt_at <= $1 \
-             ORDER BY created_at, id LIMIT $3",
-        )
-        .bind(now)
-        .bind(OutboxState::Pending.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    let args = [now.into(), OutboxState::Pending.as_str().into(), limit.into()];
+                    db.fetch_all(
+                        "SELECT id, kind, ref_id, rcpt, attempts FROM outbox \
+                         WHERE state = $2 AND next_attempt_at <= $1 ORDER BY created_at, id LIMIT $3",
+                        &args,
+                    )
+                    .await
+                })
+            })
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let Some(kind) = OutboxKind::parse(&r.try_get::<String, _>(1)?) else {
+            let Some(kind) = OutboxKind::parse(&r.get::<String>(1)?) else {
                 continue;
             };
             out.push(OutboxRow {
-                id: r.try_get(0)?,
+                id: r.get(0)?,
                 kind,
-                ref_id: r.try_get(2)?,
-                rcpt: r.try_get(3)?,
-                attempts: r.try_get(4)?,
+                ref_id: r.get(2)?,
+                rcpt: r.get(3)?,
+                attempts: r.get(4)?,
             });
         }
         Ok(out)
@@ -132,17 +147,25 @@ impl Store {
         now: i64,
         lease_secs: i64,
     ) -> Result<bool, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $1, updated_at = $2 WHERE id = $3 AND state = $4 \
-             AND next_attempt_at <= $2",
-        )
-        .bind(now + lease_secs)
-        .bind(now)
-        .bind(&row.id)
-        .bind(OutboxState::Pending.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let id = row.id.clone();
+        let claimed = self
+            .write_op(move |db| {
+                Box::pin(async move {
+                    let args = [
+                        Arg::from(now + lease_secs),
+                        now.into(),
+                        (&id).into(),
+                        OutboxState::Pending.as_str().into(),
+                    ];
+                    db.execute(
+                        "UPDATE outbox SET next_attempt_at = $1, updated_at = $2 WHERE id = $3 \
+                         AND state = $4 AND next_attempt_at <= $2",
+                        &args,
+                    )
+                    .await
+                })
+            })
+            .await?;
         Ok(claimed == 1)
     }
 
@@ -154,20 +177,27 @@ impl Store {
         queue_id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE outbox SET state = $4, queue_id = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(queue_id)
-        .bind(now)
-        .bind(&row.id)
-        .bind(OutboxState::Sent.as_str())
-        .execute(&mut **tx)
-        .await?;
-        let events = sent_events(&mut tx, row, queue_id).await?;
-        append(&mut tx, now, &events).await?;
-        tx.commit().await?;
-        Ok(())
+        let (row, queue_id) = (row.clone(), queue_id.to_string());
+        self.write_op(move |db| {
+            Box::pin(async move {
+                let args = [
+                    Arg::from(&queue_id),
+                    now.into(),
+                    (&row.id).into(),
+                    OutboxState::Sent.as_str().into(),
+                ];
+                db.execute(
+                    "UPDATE outbox SET state = $4, queue_id = $1, attempts = attempts + 1, \
+                     updated_at = $2 WHERE id = $3",
+                    &args,
+                )
+                .await?;
+                let events = sent_events(db, &row, &queue_id).await?;
+                append(db, now, &events).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Not submitted: counted, kept with its error, and due again at `next`.
@@ -178,22 +208,26 @@ impl Store {
         error: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(next)
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (id, error) = (id.to_string(), error.to_string());
+        self.write_op(move |db| {
+            Box::pin(async move {
+                let args = [Arg::from(next), (&error).into(), now.into(), (&id).into()];
+                db.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+                     updated_at = $3 WHERE id = $4",
+                    &args,
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 }
 
 /// The audit events of a notification Stalwart accepted: one per message and recipient it is about.
-async fn sent_events(
-    tx: &mut Transaction<'_, Any>,
+async fn sent_events<E: Exec>(
+    tx: &mut E,
     row: &OutboxRow,
     queue_id: &str,
 ) -> Result<Vec<Event>, StoreError> {
@@ -219,26 +253,26 @@ async fn sent_events(
             .map(|h| event(h, Notice::SenderPhoneRequest))
             .collect(),
         // ref_id: the message; rcpt: its sender; one event per recipient who did not collect it.
-        OutboxKind::SenderExpired => expired_holds(&mut **tx, &row.ref_id)
+        OutboxKind::SenderExpired => expired_holds(tx, &row.ref_id)
             .await?
             .into_iter()
             .map(|h| event(h, Notice::SenderNotCollected))
             .collect(),
         // ref_id: the message; rcpt: its sender; one event per recipient it is held for.
-        OutboxKind::SenderHoldConfirmation => sqlx::query(
-            "SELECT message_id, recipient FROM holds WHERE message_id = $1 ORDER BY recipient",
-        )
-        .bind(&row.ref_id)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(event(
-                (r.try_get(0)?, r.try_get(1)?),
-                Notice::SenderHoldConfirmation,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?,
+        OutboxKind::SenderHoldConfirmation => tx
+            .fetch_all(
+                "SELECT message_id, recipient FROM holds WHERE message_id = $1 ORDER BY recipient",
+                &[Arg::from(&row.ref_id)],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(event(
+                    (r.get(0)?, r.get(1)?),
+                    Notice::SenderHoldConfirmation,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?,
         // ref_id: the hold; rcpt: its sender.
         OutboxKind::SenderCollectionReceipt => {
             let (m, r) = parse_receipt_ref(&row.ref_id);

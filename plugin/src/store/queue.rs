@@ -6,7 +6,10 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::StoreError;
+use super::{
+    exec::{Arg, Exec},
+    StoreError,
+};
 
 /// What a notification is; `ref_id` is a challenge id for the first two, a message id for the third
 /// and fourth, a hold (`<message id> <recipient>`, [`receipt_ref`]) for the fifth.
@@ -63,25 +66,28 @@ impl OutboxState {
     }
 }
 
-pub(super) async fn enqueue(
-    tx: &mut Transaction<'_, Any>,
+pub(super) async fn enqueue<E: Exec>(
+    tx: &mut E,
     kind: OutboxKind,
     ref_id: &str,
     rcpt: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     // A row for the same (kind, ref_id, rcpt) already queued is the same mail: kept once.
-    sqlx::query(
+    let id = crate::ids::ordered_id("o");
+    let args = [
+        Arg::from(&id),
+        kind.as_str().into(),
+        ref_id.into(),
+        rcpt.into(),
+        now.into(),
+        OutboxState::Pending.as_str().into(),
+    ];
+    tx.execute(
         "INSERT INTO outbox (id, kind, ref_id, rcpt, state, attempts, next_attempt_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $5) ON CONFLICT (kind, ref_id, rcpt) DO NOTHING",
+        &args,
     )
-    .bind(crate::ids::ordered_id("o"))
-    .bind(kind.as_str())
-    .bind(ref_id)
-    .bind(rcpt)
-    .bind(now)
-    .bind(OutboxState::Pending.as_str())
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -104,21 +110,22 @@ fn domain_of(address: &str) -> String {
 }
 
 /// A sender domain's two notice settings `(hold_confirmation, collection_receipt)`; `None`: not set.
-pub(super) async fn notice_settings<'c, E: sqlx::Executor<'c, Database = Any>>(
-    exec: E,
+pub(super) async fn notice_settings<E: Exec>(
+    exec: &mut E,
     sender: &str,
 ) -> Result<(Option<bool>, Option<bool>), StoreError> {
-    let row = sqlx::query(
-        "SELECT hold_confirmation, collection_receipt FROM domain_settings WHERE domain = $1",
-    )
-    .bind(domain_of(sender))
-    .fetch_optional(exec)
-    .await?;
+    let domain = domain_of(sender);
+    let row = exec
+        .fetch_optional(
+            "SELECT hold_confirmation, collection_receipt FROM domain_settings WHERE domain = $1",
+            &[Arg::from(&domain)],
+        )
+        .await?;
     let Some(row) = row else {
         return Ok((None, None));
     };
-    let flag = |i: usize| -> Result<Option<bool>, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0))
+    let flag = |i: usize| -> Result<Option<bool>, StoreError> {
+        Ok(row.get::<Option<i64>>(i)?.map(|v| v != 0))
     };
     Ok((flag(0)?, flag(1)?))
 }
@@ -141,7 +148,7 @@ pub(super) async fn queue_receipt(
     let Some(sender) = sender else {
         return Ok(());
     };
-    let (_, receipt) = notice_settings(&mut **tx, &sender).await?;
+    let (_, receipt) = notice_settings(tx, &sender).await?;
     if receipt.unwrap_or(default) {
         let ref_id = receipt_ref(message_id, recipient);
         enqueue(

@@ -9,6 +9,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{
     audit::append,
+    exec::{Arg, Exec},
     holds::{transition, HoldState, HoldUpdate, Holds},
     queue::{enqueue, notice_settings, queue_receipt, OutboxKind},
     sealed::Sealed,
@@ -224,15 +225,19 @@ impl Store {
 
     /// Held messages the notice planner has not looked at: `(id, sender)`, oldest first.
     pub async fn unnoticed_held(&self, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT id, sender FROM held_messages WHERE sender_noticed = 0 ORDER BY created_at, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?)
+        let rows = self
+            .read_op(|db| {
+                Box::pin(async move {
+                    db.fetch_all(
+                        "SELECT id, sender FROM held_messages WHERE sender_noticed = 0 \
+                         ORDER BY created_at, id LIMIT $1",
+                        &[limit.into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
     }
 
     /// A sender's domain settings for its notices, see [`notice_settings`].
@@ -240,7 +245,11 @@ impl Store {
         &self,
         sender: &str,
     ) -> Result<(Option<bool>, Option<bool>), StoreError> {
-        notice_settings(&self.pool, sender).await
+        self.read_op(|db| {
+            let sender = sender.to_string();
+            Box::pin(async move { notice_settings(db, &sender).await })
+        })
+        .await
     }
 
     /// Marks a held message looked at by the notice planner, in one transaction with what it decided:
@@ -254,25 +263,34 @@ impl Store {
         subject: Option<&Sealed>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE held_messages SET sender_noticed = 1, withdraw_token_hash = COALESCE($2, withdraw_token_hash), \
-             subject_key_id = $3, subject_wrapped_key = $4, subject_nonce = $5, subject_ciphertext = $6 \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(confirmation)
-        .bind(subject.map(|s| s.key_id.clone()))
-        .bind(subject.map(|s| s.wrapped_key.clone()))
-        .bind(subject.map(|s| s.nonce.clone()))
-        .bind(subject.map(|s| s.ciphertext.clone()))
-        .execute(&mut **tx)
-        .await?;
-        if confirmation.is_some() {
-            enqueue(&mut tx, OutboxKind::SenderHoldConfirmation, id, sender, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let (id, sender) = (id.to_string(), sender.to_string());
+        let (confirmation, subject) = (confirmation.map(str::to_string), subject.cloned());
+        self.write_op(move |db| {
+            Box::pin(async move {
+                let s = subject.as_ref();
+                let args = [
+                    Arg::from(&id),
+                    confirmation.as_ref().into(),
+                    s.map(|s| &s.key_id).into(),
+                    s.map_or(Arg::NullBytes, |s| (&s.wrapped_key).into()),
+                    s.map_or(Arg::NullBytes, |s| (&s.nonce).into()),
+                    s.map_or(Arg::NullBytes, |s| (&s.ciphertext).into()),
+                ];
+                db.execute(
+                    "UPDATE held_messages SET sender_noticed = 1, \
+                     withdraw_token_hash = COALESCE($2, withdraw_token_hash), subject_key_id = $3, \
+                     subject_wrapped_key = $4, subject_nonce = $5, subject_ciphertext = $6 WHERE id = $1",
+                    &args,
+                )
+                .await?;
+                if confirmation.is_some() {
+                    let kind = OutboxKind::SenderHoldConfirmation;
+                    enqueue(db, kind, &id, &sender, now).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// The sealed subject of a held message, while it is kept.

@@ -38,6 +38,8 @@ pub struct SubmissionFacts<'r> {
     pub sender_group: Option<String>,
     /// Days a held copy is kept: the sender domain's settings, else the configuration's.
     pub retention_days: i64,
+    /// The sender's notices of a held copy: the sender domain's settings, else the configuration's.
+    pub notices: crate::challenge::sender_notices::Choice,
     /// Whether Stalwart may carry mail out now (the last `stalwart check`, after `on_unsafe`).
     pub stalwart: StalwartGate,
 }
@@ -165,6 +167,7 @@ pub async fn gather<'r>(
         retention_days: settings
             .retention_days
             .unwrap_or_else(|| i64::from(gw.config.hold.retention_days)),
+        notices: crate::challenge::sender_notices::Choice::of(gw, settings.notices),
         stalwart: gw.stalwart_check.gate(),
     })
 }
@@ -288,6 +291,8 @@ fn admin_exemptions(
 struct SenderSettings {
     groups: Option<String>,
     retention_days: Option<i64>,
+    /// `(hold confirmation, collection receipt)`; `None`: not set.
+    notices: (Option<bool>, Option<bool>),
 }
 
 /// The sender domain's stored settings, as far as they are valid.
@@ -299,6 +304,7 @@ fn sender_settings(stored: Option<crate::store::admin::SettingsOut>) -> SenderSe
         groups: Some(row.groups.join(",")).filter(|g| !g.is_empty()),
         // The admin API accepts 1 to 90; anything else in the table is ignored (config applies).
         retention_days: row.retention_days.filter(|d| (1..=90).contains(d)),
+        notices: (row.hold_confirmation, row.collection_receipt),
     }
 }
 

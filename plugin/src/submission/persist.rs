@@ -13,7 +13,10 @@ use ring::digest;
 use super::{facts::SubmissionFacts, intake::PreSplit, SubmissionError};
 use crate::{
     audit::{Event, MaskedPhone, PhoneOutcome, PhoneSource},
-    challenge::phone::{self, Phone, SubjectTag},
+    challenge::{
+        phone::{self, Phone, SubjectTag},
+        sender_notices,
+    },
     hold::large,
     ids,
     policy::{Attachments, Decision, Outcome, ReasonCode},
@@ -83,6 +86,7 @@ async fn decisions_only(
             audit,
             tag_phone: None,
             blobs: Vec::new(),
+            sender_notices: None,
         })
         .await?;
     Ok(message_ref)
@@ -116,6 +120,11 @@ async fn hold(
     };
     let sha = pre.map_or(sha, |p| p.sha256.clone());
     let sealed = gw.master.seal(&message_ref, held)?;
+    // A new copy's sender notices are planned with it (a retry's were, with the first copy).
+    let sender_notices = facts
+        .earlier_message
+        .is_none()
+        .then(|| sender_notices::at_hold(gw, &message_ref, held, facts.notices));
     let mut audit = decision_events(&message_ref, &sha, facts, decisions);
     let tag_phone = tag_phone(tag, &message_ref, facts.sender, decisions, &mut audit);
     let recorded = gw
@@ -135,6 +144,7 @@ async fn hold(
             audit,
             tag_phone: tag_phone.map(|(r, p)| (r.to_string(), p.as_str().to_string())),
             blobs: blobs.to_vec(),
+            sender_notices,
         })
         .await;
     // The streaming intake's blobs are deleted by its caller (a retry of this call may use them).

@@ -12,8 +12,12 @@ use crate::util::{webdriver::Chrome, ADMIN_TOKEN};
 use hyper::{Method, StatusCode};
 use stalwart_nta7516::{
     audit::WithdrawnBy,
+    challenge::sender_notices,
     policy::TlsStatus,
-    store::{admin::SettingsIn, withdraw::PortalOpen, withdraw::WithdrawOutcome, HoldState},
+    store::{
+        admin::SettingsIn, outbox::OutboxKind, withdraw::PortalOpen, withdraw::WithdrawOutcome,
+        HoldState,
+    },
 };
 
 const BOB: &str = "bob@example.test";
@@ -580,8 +584,109 @@ async fn races_are_decided_once(b: Backend) {
     }
 }
 
+/// The hook plans the sender's notices with the hold, in its own transaction: the confirmation queued
+/// once (a retried submission adds nothing), the subject kept sealed, the copy marked noticed; with
+/// both notices off, marked noticed and nothing queued. The planner's pass comes to the same rows for
+/// a copy the hook did not plan (one held before it did). A gateway without the background worker.
+async fn notices_planned_with_the_hold(b: Backend) {
+    use sqlx::Row;
+    let gw = util::Builder::new(b).start().await;
+    let put = |confirmation, receipt| {
+        let store = gw.gw.store.clone();
+        async move {
+            let settings = SettingsIn {
+                hold_confirmation: confirmation,
+                collection_receipt: receipt,
+                ..SettingsIn::default()
+            };
+            let now = stalwart_nta7516::time::now();
+            store
+                .put_settings_with("test", "zorg.test", &settings, now)
+                .await
+                .unwrap();
+        }
+    };
+    // (confirmations queued, noticed, withdraw token hash, subject)
+    let planned = |id: String| {
+        let gw = gw.gw.clone();
+        async move {
+            let pool = gw.store.pool();
+            let row = sqlx::query(
+                "SELECT sender_noticed, withdraw_token_hash FROM held_messages WHERE id = $1",
+            )
+            .bind(&id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            let queued: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM outbox WHERE kind = $1 AND ref_id = $2 AND rcpt = $3",
+            )
+            .bind(OutboxKind::SenderHoldConfirmation.as_str())
+            .bind(&id)
+            .bind(SENDER)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+            let subject = sender_notices::subject(&gw, &id).await.unwrap();
+            (
+                queued,
+                row.get::<i64, _>(0) != 0,
+                row.get::<Option<String>, _>(1),
+                subject,
+            )
+        }
+    };
+    put(Some(true), None).await;
+    let req = msg(&[BOB], "Uitslag lab", "<plan-1@zorg.test>");
+    let id = util::held_ref(&gw.hook(&req).await.json());
+    let at_hold = planned(id.clone()).await;
+    assert_eq!((at_hold.0, at_hold.1), (1, true), "{at_hold:?}");
+    assert_eq!(at_hold.3, "Uitslag lab");
+    assert_eq!(
+        at_hold.2.as_ref().map(String::len),
+        Some(64),
+        "the link's hash"
+    );
+    assert_eq!(util::held_ref(&gw.hook(&req).await.json()), id, "a retry");
+    assert_eq!(
+        planned(id.clone()).await,
+        at_hold,
+        "nothing added by the retry"
+    );
+
+    // As held before the hook planned notices: the pass plans the same.
+    sqlx::query(
+        "UPDATE held_messages SET sender_noticed = 0, withdraw_token_hash = NULL, subject_key_id = NULL, \
+         subject_wrapped_key = NULL, subject_nonce = NULL, subject_ciphertext = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(gw.gw.store.pool())
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM outbox WHERE ref_id = $1")
+        .bind(&id)
+        .execute(gw.gw.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(planned(id.clone()).await, (0, false, None, "-".into()));
+    let now = stalwart_nta7516::time::now();
+    let queued = sender_notices::plan(&gw.gw, 10, now).await.unwrap();
+    assert_eq!(queued, 1);
+    assert_eq!(planned(id.clone()).await, at_hold, "the pass's rows");
+
+    put(Some(false), Some(false)).await;
+    let quiet = util::held_ref(
+        &gw.hook(&msg(&[BOB], "Stil", "<plan-2@zorg.test>"))
+            .await
+            .json(),
+    );
+    assert_eq!(planned(quiet).await, (0, true, None, "-".into()));
+}
+
 both_backends!(
     withdraw_by_link,
+    notices_planned_with_the_hold,
     receipt_and_refusal_after_release,
     receipt_on_first_portal_open,
     unopened_portal_message_withdrawn,
