@@ -269,11 +269,15 @@ impl Store {
             Backend::Sqlite
         };
         let mut url = url.to_string();
+        // The SQLite file (an in-memory database is refused); none on PostgreSQL.
+        let mut file = None;
         if backend == Backend::Sqlite {
             let Some(path) = crate::config::sqlite_file(&url) else {
                 return Err(StoreError::InMemory(url));
             };
-            create_sqlite_file(std::path::Path::new(path))?;
+            let path = std::path::PathBuf::from(path);
+            create_sqlite_file(&path)?;
+            file = Some(path);
             if !url.contains('?') {
                 url.push_str("?mode=rwc");
             }
@@ -293,10 +297,8 @@ impl Store {
             Backend::Sqlite => {
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
                 checkpoint::spawn(pool.clone());
-                if let Some(path) = crate::config::sqlite_file(&url) {
-                    lite = Some(std::sync::Arc::new(lite::Lite::open(
-                        std::path::Path::new(path),
-                    )?));
+                if let Some(path) = &file {
+                    lite = Some(std::sync::Arc::new(lite::Lite::open(path)?));
                 }
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
